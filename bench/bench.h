@@ -1,0 +1,60 @@
+/*
+ * bench.h: the benchmark harness behind `clbnb bench`.
+ *
+ * Method: every measurement is the median kernel time over many runs after warm-up, taken from
+ * OpenCL profiling events (time from a marker enqueued right before the operation to the end of
+ * the operation's last kernel, so multi-kernel operations count whole). Before each timed run a
+ * scratch buffer larger than any last-level cache is overwritten, so memory-bound kernels start
+ * cold. Each record carries a ratio to a reference measured in the same run (the copy bandwidth
+ * of the device for memory-bound operations).
+ */
+#ifndef CLBNB_BENCH_H
+#define CLBNB_BENCH_H
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+
+#include "clbnb.h"
+
+typedef struct bench_session {
+    clbnb_context *ctx;
+    cl_command_queue queue; /* profiling enabled */
+    const char *filter;     /* substring of operation names to run; NULL = all */
+    int runs;               /* timed runs per measurement (median taken) */
+    int warmup;
+    double copy_gbps;       /* in-run copy bandwidth, read + write counted (0 until measured) */
+    cl_mem flush;           /* overwritten before each timed run */
+    size_t flush_bytes;
+    cJSON *records;         /* array of JSON records */
+    FILE *out;              /* table output (stdout) */
+    int failures;
+} bench_session;
+
+/* One operation instance to time: enqueue() must enqueue the whole operation on `queue` and
+ * return its last event in *event. `iteration` lets it rotate between buffer copies. */
+typedef clbnb_status (*bench_enqueue_fn)(void *user, cl_command_queue queue, int iteration, cl_event *event);
+
+/* Median kernel time in microseconds (negative on failure). */
+double bench_time_us(bench_session *s, bench_enqueue_fn fn, void *user);
+
+/* Whether `op` passes the --filter. */
+int bench_selected(const bench_session *s, const char *op);
+
+/* Prints a table row and appends a JSON record. rate_unit: "GB/s", "TOPS", "GFLOP/s".
+ * reference: what ratio compares against ("copy" for the in-run copy bandwidth), may be NULL. */
+void bench_report(bench_session *s, const char *op, const char *shape, double median_us, double rate,
+                  const char *rate_unit, double ratio, const char *reference);
+
+/* Allocates a device buffer filled with `bytes` of pseudo-random data (NULL on failure). */
+cl_mem bench_random_buffer(bench_session *s, size_t bytes, unsigned seed);
+/* Random floats in [-1, 1) of the given dtype (f32/f16/bf16), n elements. */
+cl_mem bench_random_floats(bench_session *s, size_t n, clbnb_dtype dtype, unsigned seed);
+cl_mem bench_alloc(bench_session *s, size_t bytes);
+
+/* --- the benchmarks (bench_registry.c runs them in this order) --- */
+void bench_copy(bench_session *s);  /* must run first: the others report ratios against it */
+void bench_quant(bench_session *s); /* quantization operations (issue 3) */
+
+void bench_run_all(bench_session *s);
+
+#endif

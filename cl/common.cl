@@ -1,0 +1,46 @@
+// =================================================================================================
+// common.cl: prepended to every clbnb program. Element load/store helpers for the three float
+// dtypes (f32, f16 through vload_half/vstore_half, bf16 as the upper half of an f32) and index
+// types. OpenCL C 1.2, no extensions.
+//
+// Macros the host sets for every program: CLBNB_DEVICE_CPU, CLBNB_NV_CC, CLBNB_DOT4_IMPL,
+// CLBNB_SIMD_WIDTH. Numerics must match the C reference bit for bit, so no contraction:
+// a*b+c is two roundings unless a kernel calls fma() on purpose.
+// =================================================================================================
+#pragma OPENCL FP_CONTRACT OFF
+
+#define CLBNB_DTYPE_F32 0
+#define CLBNB_DTYPE_F16 1
+#define CLBNB_DTYPE_BF16 2
+#define CLBNB_DTYPE_I8 3
+#define CLBNB_DTYPE_U8 4
+#define CLBNB_DTYPE_I32 5
+
+// bf16 -> f32: exact.
+inline float clbnb_bf16_to_f32(ushort v) { return as_float(((uint)v) << 16); }
+
+// f32 -> bf16, round to nearest even; NaN stays a (quiet) NaN.
+inline ushort clbnb_f32_to_bf16(float f) {
+    uint u = as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (ushort)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (ushort)(u >> 16);
+}
+
+// Generic element access by dtype code. `base` points to the start of the element array (the
+// byte offset already applied); index i counts elements. The switch is on a compile-time
+// constant in every call site, so it folds away.
+inline float clbnb_load_float(__global const uchar *base, ulong i, int dtype) {
+    if (dtype == CLBNB_DTYPE_F32) return ((__global const float *)base)[i];
+    if (dtype == CLBNB_DTYPE_F16) return vload_half(i, (__global const half *)base);
+    return clbnb_bf16_to_f32(((__global const ushort *)base)[i]);
+}
+
+inline void clbnb_store_float(__global uchar *base, ulong i, int dtype, float v) {
+    if (dtype == CLBNB_DTYPE_F32)
+        ((__global float *)base)[i] = v;
+    else if (dtype == CLBNB_DTYPE_F16)
+        vstore_half_rte(v, i, (__global half *)base);
+    else
+        ((__global ushort *)base)[i] = clbnb_f32_to_bf16(v);
+}

@@ -1,0 +1,14 @@
+/*
+ * clbnb.h: the whole public API of clbnb. Include this one header.
+ *
+ *   clbnb_core.h   status codes, dtypes, descriptors, context + device probe, copy kernel
+ *   clbnb_quant.h  quantization: row-wise / global / column-wise int8, block-wise 8-bit,
+ *                  NF4 / FP4 4-bit, double quantization, QuantState
+ */
+#ifndef CLBNB_H
+#define CLBNB_H
+
+#include "clbnb_core.h"
+#include "clbnb_quant.h"
+
+#endif /* CLBNB_H */

@@ -1,0 +1,102 @@
+/*
+ * internal.h: what the library's source files share and applications never see: the context
+ * struct, program/kernel lookup, argument validation and launch helpers.
+ */
+#ifndef CLBNB_INTERNAL_H
+#define CLBNB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "clbnb.h"
+
+/* Every exported function carries CLBNB_API; helpers shared between files are hidden. */
+#define CLBNB_INTERNAL __attribute__((visibility("hidden")))
+
+/* One built program plus the kernels created from it, cached per (name, options). */
+struct clbnb_program_entry {
+    char *name;
+    char *options;
+    cl_program program;
+    size_t kernel_count;
+    struct {
+        char *name;
+        cl_kernel kernel;
+    } kernels[16];
+    struct clbnb_program_entry *next;
+};
+
+struct clbnb_context {
+    cl_context context;
+    cl_device_id device;
+    cl_platform_id platform;
+    cl_command_queue default_queue; /* owned; NULL when the application gave us its context */
+    clbnb_device_info info;
+    pthread_mutex_t lock; /* guards programs, build_log, stats and kernel argument setting */
+    struct clbnb_program_entry *programs;
+    char *build_log;
+    clbnb_build_stats stats;
+    char cache_dir[4096]; /* "" when the on-disk cache is disabled */
+    cl_mem dynamic_code;  /* the built-in dynamic map (256 f32), created on first use */
+    cl_mem table_nf4;     /* 16 f32 */
+    cl_mem table_fp4;     /* 16 f32 */
+};
+
+/* --- status helpers ------------------------------------------------------------------------- */
+#define CLBNB_TRY(expr)                                                                            \
+    do {                                                                                           \
+        clbnb_status try_status_ = (clbnb_status)(expr);                                           \
+        if (try_status_ != CLBNB_SUCCESS) return try_status_;                                      \
+    } while (0)
+
+/* --- device probe (probe.c) ----------------------------------------------------------------- */
+CLBNB_INTERNAL clbnb_status clbnb_probe_device(clbnb_context *ctx);
+CLBNB_INTERNAL clbnb_status clbnb_apply_path_overrides(clbnb_context *ctx, const char *spec);
+
+/* --- programs and kernels (program.c) ------------------------------------------------------- */
+/* Builds (or finds) program `name` (cl/<name>.cl, prefixed by cl/common.cl) with `options`,
+ * and returns kernel `kernel_name` of it. The caller must hold ctx->lock from this call until the
+ * kernel is enqueued, because kernel arguments are shared state. */
+CLBNB_INTERNAL clbnb_status clbnb_kernel_get_locked(clbnb_context *ctx, const char *name, const char *options,
+                                                    const char *kernel_name, cl_kernel *out);
+CLBNB_INTERNAL void clbnb_programs_release(clbnb_context *ctx);
+CLBNB_INTERNAL clbnb_status clbnb_program_build_locked(clbnb_context *ctx, const char *name, const char *options,
+                                                       struct clbnb_program_entry **out);
+/* Compile-test: 1 when `source` builds with `options` on the device (served from cache too). */
+CLBNB_INTERNAL int clbnb_compile_test(clbnb_context *ctx, const char *source, const char *options);
+
+/* --- on-disk binary cache (disk_cache.c) ---------------------------------------------------- */
+CLBNB_INTERNAL void clbnb_cache_dir_resolve(char *dir, size_t size);
+CLBNB_INTERNAL void clbnb_cache_key(const clbnb_context *ctx, const char *source, size_t source_len,
+                                    const char *options, char hex[33]);
+/* Returns a malloc'ed binary or NULL (missing, corrupt or foreign files count in *rejected). */
+CLBNB_INTERNAL unsigned char *clbnb_cache_load(const char *dir, const char *hex, size_t *size, int *rejected);
+CLBNB_INTERNAL int clbnb_cache_store(const char *dir, const char *hex, const unsigned char *bin, size_t size);
+
+/* --- argument validation (validate.c) ------------------------------------------------------- */
+#define CLBNB_DT(d) (1u << (d))
+#define CLBNB_DT_FLOAT (CLBNB_DT(CLBNB_DTYPE_F32) | CLBNB_DT(CLBNB_DTYPE_F16) | CLBNB_DT(CLBNB_DTYPE_BF16))
+CLBNB_INTERNAL clbnb_status clbnb_check_context_queue(const clbnb_context *ctx, cl_command_queue queue);
+CLBNB_INTERNAL clbnb_status clbnb_check_wait_list(cl_uint num_events, const cl_event *wait_list);
+CLBNB_INTERNAL clbnb_status clbnb_check_region(cl_mem mem, size_t offset, size_t bytes);
+/* Vector of >= min_n elements (n == 0 allowed only when min_n == 0) of one of `dtypes`. */
+CLBNB_INTERNAL clbnb_status clbnb_check_vector(const clbnb_vector *v, uint32_t dtypes, size_t min_n);
+CLBNB_INTERNAL clbnb_status clbnb_check_matrix(const clbnb_matrix *m, uint32_t dtypes);
+CLBNB_INTERNAL bool clbnb_mul_overflows(size_t a, size_t b, size_t *out);
+CLBNB_INTERNAL bool clbnb_is_pow2(size_t v);
+
+/* --- launching ------------------------------------------------------------------------------ */
+/* Sets `count` kernel arguments from (size, pointer) pairs. */
+CLBNB_INTERNAL clbnb_status clbnb_set_args(cl_kernel kernel, int count, ...);
+#define CLBNB_ARG(v) sizeof(v), (const void *)&(v)
+/* Enqueues an ND-range; global sizes are rounded up to a multiple of local sizes. */
+CLBNB_INTERNAL clbnb_status clbnb_enqueue(cl_command_queue queue, cl_kernel kernel, cl_uint dims,
+                                          const size_t *global, const size_t *local, cl_uint num_events,
+                                          const cl_event *wait_list, cl_event *event);
+CLBNB_INTERNAL size_t clbnb_round_up(size_t v, size_t multiple);
+
+/* Built-in tables on the device (created on first use, owned by the context). */
+CLBNB_INTERNAL clbnb_status clbnb_builtin_table(clbnb_context *ctx, cl_command_queue queue, clbnb_quant_type type,
+                                                cl_mem *out);
+
+#endif /* CLBNB_INTERNAL_H */
