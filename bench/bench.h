@@ -53,7 +53,12 @@ cl_mem bench_alloc(bench_session *s, size_t bytes);
 
 /* --- the benchmarks (bench_registry.c runs them in this order) --- */
 void bench_copy(bench_session *s);  /* must run first: the others report ratios against it */
-void bench_quant(bench_session *s); /* quantization operations (issue 3) */
+void bench_quant(bench_session *s); /* quantization operations (issue 3): the two below */
+void bench_quant_blockwise(bench_session *s); /* bench_quant_blockwise.c: 8-bit, NF4/FP4, nested */
+void bench_quant_int8(bench_session *s);      /* bench_quant_int8.c: row-wise, global, column-wise, double */
+
+void bench_int8_gemm(bench_session *s); /* bench_int8_gemm.c (issue 4) */
+void bench_gemm_4bit(bench_session *s); /* bench_gemm_4bit.c (issue 5) */
 
 void bench_run_all(bench_session *s);
 

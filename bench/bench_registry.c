@@ -4,4 +4,6 @@
 void bench_run_all(bench_session *s) {
     bench_copy(s); /* always: the in-run reference of every memory-bound figure */
     bench_quant(s);
+    bench_int8_gemm(s);
+    bench_gemm_4bit(s);
 }

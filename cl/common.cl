@@ -27,6 +27,38 @@ inline ushort clbnb_f32_to_bf16(float f) {
     return (ushort)(u >> 16);
 }
 
+// IEEE single-precision division. Programs are built with -cl-fp32-correctly-rounded-divide-sqrt
+// where the device supports it (CLBNB_CORRECT_DIV=1); elsewhere the quotient is corrected with one
+// fma residual step, which rounds correctly for the finite, normal operands quantization uses.
+#ifndef CLBNB_CORRECT_DIV
+#define CLBNB_CORRECT_DIV 0
+#endif
+inline float clbnb_div(float a, float b) {
+#if CLBNB_CORRECT_DIV
+    return a / b;
+#else
+    float q = a / b;
+    if (!isfinite(q) || q == 0.0f) return q;
+    float r = fma(-q, b, a);
+    return fma(r, 1.0f / b, q);
+#endif
+}
+
+// Rounds a float to the nearest fp16 value (ties to even) and returns it as a float: what
+// storing to half and loading back gives, for arithmetic "in fp16" without cl_khr_fp16.
+inline float clbnb_round_f16(float f) {
+    uint u = as_uint(f);
+    uint a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return f;                                  // NaN
+    if (a >= 0x477ff000u) return as_float((u & 0x80000000u) | 0x7f800000u); // rounds to +-Inf
+    if (a < 0x38800000u) {                                          // fp16 subnormal: quantum 2^-24
+        float q = rint(as_float(a) * 16777216.0f) * 5.9604644775390625e-8f;
+        return as_float((u & 0x80000000u) | as_uint(q));
+    }
+    a = (a + 0xfffu + ((a >> 13) & 1u)) & 0xffffe000u;
+    return as_float((u & 0x80000000u) | a);
+}
+
 // Generic element access by dtype code. `base` points to the start of the element array (the
 // byte offset already applied); index i counts elements. The switch is on a compile-time
 // constant in every call site, so it folds away.

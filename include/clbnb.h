@@ -4,11 +4,15 @@
  *   clbnb_core.h   status codes, dtypes, descriptors, context + device probe, copy kernel
  *   clbnb_quant.h  quantization: row-wise / global / column-wise int8, block-wise 8-bit,
  *                  NF4 / FP4 4-bit, double quantization, QuantState
+ *   clbnb_int8_gemm.h   int8 GEMM with fused dequantization and bias (LLM.int8, SwitchBack)
+ *   clbnb_gemm_4bit.h   4-bit NF4/FP4 dequantizing GEMV / GEMM and its input gradient
  */
 #ifndef CLBNB_H
 #define CLBNB_H
 
 #include "clbnb_core.h"
 #include "clbnb_quant.h"
+#include "clbnb_int8_gemm.h"
+#include "clbnb_gemm_4bit.h"
 
 #endif /* CLBNB_H */

@@ -115,6 +115,8 @@ static clbnb_status select_device(const char *selector, cl_platform_id *plat, cl
 static clbnb_status context_setup(clbnb_context *ctx) {
     if (pthread_mutex_init(&ctx->lock, NULL) != 0) return CLBNB_ERROR_OUT_OF_HOST_MEMORY;
     clbnb_cache_dir_resolve(ctx->cache_dir, sizeof ctx->cache_dir);
+    const char *emulate = getenv("CLBNB_EMULATE_PTX");
+    ctx->emulate_ptx = emulate && strcmp(emulate, "1") == 0;
     CLBNB_TRY(clbnb_probe_device(ctx));
     const char *paths = getenv("CLBNB_PATH");
     if (paths && *paths) CLBNB_TRY(clbnb_apply_path_overrides(ctx, paths));

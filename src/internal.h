@@ -40,6 +40,7 @@ struct clbnb_context {
     cl_mem dynamic_code;  /* the built-in dynamic map (256 f32), created on first use */
     cl_mem table_nf4;     /* 16 f32 */
     cl_mem table_fp4;     /* 16 f32 */
+    int emulate_ptx;      /* CLBNB_EMULATE_PTX=1 (tests only): nv_mma runs with PTX emulated in OpenCL C */
 };
 
 /* --- status helpers ------------------------------------------------------------------------- */

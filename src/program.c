@@ -102,10 +102,68 @@ int clbnb_compile_test(clbnb_context *ctx, const char *source, const char *optio
 /* Device facts every program sees as macros, so kernels can specialise without host branches. */
 static void device_defines(const clbnb_context *ctx, char *out, size_t size) {
     const clbnb_device_info *in = &ctx->info;
+    /* IEEE division where the device offers it: quantization must match the C reference, which
+     * divides exactly (common.cl's clbnb_div corrects the quotient on devices without it). */
+    cl_device_fp_config fp = 0;
+    clGetDeviceInfo(ctx->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL);
+    int exact_div = (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0;
     snprintf(out, size,
-             "-cl-std=CL1.2 -DCLBNB_DEVICE_CPU=%d -DCLBNB_NV_CC=%d -DCLBNB_DOT4_IMPL=%d -DCLBNB_SIMD_WIDTH=%u ",
+             "-cl-std=CL1.2 %s-DCLBNB_CORRECT_DIV=%d -DCLBNB_DEVICE_CPU=%d -DCLBNB_NV_CC=%d -DCLBNB_DOT4_IMPL=%d "
+             "-DCLBNB_SIMD_WIDTH=%u ",
+             exact_div ? "-cl-fp32-correctly-rounded-divide-sqrt " : "", exact_div,
              (in->type & CL_DEVICE_TYPE_CPU) ? 1 : 0, in->nv_cc_major >= 0 ? in->nv_cc_major * 10 + in->nv_cc_minor : 0,
              (int)in->dot4_impl, in->simd_width);
+}
+
+/* Appends one source file to *source behind a #line marker. */
+static clbnb_status append_part(const char *part, char **source, size_t *len) {
+    size_t part_len = 0;
+    char *text = clbnb_kernel_source_load(part, &part_len);
+    if (!text) return CLBNB_ERROR_KERNEL_NOT_FOUND;
+    char *grown = realloc(*source, *len + part_len + 32);
+    if (!grown) {
+        free(text);
+        return CLBNB_ERROR_OUT_OF_HOST_MEMORY;
+    }
+    *source = grown;
+    *len += (size_t)snprintf(*source + *len, 32, "\n#line 1\n");
+    memcpy(*source + *len, text, part_len + 1);
+    *len += part_len;
+    free(text);
+    return CLBNB_SUCCESS;
+}
+
+/* Program source = cl/common.cl, then the files a program names on its own "//! include NAME"
+ * lines (shared pieces, cl/inc_*.cl), then the program's file. */
+static clbnb_status compose_source(const char *name, char **out, size_t *out_len) {
+    size_t body_len = 0;
+    char *body = clbnb_kernel_source_load(name, &body_len);
+    if (!body) return CLBNB_ERROR_KERNEL_NOT_FOUND;
+    char *source = NULL;
+    size_t len = 0;
+    clbnb_status s = append_part("common", &source, &len);
+    static const char marker[] = "//! include ";
+    for (const char *line = body; s == CLBNB_SUCCESS && line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        if (strncmp(line, marker, sizeof marker - 1) != 0) continue;
+        char part[128];
+        size_t n = strcspn(line + sizeof marker - 1, " \r\n");
+        if (n == 0 || n >= sizeof part) {
+            s = CLBNB_ERROR_KERNEL_NOT_FOUND;
+            break;
+        }
+        memcpy(part, line + sizeof marker - 1, n);
+        part[n] = '\0';
+        s = append_part(part, &source, &len);
+    }
+    free(body);
+    if (s == CLBNB_SUCCESS) s = append_part(name, &source, &len);
+    if (s != CLBNB_SUCCESS) {
+        free(source);
+        return s;
+    }
+    *out = source;
+    *out_len = len;
+    return CLBNB_SUCCESS;
 }
 
 clbnb_status clbnb_program_build_locked(clbnb_context *ctx, const char *name, const char *options,
@@ -117,30 +175,19 @@ clbnb_status clbnb_program_build_locked(clbnb_context *ctx, const char *name, co
             return CLBNB_SUCCESS;
         }
     }
-    size_t common_len = 0, body_len = 0;
-    char *common = clbnb_kernel_source_load("common", &common_len);
-    char *body = clbnb_kernel_source_load(name, &body_len);
-    if (!common || !body) {
-        free(common);
-        free(body);
-        return CLBNB_ERROR_KERNEL_NOT_FOUND;
-    }
-    size_t total = common_len + body_len + 64;
-    char *source = malloc(total);
+    char *source = NULL;
+    size_t len = 0;
+    clbnb_status s = compose_source(name, &source, &len);
+    if (s != CLBNB_SUCCESS) return s;
     char defines[512], full_options[2048];
     device_defines(ctx, defines, sizeof defines);
     int n = snprintf(full_options, sizeof full_options, "%s%s", defines, options);
-    if (!source || n < 0 || (size_t)n >= sizeof full_options) {
-        free(common);
-        free(body);
+    if (n < 0 || (size_t)n >= sizeof full_options) {
         free(source);
-        return source ? CLBNB_ERROR_INVALID_ARGUMENT : CLBNB_ERROR_OUT_OF_HOST_MEMORY;
+        return CLBNB_ERROR_INVALID_ARGUMENT;
     }
-    int len = snprintf(source, total, "%s\n#line 1\n%s", common, body);
-    free(common);
-    free(body);
     cl_program program = NULL;
-    clbnb_status s = build_source(ctx, source, (size_t)len, full_options, 0, &program);
+    s = build_source(ctx, source, len, full_options, 0, &program);
     free(source);
     if (s != CLBNB_SUCCESS) return s;
     struct clbnb_program_entry *e = calloc(1, sizeof *e);

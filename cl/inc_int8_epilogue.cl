@@ -1,0 +1,52 @@
+// =================================================================================================
+// inc_int8_epilogue.cl: the fused dequantization + bias of the int8 GEMMs (spec 5.4, 5.6), shared
+// by every int8 GEMM kernel so all paths produce the same bits.
+//
+//   EPILOGUE 0  int32 accumulator out (int8_linear_matmul)
+//   EPILOGUE 1  LLM.int8:  RN_T(fma(fl32(fl32(acc * sa[m]) * sb[n]), 1/(127*127), bias[n]))
+//   EPILOGUE 2  SwitchBack mixed:   c = fl32(sb[0] * fl32(sa[m] * fl32(acc * D)))
+//   EPILOGUE 3  SwitchBack rowwise: c = fl32(sb[n] * fl32(sa[m] * fl32(acc * D)))
+//               f16 out: RN_f16(RN_f16(c) + bias[n]); other dtypes: RN_T(c + bias[n])
+// =================================================================================================
+// The configuration is a run-time argument (uniform across the launch, so the branches cost
+// nothing measurable next to the GEMM) rather than build options: one program serves every
+// epilogue and dtype, so first use compiles once per path instead of once per combination.
+//   cfg bits 0-3 epilogue, 4-7 out dtype, 8-11 A-stats dtype, 12-15 B-stats dtype,
+//   16-19 bias dtype, bit 20 has bias (clbnb_dtype codes, see common.cl)
+#define EPI_KIND(cfg) ((cfg)&15u)
+#define EPI_OUT(cfg) (((cfg) >> 4) & 15u)
+#define EPI_SA(cfg) (((cfg) >> 8) & 15u)
+#define EPI_SB(cfg) (((cfg) >> 12) & 15u)
+#define EPI_BIAS(cfg) (((cfg) >> 16) & 15u)
+#define EPI_HAS_BIAS(cfg) (((cfg) >> 20) & 1u)
+
+// 1/(127*127) rounded to float: 6.200012e-05f in bitsandbytes' CUDA source, bits 0x38820610.
+#define CLBNB_INV_127SQ as_float(0x38820610u)
+
+// The parameters every GEMM kernel passes through to the epilogue.
+#define EPILOGUE_PARAMS                                                                                                \
+    __global uchar *out_base, ulong out_off, ulong ldc, __global const uchar *sa_base, ulong sa_off,                   \
+        __global const uchar *sb_base, ulong sb_off, __global const uchar *bias_base, ulong bias_off, uint cfg
+
+// Writes output (m, n) from the exact int32 accumulator.
+inline void epilogue_store(__global uchar *out, ulong ldc, __global const uchar *sa, __global const uchar *sb,
+                           __global const uchar *bias, uint cfg, uint m, uint n, int acc) {
+    ulong idx = (ulong)m * ldc + n;
+    uint kind = EPI_KIND(cfg);
+    if (kind == 0) {
+        ((__global int *)out)[idx] = acc;
+        return;
+    }
+    float b = EPI_HAS_BIAS(cfg) ? clbnb_load_float(bias, n, (int)EPI_BIAS(cfg)) : 0.0f;
+    float sa_m = clbnb_load_float(sa, m, (int)EPI_SA(cfg));
+    float v;
+    if (kind == 1) {
+        v = fma(((float)acc * sa_m) * clbnb_load_float(sb, n, (int)EPI_SB(cfg)), CLBNB_INV_127SQ, b);
+    } else {
+        float w = clbnb_load_float(sb, kind == 2 ? 0 : n, (int)EPI_SB(cfg));
+        float c = w * (sa_m * ((float)acc * CLBNB_INV_127SQ));
+        if (EPI_OUT(cfg) == CLBNB_DTYPE_F16) c = clbnb_round_f16(c);
+        v = c + b;
+    }
+    clbnb_store_float(out, idx, (int)EPI_OUT(cfg), v);
+}

@@ -1,0 +1,240 @@
+// =================================================================================================
+// int8_gemm_mma.cl: NVIDIA tensor-core int8 GEMM from OpenCL through inline PTX (sm_80+):
+// mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32, ldmatrix for fragments, cp.async for the
+// global -> local copies (STAGES-deep pipeline). C = A * B^T, A [M, K] i8, B [N, K] i8.
+//
+// Work-group: WARPS_M x WARPS_N warps of 32; each warp owns a (16*MT) x (8*NT) tile of C held in
+// registers (MT*NT*4 ints). The work-group's tile is BM x BN; K advances BK bytes per stage.
+//
+//      B tile (BN rows of BK bytes)            local memory rows are padded to BK+16 bytes so the
+//      A tile (BM rows of BK bytes)            8 row addresses of each ldmatrix hit distinct banks
+//
+// CLBNB_PTX_EMULATE=1 replaces the four PTX instructions with plain OpenCL C that exchanges the
+// fragments through local memory, so the kernel's indexing can be tested on any device (PoCL);
+// it is slow and used by the tests only.
+// =================================================================================================
+//! include inc_int8_epilogue
+
+#ifndef WARPS_M
+#define WARPS_M 2 // warps along M
+#endif
+#ifndef WARPS_N
+#define WARPS_N 2 // warps along N
+#endif
+#ifndef MT
+#define MT 4 // m16 tiles per warp
+#endif
+#ifndef NT
+#define NT 8 // n8 tiles per warp (even)
+#endif
+#ifndef BK
+#define BK 64 // bytes of K per stage (multiple of 32)
+#endif
+#ifndef STAGES
+#define STAGES 2 // cp.async pipeline depth
+#endif
+#ifndef ALIGNED16
+#define ALIGNED16 0 // 1 when every A and B row starts 16-byte aligned: cp.async 16-byte copies
+#endif
+#ifndef CLBNB_PTX_EMULATE
+#define CLBNB_PTX_EMULATE 0
+#endif
+
+#define THREADS (32 * WARPS_M * WARPS_N)
+#define BM (16 * MT * WARPS_M)
+#define BN (8 * NT * WARPS_N)
+#define ROW_BYTES (BK + 16)
+#define A_STAGE_BYTES (BM * ROW_BYTES)
+#define B_STAGE_BYTES (BN * ROW_BYTES)
+
+#if CLBNB_NV_CC >= 80 || CLBNB_PTX_EMULATE
+
+// ---- the four PTX primitives ---------------------------------------------------------------------
+#if !CLBNB_PTX_EMULATE
+inline uint smem_addr(__local const void *p) { return (uint)(size_t)p; }
+
+// 4 x (8 rows x 16 bytes): lane l supplies the address of row (l % 8) of matrix (l / 8).
+#define LDMATRIX_X4(r0, r1, r2, r3, ptr, scratch)                                                                     \
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"                                   \
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                                                            \
+                 : "r"(smem_addr(ptr)))
+
+#define MMA_S8(c, a0, a1, a2, a3, b0, b1, scratch)                                                                    \
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "          \
+                 "{%0,%1,%2,%3};"                                                                                     \
+                 : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])                                                     \
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
+
+// Copies `bytes` (0..16) bytes and zero-fills the rest of the 16-byte destination.
+inline void copy16_async(__local uchar *dst, __global const uchar *src, uint bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
+}
+inline void async_commit(void) { asm volatile("cp.async.commit_group;"); }
+#define ASYNC_WAIT(n) asm volatile("cp.async.wait_group %0;" ::"n"(n))
+#define WARP_SYNC()
+
+#else // CLBNB_PTX_EMULATE: fragment exchange through local memory (all work-items call these
+      // uniformly, so barriers are legal)
+#define WARP_SYNC() barrier(CLK_LOCAL_MEM_FENCE)
+
+inline void ldmatrix_emulated(uint *r, __local const uchar *ptr, __local uint *scratch) {
+    const uint lane = get_local_id(0) % 32, warp = get_local_id(0) / 32;
+    __local uint *addrs = scratch + warp * 32;
+    // each lane publishes its row address as an offset from the scratch array (local memory is one
+    // flat address space on the devices this emulation runs on)
+    addrs[lane] = (uint)((__local const uchar *)ptr - (__local const uchar *)scratch);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int m = 0; m < 4; m++) {
+        uint off = addrs[8 * m + lane / 4];
+        __local const uchar *row = (__local const uchar *)scratch + (int)off;
+        uint v = 0;
+        for (int i = 0; i < 4; i++) v |= (uint)row[4 * (lane % 4) + i] << (8 * i);
+        r[m] = v;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+#define LDMATRIX_X4(r0, r1, r2, r3, ptr, scratch)                                                                     \
+    do {                                                                                                              \
+        uint r_[4];                                                                                                   \
+        ldmatrix_emulated(r_, (ptr), (scratch));                                                                      \
+        r0 = r_[0], r1 = r_[1], r2 = r_[2], r3 = r_[3];                                                               \
+    } while (0)
+
+// scratch per warp: 32 lanes x 6 registers (a0..a3, b0, b1)
+inline void mma_emulated(int *c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, __local uint *scratch) {
+    const uint lane = get_local_id(0) % 32, warp = get_local_id(0) / 32;
+    __local uint *f = scratch + warp * 32 * 6;
+    f[lane * 6 + 0] = a0, f[lane * 6 + 1] = a1, f[lane * 6 + 2] = a2, f[lane * 6 + 3] = a3;
+    f[lane * 6 + 4] = b0, f[lane * 6 + 5] = b1;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const uint g = lane / 4, t = lane % 4;
+    for (int e = 0; e < 4; e++) {
+        uint row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e % 2);
+        int sum = 0;
+        for (uint k = 0; k < 32; k++) {
+            uint alane = (row % 8) * 4 + (k % 16) / 4, areg = (row >= 8 ? 1 : 0) + (k >= 16 ? 2 : 0);
+            uint blane = col * 4 + (k % 16) / 4, breg = 4 + (k >= 16 ? 1 : 0);
+            char av = (char)(f[alane * 6 + areg] >> (8 * (k % 4)));
+            char bv = (char)(f[blane * 6 + breg] >> (8 * (k % 4)));
+            sum += (int)av * (int)bv;
+        }
+        c[e] += sum;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+#define MMA_S8(c, a0, a1, a2, a3, b0, b1, scratch) mma_emulated((c), (a0), (a1), (a2), (a3), (b0), (b1), (scratch))
+
+inline void copy16_async(__local uchar *dst, __global const uchar *src, uint bytes) {
+    for (uint i = 0; i < 16; i++) dst[i] = i < bytes ? src[i] : 0;
+}
+inline void async_commit(void) {}
+#define ASYNC_WAIT(n)
+#endif
+
+// ---- global -> local: one stage of A and B --------------------------------------------------------
+// Each 16-byte chunk of a tile row is copied with cp.async when rows are 16-byte aligned; otherwise
+// bytes are gathered with bounds checks (correct for any leading dimension, slower).
+inline void load_chunk(__local uchar *dst, __global const uchar *rowp, uint row_ok, uint k, uint K) {
+    uint bytes = (row_ok && k < K) ? min(16u, K - k) : 0u;
+#if ALIGNED16
+    copy16_async(dst, bytes ? rowp + k : rowp, bytes);
+#else
+    for (uint i = 0; i < 16; i++) dst[i] = i < bytes ? rowp[k + i] : 0;
+#endif
+}
+
+inline void load_stage(__local uchar *As, __local uchar *Bs, __global const uchar *A, ulong lda, __global const uchar *B,
+                       ulong ldb, uint m0, uint n0, uint M, uint N, uint k0, uint K) {
+    const uint tid = get_local_id(0);
+    const uint chunks_per_row = BK / 16;
+    for (uint c = tid; c < BM * chunks_per_row; c += THREADS) {
+        uint r = c / chunks_per_row, kc = (c % chunks_per_row) * 16;
+        uint m = m0 + r;
+        load_chunk(As + r * ROW_BYTES + kc, A + (ulong)min(m, M - 1) * lda, m < M, k0 + kc, K);
+    }
+    for (uint c = tid; c < BN * chunks_per_row; c += THREADS) {
+        uint r = c / chunks_per_row, kc = (c % chunks_per_row) * 16;
+        uint n = n0 + r;
+        load_chunk(Bs + r * ROW_BYTES + kc, B + (ulong)min(n, N - 1) * ldb, n < N, k0 + kc, K);
+    }
+}
+
+__kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
+int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global const uchar *b_base, ulong b_off,
+              ulong ldb, uint M, uint N, uint K, EPILOGUE_PARAMS) {
+    __local uchar smem[STAGES * (A_STAGE_BYTES + B_STAGE_BYTES)] __attribute__((aligned(16)));
+#if CLBNB_PTX_EMULATE
+    __local uint scratch[WARPS_M * WARPS_N * 32 * 6];
+#else
+    __local uint *scratch = 0;
+#endif
+    __global const uchar *A = a_base + a_off;
+    __global const uchar *B = b_base + b_off;
+    const uint tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
+    const uint wm = warp / WARPS_N, wn = warp % WARPS_N;
+    const uint m0 = get_group_id(1) * BM, n0 = get_group_id(0) * BN;
+    const uint ktiles = (K + BK - 1) / BK;
+
+    int acc[MT][NT][4];
+    for (int i = 0; i < MT; i++)
+        for (int j = 0; j < NT; j++)
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0;
+
+    // prologue: fill STAGES-1 stages
+    for (uint s = 0; s < STAGES - 1; s++) {
+        if (s < ktiles)
+            load_stage(smem + s * (A_STAGE_BYTES + B_STAGE_BYTES), smem + s * (A_STAGE_BYTES + B_STAGE_BYTES) + A_STAGE_BYTES,
+                       A, lda, B, ldb, m0, n0, M, N, s * BK, K);
+        async_commit();
+    }
+
+    for (uint kt = 0; kt < ktiles; kt++) {
+        ASYNC_WAIT(STAGES - 2);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        // issue the copy of tile kt + STAGES - 1 (its buffer was last read in iteration kt - 1)
+        uint next = kt + STAGES - 1;
+        if (next < ktiles) {
+            __local uchar *st = smem + (next % STAGES) * (A_STAGE_BYTES + B_STAGE_BYTES);
+            load_stage(st, st + A_STAGE_BYTES, A, lda, B, ldb, m0, n0, M, N, next * BK, K);
+        }
+        async_commit();
+
+        __local uchar *As = smem + (kt % STAGES) * (A_STAGE_BYTES + B_STAGE_BYTES);
+        __local uchar *Bs = As + A_STAGE_BYTES;
+        for (uint ks = 0; ks < BK; ks += 32) {
+            uint a[MT][4], b[NT][2];
+            for (int i = 0; i < MT; i++) {
+                // lanes 0-15: rows 0-15 at byte ks; lanes 16-31: rows 0-15 at byte ks + 16
+                __local const uchar *p = As + (wm * MT * 16 + i * 16 + lane % 16) * ROW_BYTES + ks + (lane / 16) * 16;
+                LDMATRIX_X4(a[i][0], a[i][1], a[i][2], a[i][3], p, scratch);
+            }
+            for (int j = 0; j < NT; j += 2) {
+                // lanes 0-7 / 8-15: n-tile j at bytes ks / ks+16; lanes 16-23 / 24-31: n-tile j+1
+                __local const uchar *p =
+                    Bs + (wn * NT * 8 + j * 8 + (lane / 16) * 8 + lane % 8) * ROW_BYTES + ks + ((lane / 8) % 2) * 16;
+                LDMATRIX_X4(b[j][0], b[j][1], b[j + 1][0], b[j + 1][1], p, scratch);
+            }
+            for (int i = 0; i < MT; i++)
+                for (int j = 0; j < NT; j++) MMA_S8(acc[i][j], a[i][0], a[i][1], a[i][2], a[i][3], b[j][0], b[j][1], scratch);
+        }
+    }
+    ASYNC_WAIT(0);
+
+    // epilogue: c0, c1 at (row g, cols 2t, 2t+1); c2, c3 at (row g + 8, same cols)
+    const uint g = lane / 4, t = lane % 4;
+    __global uchar *out = out_base + out_off;
+    __global const uchar *sa = sa_base + sa_off, *sb = sb_base + sb_off, *bias = bias_base + bias_off;
+    for (int i = 0; i < MT; i++) {
+        for (int j = 0; j < NT; j++) {
+            uint n = n0 + wn * NT * 8 + j * 8 + 2 * t;
+            for (int half_ = 0; half_ < 2; half_++) {
+                uint m = m0 + wm * MT * 16 + i * 16 + g + 8 * half_;
+                if (m >= M) continue;
+                if (n < N) epilogue_store(out, ldc, sa, sb, bias, cfg, m, n, acc[i][j][2 * half_]);
+                if (n + 1 < N) epilogue_store(out, ldc, sa, sb, bias, cfg, m, n + 1, acc[i][j][2 * half_ + 1]);
+            }
+        }
+    }
+}
+
+#endif // CLBNB_NV_CC >= 80 || CLBNB_PTX_EMULATE
