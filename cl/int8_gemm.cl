@@ -39,9 +39,12 @@ inline int load_packed4(__global const char *p, ulong ld, uint row, uint rows, u
     return (int)v;
 }
 
+// Split-K: work-group z covers K bytes [z * k_chunk, min(K, (z + 1) * k_chunk)); with `partial`
+// non-NULL the exact int32 sums are added atomically into partial[M, N] and int8_gemm_epilogue
+// applies the epilogue afterwards (integer addition is associative: the result is deterministic).
 __kernel __attribute__((reqd_work_group_size(THREADS_1D, THREADS_1D, 1))) void
 int8_gemm_tiled(__global const char *a_base, ulong a_off, ulong lda, __global const char *b_base, ulong b_off,
-                ulong ldb, uint M, uint N, uint K, EPILOGUE_PARAMS) {
+                ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS) {
     __local int As[TILE][BK / 4 + 1]; // +1: rows start in different banks
     __local int Bs[TILE][BK / 4 + 1];
     __global const char *A = a_base + a_off;
@@ -53,7 +56,8 @@ int8_gemm_tiled(__global const char *a_base, ulong a_off, ulong lda, __global co
     for (int i = 0; i < WPT; i++)
         for (int j = 0; j < WPT; j++) acc[i][j] = 0;
 
-    for (uint k0 = 0; k0 < K; k0 += BK) {
+    const uint k_begin = get_group_id(2) * k_chunk, k_end = min(K, k_begin + k_chunk);
+    for (uint k0 = k_begin; k0 < k_end; k0 += BK) {
         for (uint l = tid; l < TILE * (BK / 4); l += THREADS_1D * THREADS_1D) {
             uint r = l / (BK / 4), c = l % (BK / 4);
             As[r][c] = load_packed4(A, lda, m0 + r, M, k0 + 4 * c, K);
@@ -74,7 +78,10 @@ int8_gemm_tiled(__global const char *a_base, ulong a_off, ulong lda, __global co
         if (m >= M) continue;
         for (int j = 0; j < WPT; j++) {
             uint n = n0 + tx + j * THREADS_1D;
-            if (n < N)
+            if (n >= N) continue;
+            if (partial)
+                atomic_add(partial + (ulong)m * N + n, acc[i][j]);
+            else
                 epilogue_store(out_base + out_off, ldc, sa_base + sa_off, sb_base + sb_off, bias_base + bias_off, cfg, m, n,
                                acc[i][j]);
         }
@@ -90,8 +97,9 @@ inline int sum8(int8 v) {
     return b.x + b.y;
 }
 
+// (k_chunk and partial keep the signature of the other GEMM kernels; the CPU kernel never splits K)
 __kernel void int8_gemm_cpu(__global const char *a_base, ulong a_off, ulong lda, __global const char *b_base, ulong b_off,
-                            ulong ldb, uint M, uint N, uint K, EPILOGUE_PARAMS) {
+                            ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS) {
     const uint n0 = get_global_id(0) * 4, m = get_global_id(1);
     if (m >= M || n0 >= N) return;
     __global const char *a = a_base + a_off + (ulong)m * lda;
@@ -124,4 +132,14 @@ __kernel void int8_gemm_cpu(__global const char *a_base, ulong a_off, ulong lda,
     if (n0 + 1 < N) epilogue_store(out, ldc, sa, sb, bias, cfg, m, n0 + 1, r1);
     if (n0 + 2 < N) epilogue_store(out, ldc, sa, sb, bias, cfg, m, n0 + 2, r2);
     if (n0 + 3 < N) epilogue_store(out, ldc, sa, sb, bias, cfg, m, n0 + 3, r3);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Split-K finish: applies the epilogue to the summed partials. One work-item per output.
+// ------------------------------------------------------------------------------------------------
+__kernel void int8_gemm_epilogue(__global const int *partial, uint M, uint N, EPILOGUE_PARAMS) {
+    uint n = get_global_id(0), m = get_global_id(1);
+    if (m >= M || n >= N) return;
+    epilogue_store(out_base + out_off, ldc, sa_base + sa_off, sb_base + sb_off, bias_base + bias_off, cfg, m, n,
+                   partial[(ulong)m * N + n]);
 }

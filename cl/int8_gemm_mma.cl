@@ -161,7 +161,7 @@ inline void load_stage(__local uchar *As, __local uchar *Bs, __global const ucha
 
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
 int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global const uchar *b_base, ulong b_off,
-              ulong ldb, uint M, uint N, uint K, EPILOGUE_PARAMS) {
+              ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS) {
     __local uchar smem[STAGES * (A_STAGE_BYTES + B_STAGE_BYTES)] __attribute__((aligned(16)));
 #if CLBNB_PTX_EMULATE
     __local uint scratch[WARPS_M * WARPS_N * 32 * 6];
@@ -173,7 +173,9 @@ int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global con
     const uint tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
     const uint wm = warp / WARPS_N, wn = warp % WARPS_N;
     const uint m0 = get_group_id(1) * BM, n0 = get_group_id(0) * BN;
-    const uint ktiles = (K + BK - 1) / BK;
+    // split-K (see int8_gemm.cl): this work-group covers K bytes [k_begin, k_end)
+    const uint k_begin = get_group_id(2) * k_chunk, k_end = min(K, k_begin + k_chunk);
+    const uint ktiles = k_end > k_begin ? (k_end - k_begin + BK - 1) / BK : 0;
 
     int acc[MT][NT][4];
     for (int i = 0; i < MT; i++)
@@ -184,7 +186,7 @@ int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global con
     for (uint s = 0; s < STAGES - 1; s++) {
         if (s < ktiles)
             load_stage(smem + s * (A_STAGE_BYTES + B_STAGE_BYTES), smem + s * (A_STAGE_BYTES + B_STAGE_BYTES) + A_STAGE_BYTES,
-                       A, lda, B, ldb, m0, n0, M, N, s * BK, K);
+                       A, lda, B, ldb, m0, n0, M, N, k_begin + s * BK, K);
         async_commit();
     }
 
@@ -195,7 +197,7 @@ int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global con
         uint next = kt + STAGES - 1;
         if (next < ktiles) {
             __local uchar *st = smem + (next % STAGES) * (A_STAGE_BYTES + B_STAGE_BYTES);
-            load_stage(st, st + A_STAGE_BYTES, A, lda, B, ldb, m0, n0, M, N, next * BK, K);
+            load_stage(st, st + A_STAGE_BYTES, A, lda, B, ldb, m0, n0, M, N, k_begin + next * BK, K);
         }
         async_commit();
 
@@ -230,11 +232,35 @@ int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global con
             for (int half_ = 0; half_ < 2; half_++) {
                 uint m = m0 + wm * MT * 16 + i * 16 + g + 8 * half_;
                 if (m >= M) continue;
-                if (n < N) epilogue_store(out, ldc, sa, sb, bias, cfg, m, n, acc[i][j][2 * half_]);
-                if (n + 1 < N) epilogue_store(out, ldc, sa, sb, bias, cfg, m, n + 1, acc[i][j][2 * half_ + 1]);
+                for (uint e = 0; e < 2; e++) {
+                    if (n + e >= N) continue;
+                    if (partial)
+                        atomic_add(partial + (ulong)m * N + n + e, acc[i][j][2 * half_ + e]);
+                    else
+                        epilogue_store(out, ldc, sa, sb, bias, cfg, m, n + e, acc[i][j][2 * half_ + e]);
+                }
             }
         }
     }
 }
+
+#if !CLBNB_PTX_EMULATE
+// ------------------------------------------------------------------------------------------------
+// Peak reference for the benchmarks: back-to-back mma.sync on registers, 8 independent
+// accumulator chains per warp, no memory traffic. Each mma is 16*8*32*2 = 8192 int8 ops.
+// ------------------------------------------------------------------------------------------------
+__kernel void int8_mma_peak(__global int *out, uint iters) {
+    uint seed = get_global_id(0);
+    uint a0 = seed * 0x9E3779B9u, a1 = a0 ^ 0x5bd1e995u, a2 = a0 + 0x27d4eb2fu, a3 = a0 * 3u, b0 = ~a0, b1 = a1 + 7u;
+    int c[8][4];
+    for (int j = 0; j < 8; j++)
+        for (int e = 0; e < 4; e++) c[j][e] = 0;
+    for (uint i = 0; i < iters; i++)
+        for (int j = 0; j < 8; j++) MMA_S8(c[j], a0, a1, a2, a3, b0, b1, 0);
+    int sum = 0;
+    for (int j = 0; j < 8; j++) sum += c[j][0] + c[j][1] + c[j][2] + c[j][3];
+    out[get_global_id(0)] = sum;
+}
+#endif
 
 #endif // CLBNB_NV_CC >= 80 || CLBNB_PTX_EMULATE

@@ -124,6 +124,16 @@ CLBNB_API clbnb_status clbnb_dequantize_blockwise(clbnb_context *ctx, cl_command
                                                   const clbnb_vector *code, size_t blocksize, const clbnb_vector *out,
                                                   cl_uint num_events, const cl_event *wait_list, cl_event *event);
 
+/* As clbnb_dequantize_blockwise, with the absmax given as a plain or nested descriptor (declared
+ * below; nested: absmax = fl32(fl32(code2[q] * absmax2[b / blocksize2]) + offset), read directly by
+ * the kernel). Used for nested 8-bit QuantStates (bitsandbytes' quantize_blockwise(nested=True)). */
+struct clbnb_absmax;
+CLBNB_API clbnb_status clbnb_dequantize_blockwise_ex(clbnb_context *ctx, cl_command_queue queue,
+                                                     const clbnb_vector *codes, const struct clbnb_absmax *absmax,
+                                                     const clbnb_vector *code, size_t blocksize,
+                                                     const clbnb_vector *out, cl_uint num_events,
+                                                     const cl_event *wait_list, cl_event *event);
+
 /* 4-bit: x (n elements) -> packed u8 [ceil(n/2)] (element 2k in the high nibble; odd n pads with
  * the code of 0.0), absmax f32 [ceil(n/bs)]. blocksize in {32, 64, ..., 4096}. */
 CLBNB_API clbnb_status clbnb_quantize_4bit(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *x,

@@ -117,6 +117,8 @@ static clbnb_status context_setup(clbnb_context *ctx) {
     clbnb_cache_dir_resolve(ctx->cache_dir, sizeof ctx->cache_dir);
     const char *emulate = getenv("CLBNB_EMULATE_PTX");
     ctx->emulate_ptx = emulate && strcmp(emulate, "1") == 0;
+    const char *split = getenv("CLBNB_INT8_SPLIT_K");
+    ctx->int8_split_k = split ? atoi(split) : 0;
     CLBNB_TRY(clbnb_probe_device(ctx));
     const char *paths = getenv("CLBNB_PATH");
     if (paths && *paths) CLBNB_TRY(clbnb_apply_path_overrides(ctx, paths));

@@ -40,55 +40,103 @@ static clbnb_status validate(const clbnb_context *ctx, cl_command_queue queue, c
 static cl_ulong byte_offset(const clbnb_vector *v) { return v ? v->offset : 0; }
 static cl_mem mem_of(const clbnb_vector *v) { return v ? v->mem : NULL; }
 
+/* How many K slices: enough work-groups to give every compute unit two, when the output tiles
+ * alone cannot (small M: token generation, small batches). */
+static cl_uint choose_splits(const clbnb_context *ctx, size_t tiles, size_t K, size_t bk) {
+    if (ctx->int8_split_k > 0) return (cl_uint)ctx->int8_split_k;
+    size_t target = 2 * (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
+    if (tiles >= target || K < 4 * bk) return 1;
+    size_t splits = (target + tiles - 1) / tiles;
+    size_t max_splits = K / (2 * bk); /* each slice keeps at least two K stages */
+    if (splits > max_splits) splits = max_splits;
+    if (splits > 64) splits = 64;
+    return (cl_uint)(splits ? splits : 1);
+}
+
 static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const struct gemm_call *c, cl_uint num_events,
                            const cl_event *wait_list, cl_event *event) {
     const clbnb_matrix *a = c->a, *b = c->b, *out = c->out;
     cl_uint M = (cl_uint)a->rows, N = (cl_uint)b->rows, K = (cl_uint)a->cols;
     clbnb_path path = ctx->info.path[CLBNB_FAMILY_INT8_GEMM];
-    char options[256];
-    int n = 0;
-    options[0] = '\0';
     /* the epilogue configuration travels as a kernel argument (see cl/inc_int8_epilogue.cl) */
     cl_uint cfg = (cl_uint)c->epilogue;
     if (c->epilogue != EPI_INT32)
         cfg |= (cl_uint)out->dtype << 4 | (cl_uint)c->sa->dtype << 8 | (cl_uint)c->sb->dtype << 12 |
                (cl_uint)(c->bias ? c->bias->dtype : CLBNB_DTYPE_F16) << 16 | (cl_uint)(c->bias != NULL) << 20;
+
+    char options[256];
     const char *program, *kernel_name;
-    size_t local[2], global[2];
+    size_t local[3] = {1, 1, 1}, global[3];
+    size_t tile_m, tile_n, bk;
+    int splittable = 1;
     if (path == CLBNB_PATH_NV_MMA) {
         int aligned = a->offset % 16 == 0 && a->ld % 16 == 0 && b->offset % 16 == 0 && b->ld % 16 == 0;
-        int emulate = !ctx->info.nv_ptx_mma;
-        snprintf(options + n, sizeof options - (size_t)n, "-DALIGNED16=%d -DCLBNB_PTX_EMULATE=%d", aligned, emulate);
+        snprintf(options, sizeof options, "-DALIGNED16=%d -DCLBNB_PTX_EMULATE=%d", aligned, !ctx->info.nv_ptx_mma);
         program = "int8_gemm_mma", kernel_name = "int8_gemm_mma";
-        /* BM = BN = 128 with the default WARPS_M = WARPS_N = 2, MT = 4, NT = 8 */
-        local[0] = 128, local[1] = 1;
+        /* BM = BN = 128, BK = 64 with the kernel's default WARPS_M = WARPS_N = 2, MT = 4, NT = 8 */
+        local[0] = 128, tile_m = 128, tile_n = 128, bk = 64;
         global[0] = (N + 127) / 128 * 128, global[1] = (M + 127) / 128;
     } else if (path == CLBNB_PATH_CPU) {
+        options[0] = '\0';
         program = "int8_gemm", kernel_name = "int8_gemm_cpu";
-        local[0] = 8, local[1] = 1;
+        local[0] = 8, tile_m = 1, tile_n = 4, bk = 8, splittable = 0;
         global[0] = (N + 3) / 4, global[1] = M;
     } else { /* generic and dot4: the tiled kernel, with or without the device's DOT4 */
         int aligned = a->offset % 4 == 0 && a->ld % 4 == 0 && b->offset % 4 == 0 && b->ld % 4 == 0;
         int dot4 = path == CLBNB_PATH_DOT4 ? (int)ctx->info.dot4_impl : (int)CLBNB_DOT4_EMULATED;
-        snprintf(options + n, sizeof options - (size_t)n, "-DDOT4_IMPL=%d -DALIGNED4=%d", dot4, aligned);
+        snprintf(options, sizeof options, "-DDOT4_IMPL=%d -DALIGNED4=%d", dot4, aligned);
         program = "int8_gemm", kernel_name = "int8_gemm_tiled";
-        local[0] = 16, local[1] = 16; /* TILE 64 / WPT 4 */
+        local[0] = 16, local[1] = 16, tile_m = 64, tile_n = 64, bk = 32; /* TILE 64 / WPT 4, BK 32 */
         global[0] = (N + 63) / 64 * 16, global[1] = (M + 63) / 64 * 16;
     }
+    size_t tiles = ((M + tile_m - 1) / tile_m) * ((N + tile_n - 1) / tile_n);
+    cl_uint splits = splittable ? choose_splits(ctx, tiles, K, bk) : 1;
+    cl_uint k_chunk = (cl_uint)(((K + splits - 1) / splits + bk - 1) / bk * bk);
+    splits = (K + k_chunk - 1) / k_chunk;
+    global[2] = splits;
 
     cl_ulong a_off = a->offset, lda = a->ld, b_off = b->offset, ldb = b->ld, out_off = out->offset, ldc = out->ld;
     cl_ulong sa_off = byte_offset(c->sa), sb_off = byte_offset(c->sb), bias_off = byte_offset(c->bias);
     cl_mem sa = mem_of(c->sa), sb = mem_of(c->sb), bias = mem_of(c->bias);
+    cl_mem partial = NULL;
+    cl_event zeroed = NULL, summed = NULL;
+    clbnb_status s = CLBNB_SUCCESS;
+    if (splits > 1) {
+        cl_int err;
+        partial = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, (size_t)M * N * sizeof(cl_int), NULL, &err);
+        if (err != CL_SUCCESS) return (clbnb_status)err;
+        cl_int zero = 0;
+        s = (clbnb_status)clEnqueueFillBuffer(queue, partial, &zero, sizeof zero, 0, (size_t)M * N * sizeof(cl_int),
+                                              num_events, wait_list, &zeroed);
+    }
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k = NULL;
-    clbnb_status s = clbnb_kernel_get_locked(ctx, program, options, kernel_name, &k);
+    if (s == CLBNB_SUCCESS) s = clbnb_kernel_get_locked(ctx, program, options, kernel_name, &k);
     if (s == CLBNB_SUCCESS)
-        s = clbnb_set_args(k, 19, CLBNB_ARG(a->mem), CLBNB_ARG(a_off), CLBNB_ARG(lda), CLBNB_ARG(b->mem),
+        s = clbnb_set_args(k, 21, CLBNB_ARG(a->mem), CLBNB_ARG(a_off), CLBNB_ARG(lda), CLBNB_ARG(b->mem),
                            CLBNB_ARG(b_off), CLBNB_ARG(ldb), CLBNB_ARG(M), CLBNB_ARG(N), CLBNB_ARG(K),
-                           CLBNB_ARG(out->mem), CLBNB_ARG(out_off), CLBNB_ARG(ldc), CLBNB_ARG(sa), CLBNB_ARG(sa_off),
-                           CLBNB_ARG(sb), CLBNB_ARG(sb_off), CLBNB_ARG(bias), CLBNB_ARG(bias_off), CLBNB_ARG(cfg));
-    if (s == CLBNB_SUCCESS) s = clbnb_enqueue(queue, k, 2, global, local, num_events, wait_list, event);
+                           CLBNB_ARG(k_chunk), CLBNB_ARG(partial), CLBNB_ARG(out->mem), CLBNB_ARG(out_off),
+                           CLBNB_ARG(ldc), CLBNB_ARG(sa), CLBNB_ARG(sa_off), CLBNB_ARG(sb), CLBNB_ARG(sb_off),
+                           CLBNB_ARG(bias), CLBNB_ARG(bias_off), CLBNB_ARG(cfg));
+    if (s == CLBNB_SUCCESS) {
+        if (partial)
+            s = clbnb_enqueue(queue, k, 3, global, local, 1, &zeroed, &summed);
+        else
+            s = clbnb_enqueue(queue, k, 3, global, local, num_events, wait_list, event);
+    }
+    if (s == CLBNB_SUCCESS && partial) {
+        s = clbnb_kernel_get_locked(ctx, "int8_gemm", "-DDOT4_IMPL=0 -DALIGNED4=0", "int8_gemm_epilogue", &k);
+        if (s == CLBNB_SUCCESS)
+            s = clbnb_set_args(k, 13, CLBNB_ARG(partial), CLBNB_ARG(M), CLBNB_ARG(N), CLBNB_ARG(out->mem),
+                               CLBNB_ARG(out_off), CLBNB_ARG(ldc), CLBNB_ARG(sa), CLBNB_ARG(sa_off), CLBNB_ARG(sb),
+                               CLBNB_ARG(sb_off), CLBNB_ARG(bias), CLBNB_ARG(bias_off), CLBNB_ARG(cfg));
+        size_t elocal[2] = {64, 1}, eglobal[2] = {N, M};
+        if (s == CLBNB_SUCCESS) s = clbnb_enqueue(queue, k, 2, eglobal, elocal, 1, &summed, event);
+    }
     pthread_mutex_unlock(&ctx->lock);
+    if (zeroed) clReleaseEvent(zeroed);
+    if (summed) clReleaseEvent(summed);
+    if (partial) clReleaseMemObject(partial); /* freed once the queued commands are done with it */
     return s;
 }
 

@@ -41,6 +41,7 @@ struct clbnb_context {
     cl_mem table_nf4;     /* 16 f32 */
     cl_mem table_fp4;     /* 16 f32 */
     int emulate_ptx;      /* CLBNB_EMULATE_PTX=1 (tests only): nv_mma runs with PTX emulated in OpenCL C */
+    int int8_split_k;     /* CLBNB_INT8_SPLIT_K=n forces n-way split-K in the int8 GEMM (0: automatic) */
 };
 
 /* --- status helpers ------------------------------------------------------------------------- */

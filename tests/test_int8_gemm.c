@@ -177,12 +177,15 @@ static void test_validation(clbnb_context *ctx, cl_command_queue q) {
     clReleaseMemObject(a_m), clReleaseMemObject(b_m), clReleaseMemObject(c_m);
 }
 
+static void run_paths(clbnb_context *ctx, cl_command_queue q, test_rng *rng, const clbnb_path *paths, size_t npaths,
+                      const struct shape *shapes, size_t nshapes, const struct variant *variants, size_t nvariants,
+                      const char *suffix);
+
 int main(void) {
     setenv("CLBNB_EMULATE_PTX", "1", 0); /* nv_mma everywhere: emulated where there are no tensor cores */
     clbnb_context *ctx = test_context();
     cl_command_queue q = test_queue(ctx);
     test_rng rng = test_rng_seeded(0);
-    const clbnb_device_info *info = clbnb_context_device_info(ctx);
     static const struct shape shapes[] = {{1, 1, 1},    {1, 7, 3},     {3, 1, 5},     {2, 3, 4},   {17, 33, 65},
                                           {64, 64, 64}, {65, 63, 100}, {1, 300, 257}, {5, 9, 4097}, {130, 129, 77}};
     static const struct variant variants[] = {
@@ -196,23 +199,41 @@ int main(void) {
         {EPI_ROWWISE, CLBNB_DTYPE_BF16, CLBNB_DTYPE_F32, CLBNB_DTYPE_F16},
     };
     const clbnb_path paths[] = {CLBNB_PATH_GENERIC, CLBNB_PATH_CPU, CLBNB_PATH_DOT4, CLBNB_PATH_NV_MMA};
-    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+    run_paths(ctx, q, &rng, paths, sizeof paths / sizeof paths[0], shapes, sizeof shapes / sizeof shapes[0], variants,
+              sizeof variants / sizeof variants[0], "");
+    test_validation(ctx, q);
+    clbnb_context_free(ctx);
+
+    /* split-K: the same checks with K cut into 3 slices summed through atomics (the automatic choice
+     * splits only large K with few output tiles, which a CPU device never sees) */
+    setenv("CLBNB_INT8_SPLIT_K", "3", 1);
+    ctx = test_context();
+    q = test_queue(ctx);
+    static const struct shape split_shapes[] = {{1, 5, 200}, {3, 70, 129}, {17, 9, 4097}};
+    run_paths(ctx, q, &rng, paths, 4, split_shapes, 3, variants, sizeof variants / sizeof variants[0], " split-K 3");
+    unsetenv("CLBNB_INT8_SPLIT_K");
+    clbnb_context_free(ctx);
+    return test_finish();
+}
+
+static void run_paths(clbnb_context *ctx, cl_command_queue q, test_rng *rng, const clbnb_path *paths, size_t npaths,
+                      const struct shape *shapes, size_t nshapes, const struct variant *variants, size_t nvariants,
+                      const char *suffix) {
+    const clbnb_device_info *info = clbnb_context_device_info(ctx);
+    for (size_t p = 0; p < npaths; p++) {
         if (!clbnb_context_path_available(ctx, CLBNB_FAMILY_INT8_GEMM, paths[p])) continue;
         TEST_STATUS(clbnb_context_set_path(ctx, CLBNB_FAMILY_INT8_GEMM, paths[p]), CLBNB_SUCCESS);
         /* the PTX emulation is slow: fewer, smaller shapes there */
         int emulated = paths[p] == CLBNB_PATH_NV_MMA && !info->nv_ptx_mma;
         char name[64];
-        snprintf(name, sizeof name, "%s%s", clbnb_path_name(paths[p]), emulated ? " (emulated PTX)" : "");
-        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        snprintf(name, sizeof name, "%s%s%s", clbnb_path_name(paths[p]), emulated ? " (emulated PTX)" : "", suffix);
+        for (size_t si = 0; si < nshapes; si++) {
             if (emulated && shapes[si].M * shapes[si].N * shapes[si].K > 200000) continue;
-            for (size_t vi = 0; vi < sizeof variants / sizeof variants[0]; vi++) {
+            for (size_t vi = 0; vi < nvariants; vi++) {
                 if (emulated && vi % 3 != 0 && si % 2) continue;
-                check_one(ctx, q, &shapes[si], &variants[vi], &rng, name);
+                check_one(ctx, q, &shapes[si], &variants[vi], rng, name);
             }
         }
         fprintf(stderr, "path %s done\n", name);
     }
-    test_validation(ctx, q);
-    clbnb_context_free(ctx);
-    return test_finish();
 }

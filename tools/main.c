@@ -13,6 +13,7 @@ static void usage(FILE *f) {
             "  demo [--device SEL]         probe, compile, quantize and measure on one device\n"
             "  bench [--device SEL] [--filter STR] [--json FILE] [--runs N]\n"
             "                              kernel benchmarks (median of N runs, profiling events)\n"
+            "  build [--device SEL]        compile every kernel program (fills the cache), print failing logs\n"
             "  version                     print the library version\n"
             "\n"
             "device selection: --device, else CLBNB_DEVICE, else the first GPU, else the first device;\n"
@@ -31,6 +32,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "devices") == 0) return cli_devices(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return cli_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0) return cli_demo(argc - 1, argv + 1);
+    if (strcmp(cmd, "build") == 0) return cli_build(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("clbnb %s\n", clbnb_version());
         return 0;

@@ -1,0 +1,649 @@
+// =================================================================================================
+// quant_blockwise.cl: block-wise quantization (spec sections 1-3): 8-bit with a 256-entry code,
+// NF4 / FP4 with packed nibbles, nested (double-quantized) absmax, and the absmax mean.
+//
+// Blocks are runs of 2^log2bs consecutive elements of the flat input; absmax = max |x| (fmax,
+// NaN ignored); inv = 1/absmax once per block (IEEE, clbnb_div); x_norm = x * inv, no clamping.
+//
+// Two shapes of every kernel, bit-identical:
+//   *_generic: GPU shape. A work-group of QWG work-items covers a tile of max(blocksize, QWG*QEPT)
+//              elements; each work-item loads QEPT consecutive elements (16/32-byte loads), the block
+//              maximum is a segmented tree reduction in local memory.
+//   *_cpu:     barrier-free. One work-item per quantization block (quantize) or per chunk of
+//              elements (dequantize), reading its elements sequentially.
+//
+// Options: IN_DTYPE (quantize input), OUT_DTYPE (dequantize output), QTYPE (4-bit quantize: 0 NF4,
+// 1 FP4). Host-side byte offsets arrive as kernel arguments; `*_al` flags say whether the offset
+// permits the wide aligned accesses (the element index part is always aligned).
+// =================================================================================================
+
+#ifndef IN_DTYPE
+#define IN_DTYPE CLBNB_DTYPE_F32 // dtype of the quantized input (f32/f16/bf16)
+#endif
+#ifndef OUT_DTYPE
+#define OUT_DTYPE CLBNB_DTYPE_F32 // dtype of the dequantized output (f32/f16/bf16)
+#endif
+#ifndef QTYPE
+#define QTYPE 0 // 4-bit quantize: 0 = NF4, 1 = FP4
+#endif
+#ifndef QWG
+#define QWG 256 // work-group size of the generic kernels (the host uses the same value)
+#endif
+#ifndef QEPT
+#define QEPT 8 // elements per work-item and pass in the generic quantize kernels (must be 8)
+#endif
+#ifndef DQ_EPT
+#define DQ_EPT 16 // elements per work-item in the generic dequantize kernels (must be 16)
+#endif
+#ifndef CPU_CHUNK
+#define CPU_CHUNK 256 // elements per work-item in the cpu dequantize kernels (multiple of 16)
+#endif
+#define MEAN_LANES 256   // absmax mean: lanes per chunk (fixed: defines the summation order)
+#define MEAN_CHUNK 4096  // absmax mean: elements per first-stage chunk (fixed, see mean_partial_*)
+
+// ---- 4-bit value -> code --------------------------------------------------------------------------
+// NF4 thresholds (spec 1.1, float32 bit patterns): code = #{ j : x > t_j }; written as a 4-level
+// binary search over the sorted thresholds (same count; NaN fails every comparison -> 0).
+#define NF4_T0 as_float(0xbf591cd8u)
+#define NF4_T1 as_float(0xbf1c5270u)
+#define NF4_T2 as_float(0xbeeb8480u)
+#define NF4_T3 as_float(0xbeadea76u)
+#define NF4_T4 as_float(0xbe703cecu)
+#define NF4_T5 as_float(0xbe0d38bcu)
+#define NF4_T6 as_float(0xbd3a7871u)
+#define NF4_T7 as_float(0x3d22faffu)
+#define NF4_T8 as_float(0x3df64862u)
+#define NF4_T9 as_float(0x3e5067e0u)
+#define NF4_T10 as_float(0x3e9582d4u)
+#define NF4_T11 as_float(0x3ec753f9u)
+#define NF4_T12 as_float(0x3f006d04u)
+#define NF4_T13 as_float(0x3f248dafu)
+#define NF4_T14 as_float(0x3f5c89dau)
+
+inline uint quant_nf4(float x) {
+    uint hi = x > NF4_T7;
+    float t = hi ? NF4_T11 : NF4_T3;
+    uint b2 = x > t;
+    t = hi ? (b2 ? NF4_T13 : NF4_T9) : (b2 ? NF4_T5 : NF4_T1);
+    uint b1 = x > t;
+    // remaining candidate: index (8hi + 4b2 + 2b1); code gets +1 when x > t[index] (index 14 max)
+    float t0 = b1 ? (b2 ? NF4_T6 : NF4_T2) : (b2 ? NF4_T4 : NF4_T0);
+    float t1 = b1 ? (b2 ? NF4_T14 : NF4_T10) : (b2 ? NF4_T12 : NF4_T8);
+    t = hi ? t1 : t0;
+    uint c = (hi << 3) | (b2 << 2) | (b1 << 1);
+    return c + (x > t);
+}
+
+// FP4 (spec 1.2): sign = x < 0; magnitude rank r = #{ literal thresholds < |x| }, mapped to the low
+// bits r0..r7 -> 0,1,6,7,4,5,2,3. NaN: sign 0, rank 0 -> code 0.
+#define FP4_T0 as_float(0x3b2aaab9u)
+#define FP4_T1 as_float(0x3db00000u)
+#define FP4_T2 as_float(0x3e555555u)
+#define FP4_T3 as_float(0x3e955555u)
+#define FP4_T4 as_float(0x3ed55556u)
+#define FP4_T5 as_float(0x3f155550u)
+#define FP4_T6 as_float(0x3f555555u)
+
+inline uint quant_fp4(float x) {
+    float m = fabs(x);
+    uint b2 = m > FP4_T3;
+    float t = b2 ? FP4_T5 : FP4_T1;
+    uint b1 = m > t;
+    t = b2 ? (b1 ? FP4_T6 : FP4_T4) : (b1 ? FP4_T2 : FP4_T0);
+    uint r = (b2 << 2) | (b1 << 1) | (m > t); // rank 0..7
+    // rank -> low bits 0,1,6,7,4,5,2,3: bit 0 = r & 1, bits 2..1 = (4 - (r >> 1)) & 3
+    uint low = (r & 1u) | (((4u - (r >> 1)) & 3u) << 1);
+    return low | ((x < 0.0f) ? 8u : 0u);
+}
+
+inline uint quant_4bit(float x) {
+#if QTYPE == 1
+    return quant_fp4(x);
+#else
+    return quant_nf4(x);
+#endif
+}
+
+// ---- 8-bit value -> code (spec 2.3) -----------------------------------------------------------------
+// k = number of float32 midpoints m_j = fl32((c[j] + c[j+1]) * 0.5f) below x; if x == m_k the even
+// one of {k, k+1}. Binary lifting over the 255 midpoints (nondecreasing for a sorted code).
+inline uint quant_8bit_local(float x, __local const float *mid) {
+    uint k = 0;
+    for (uint step = 128; step > 0; step >>= 1)
+        if (mid[k + step - 1] < x) k += step;
+    if (k < 255 && x == mid[k]) k += k & 1u;
+    return k;
+}
+
+inline float midpoint(__global const float *code, uint j) { return (code[j] + code[j + 1]) * 0.5f; }
+
+inline uint quant_8bit_global(float x, __global const float *code) {
+    uint k = 0;
+    for (uint step = 128; step > 0; step >>= 1)
+        if (midpoint(code, k + step - 1) < x) k += step;
+    if (k < 255 && x == midpoint(code, k)) k += k & 1u;
+    return k;
+}
+
+// ---- wide loads and stores --------------------------------------------------------------------------
+// 8 consecutive input elements starting at element e (a multiple of 8); `al` = the byte offset of
+// the buffer is a multiple of 16.
+inline float8 load8_in(__global const uchar *x, ulong e, int al) {
+#if IN_DTYPE == CLBNB_DTYPE_F32
+    if (al) {
+        __global const float4 *p = (__global const float4 *)x + (e >> 2);
+        return (float8)(p[0], p[1]);
+    }
+    return vload8(0, (__global const float *)x + e);
+#elif IN_DTYPE == CLBNB_DTYPE_F16
+    if (al) {
+        uint4 r = ((__global const uint4 *)x)[e >> 3];
+        return vload_half8(0, (const __private half *)&r);
+    }
+    return vload_half8(0, (__global const half *)x + e);
+#else
+    uint4 r;
+    if (al) {
+        r = ((__global const uint4 *)x)[e >> 3];
+    } else {
+        ushort8 h = vload8(0, (__global const ushort *)x + e);
+        r = (uint4)((uint)h.s0 | ((uint)h.s1 << 16), (uint)h.s2 | ((uint)h.s3 << 16), (uint)h.s4 | ((uint)h.s5 << 16),
+                    (uint)h.s6 | ((uint)h.s7 << 16));
+    }
+    return (float8)(as_float(r.x << 16), as_float(r.x & 0xffff0000u), as_float(r.y << 16), as_float(r.y & 0xffff0000u),
+                    as_float(r.z << 16), as_float(r.z & 0xffff0000u), as_float(r.w << 16), as_float(r.w & 0xffff0000u));
+#endif
+}
+
+// 8 input elements from e, zero beyond n (the partial last chunk).
+inline float8 load8_in_tail(__global const uchar *x, ulong e, ulong n, int al) {
+    if (e + 8 <= n) return load8_in(x, e, al);
+    float v[8];
+    for (int j = 0; j < 8; j++) v[j] = e + j < n ? clbnb_load_float(x, e + j, IN_DTYPE) : 0.0f;
+    return vload8(0, v);
+}
+
+inline float max8(float8 v) {
+    float8 a = fabs(v);
+    float4 m4 = fmax(a.lo, a.hi);
+    float2 m2 = fmax(m4.lo, m4.hi);
+    return fmax(m2.x, m2.y);
+}
+
+// 8 output elements at element e (a multiple of 8); `al` = the output byte offset is a multiple of 16.
+inline void store8_out(__global uchar *out, ulong e, int al, float8 v) {
+#if OUT_DTYPE == CLBNB_DTYPE_F32
+    if (al) {
+        __global float4 *p = (__global float4 *)out + (e >> 2);
+        p[0] = v.lo;
+        p[1] = v.hi;
+    } else {
+        vstore8(v, 0, (__global float *)out + e);
+    }
+#elif OUT_DTYPE == CLBNB_DTYPE_F16
+    if (al) {
+        uint4 r;
+        vstore_half8_rte(v, 0, (__private half *)&r);
+        ((__global uint4 *)out)[e >> 3] = r;
+    } else {
+        vstore_half8_rte(v, 0, (__global half *)out + e);
+    }
+#else
+    uint4 r = (uint4)((uint)clbnb_f32_to_bf16(v.s0) | ((uint)clbnb_f32_to_bf16(v.s1) << 16),
+                      (uint)clbnb_f32_to_bf16(v.s2) | ((uint)clbnb_f32_to_bf16(v.s3) << 16),
+                      (uint)clbnb_f32_to_bf16(v.s4) | ((uint)clbnb_f32_to_bf16(v.s5) << 16),
+                      (uint)clbnb_f32_to_bf16(v.s6) | ((uint)clbnb_f32_to_bf16(v.s7) << 16));
+    if (al) {
+        ((__global uint4 *)out)[e >> 3] = r;
+    } else {
+        __global ushort *p = (__global ushort *)out + e;
+        vstore8((ushort8)((ushort)r.x, (ushort)(r.x >> 16), (ushort)r.y, (ushort)(r.y >> 16), (ushort)r.z,
+                          (ushort)(r.z >> 16), (ushort)r.w, (ushort)(r.w >> 16)),
+                0, p);
+    }
+#endif
+}
+
+// 8 outputs from e, only those below n.
+inline void store8_out_tail(__global uchar *out, ulong e, ulong n, int al, float8 v) {
+    if (e + 8 <= n) {
+        store8_out(out, e, al, v);
+        return;
+    }
+    float t[8];
+    vstore8(v, 0, t);
+    for (int j = 0; j < 8; j++)
+        if (e + j < n) clbnb_store_float(out, e + j, OUT_DTYPE, t[j]);
+}
+
+// ---- absmax of a block for the dequantizers: plain f32, or nested (spec 3) ------------------------
+// nested: fl32(fl32(code2[q[b]] * absmax2[b >> log2bs2]) + offset), two roundings (no contraction).
+inline float block_absmax(__global const uchar *am, ulong am_off, int nested, __global const float *am2,
+                          ulong am2_off, uint log2bs2, __global const float *code2, ulong code2_off, float off,
+                          ulong b) {
+    if (!nested) return ((__global const float *)am)[am_off + b];
+    float v = code2[code2_off + am[am_off + b]] * am2[am2_off + (b >> log2bs2)];
+    return v + off;
+}
+
+// Segmented max over `seg` consecutive work-items (seg a power of two <= QWG); returns the segment's max.
+inline float segment_max(__local float *red, uint lid, uint seg, float m) {
+    red[lid] = m;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = seg >> 1; s > 0; s >>= 1) {
+        if ((lid & (seg - 1)) < s) red[lid] = fmax(red[lid], red[lid + s]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    return red[lid & ~(seg - 1)];
+}
+
+// =================================================================================================
+// 4-bit quantize: x (n elements) -> packed[n/2 rounded up] (element 2k in the high nibble), absmax.
+// =================================================================================================
+inline uint pack8_4bit(float8 v, float inv) {
+    uint q0 = quant_4bit(v.s0 * inv), q1 = quant_4bit(v.s1 * inv), q2 = quant_4bit(v.s2 * inv),
+         q3 = quant_4bit(v.s3 * inv), q4 = quant_4bit(v.s4 * inv), q5 = quant_4bit(v.s5 * inv),
+         q6 = quant_4bit(v.s6 * inv), q7 = quant_4bit(v.s7 * inv);
+    return ((q0 << 4) | q1) | (((q2 << 4) | q3) << 8) | (((q4 << 4) | q5) << 16) | (((q6 << 4) | q7) << 24);
+}
+
+// Stores the 4 packed bytes of elements e..e+7 (bytes past ceil(n/2) are not written).
+inline void store_packed4(__global uchar *packed, ulong e, ulong n, int p_al, uint word) {
+    ulong byte0 = e >> 1;
+    if (e + 8 <= n && p_al) {
+        ((__global uint *)packed)[byte0 >> 2] = word;
+        return;
+    }
+    ulong nbytes = (n + 1) >> 1;
+    for (uint k = 0; k < 4; k++)
+        if (byte0 + k < nbytes) packed[byte0 + k] = (uchar)(word >> (8 * k));
+}
+
+__kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void
+quantize_4bit_generic(__global const uchar *x, ulong x_off, int x_al, ulong n, uint log2bs, __global uchar *packed,
+                      ulong p_off, int p_al, __global float *absmax, ulong a_off) {
+    __local float red[QWG];
+    x += x_off;
+    packed += p_off;
+    absmax += a_off;
+    const uint lid = get_local_id(0);
+    const ulong bs = (ulong)1 << log2bs;
+    const ulong chunk = (ulong)QWG * QEPT;
+    const ulong tile = bs > chunk ? bs : chunk;
+    const uint passes = (uint)(tile / chunk);
+    const ulong t0 = (ulong)get_group_id(0) * tile;
+    const ulong e0 = t0 + (ulong)lid * QEPT;
+    float8 v = load8_in_tail(x, e0, n, x_al);
+    float m = max8(v);
+    for (uint r = 1; r < passes; r++) m = fmax(m, max8(load8_in_tail(x, e0 + r * chunk, n, x_al)));
+    const uint seg = (uint)min(bs / QEPT, (ulong)QWG);
+    const float amax = segment_max(red, lid, seg, m);
+    const ulong blk = e0 >> log2bs;
+    if ((lid & (seg - 1)) == 0 && e0 < n) absmax[blk] = amax;
+    const float inv = clbnb_div(1.0f, amax);
+    if (e0 < n) store_packed4(packed, e0, n, p_al, pack8_4bit(v, inv));
+    for (uint r = 1; r < passes; r++) {
+        ulong e = e0 + r * chunk;
+        if (e < n) store_packed4(packed, e, n, p_al, pack8_4bit(load8_in_tail(x, e, n, x_al), inv));
+    }
+}
+
+// One work-item per quantization block, 8 elements at a time (blocks are multiples of 8 elements,
+// so a group of 8 never straddles two blocks).
+__kernel void quantize_4bit_cpu(__global const uchar *x, ulong x_off, int x_al, ulong n, uint log2bs,
+                                __global uchar *packed, ulong p_off, int p_al, __global float *absmax, ulong a_off) {
+    x += x_off;
+    packed += p_off;
+    absmax += a_off;
+    const ulong blk = get_global_id(0);
+    const ulong start = blk << log2bs;
+    if (start >= n) return;
+    const ulong end = min(start + ((ulong)1 << log2bs), n);
+    float m = 0.0f;
+    for (ulong e = start; e < end; e += 8) m = fmax(m, max8(load8_in_tail(x, e, n, x_al)));
+    absmax[blk] = m;
+    const float inv = clbnb_div(1.0f, m);
+    for (ulong e = start; e < end; e += 8) store_packed4(packed, e, n, p_al, pack8_4bit(load8_in_tail(x, e, n, x_al), inv));
+}
+
+// =================================================================================================
+// 4-bit dequantize: out = RN_T(fl32(table[nibble] * absmax[i >> log2bs])), plain or nested absmax.
+// FP4 index 8 holds -0.0: CUDA computes lut[c & 7] * (1 - 2 * sign), which is -0.0 for code 8.
+// =================================================================================================
+__constant float dq4_tables[32] = {
+    // NF4 (spec 1.1)
+    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f, -0.28444138169288635f,
+    -0.18477343022823334f, -0.09105003625154495f, 0.0f, 0.07958029955625534f, 0.16093020141124725f,
+    0.24611230194568634f, 0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
+    // FP4 (spec 1.2), bit-pattern order, negatives as -lut[c & 7]
+    0.0f, 0.005208333333f, 0.66666667f, 1.0f, 0.33333333f, 0.5f, 0.16666667f, 0.25f, -0.0f, -0.005208333333f,
+    -0.66666667f, -1.0f, -0.33333333f, -0.5f, -0.16666667f, -0.25f};
+
+#define DQ4_ARGS                                                                                              \
+    __global const uchar *packed, ulong p_off, int p_al, int qtype, __global const uchar *am, ulong am_off,  \
+        int nested, __global const float *am2, ulong am2_off, uint log2bs2, __global const float *code2,    \
+        ulong code2_off, __global const float *offset, ulong offset_off, uint log2bs, __global uchar *out,    \
+        ulong o_off, int o_al, ulong n
+
+#define DQ4_BYTE4_BODY                                                                                          \
+    return (float8)(lut[(w >> 4) & 15u] * a, lut[w & 15u] * a, lut[(w >> 12) & 15u] * a, lut[(w >> 8) & 15u] * a,  \
+                    lut[(w >> 20) & 15u] * a, lut[(w >> 16) & 15u] * a, lut[(w >> 28) & 15u] * a,               \
+                    lut[(w >> 24) & 15u] * a);
+inline float8 dq4_byte4_c(__constant const float *lut, uint w, float a) { DQ4_BYTE4_BODY }
+inline float8 dq4_byte4(__local const float *lut, uint w, float a) { DQ4_BYTE4_BODY }
+
+__kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void dequantize_4bit_generic(DQ4_ARGS) {
+    __local float lut[16];
+    const uint lid = get_local_id(0);
+    if (lid < 16) lut[lid] = dq4_tables[(qtype == 1 ? 16 : 0) + lid];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    packed += p_off;
+    out += o_off;
+    const ulong e = (ulong)get_global_id(0) * DQ_EPT;
+    if (e >= n) return;
+    const float off = nested ? offset[offset_off] : 0.0f;
+    const float a = block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs);
+    uint2 w;
+    if (e + DQ_EPT <= n && p_al) {
+        w = ((__global const uint2 *)packed)[e >> 4];
+    } else {
+        uchar b[8];
+        ulong nbytes = (n + 1) >> 1;
+        for (uint k = 0; k < 8; k++) b[k] = (e >> 1) + k < nbytes ? packed[(e >> 1) + k] : (uchar)0;
+        w = (uint2)((uint)b[0] | ((uint)b[1] << 8) | ((uint)b[2] << 16) | ((uint)b[3] << 24),
+                    (uint)b[4] | ((uint)b[5] << 8) | ((uint)b[6] << 16) | ((uint)b[7] << 24));
+    }
+    store8_out_tail(out, e, n, o_al, dq4_byte4(lut, w.x, a));
+    if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq4_byte4(lut, w.y, a));
+}
+
+// 16 packed nibbles from element e (a multiple of 16) as two words, zero past n.
+inline uint2 load_packed16(__global const uchar *packed, ulong e, ulong n, int p_al) {
+    if (e + 16 <= n && p_al) return ((__global const uint2 *)packed)[e >> 4];
+    uchar b[8];
+    ulong nbytes = (n + 1) >> 1;
+    for (uint k = 0; k < 8; k++) b[k] = (e >> 1) + k < nbytes ? packed[(e >> 1) + k] : (uchar)0;
+    return (uint2)((uint)b[0] | ((uint)b[1] << 8) | ((uint)b[2] << 16) | ((uint)b[3] << 24),
+                   (uint)b[4] | ((uint)b[5] << 8) | ((uint)b[6] << 16) | ((uint)b[7] << 24));
+}
+
+// One work-item per CPU_CHUNK elements, 16 at a time (16 elements never straddle a block).
+__kernel void dequantize_4bit_cpu(DQ4_ARGS) {
+    packed += p_off;
+    out += o_off;
+    const ulong start = (ulong)get_global_id(0) * CPU_CHUNK;
+    if (start >= n) return;
+    const ulong end = min(start + CPU_CHUNK, n);
+    __constant const float *lut = dq4_tables + (qtype == 1 ? 16 : 0);
+    const float off = nested ? offset[offset_off] : 0.0f;
+    for (ulong e = start; e < end; e += 16) {
+        const float a = block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs);
+        uint2 w = load_packed16(packed, e, n, p_al);
+        store8_out_tail(out, e, n, o_al, dq4_byte4_c(lut, w.x, a));
+        if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq4_byte4_c(lut, w.y, a));
+    }
+}
+
+// =================================================================================================
+// 8-bit quantize: x (n elements) -> codes u8[n], absmax. With use_offset, the input is
+// fl32(x - offset[0]) (double quantization of an absmax vector, spec 3).
+// =================================================================================================
+#define Q8_ARGS                                                                                                 \
+    __global const uchar *x, ulong x_off, int x_al, ulong n, uint log2bs, __global const float *code,           \
+        ulong code_off, int use_offset, __global const float *offset, ulong offset_off, __global uchar *codes, \
+        ulong c_off, int c_al, __global float *absmax, ulong a_off
+
+inline uint2 pack8_8bit(float8 v, float inv, __local const float *mid) {
+    uint q0 = quant_8bit_local(v.s0 * inv, mid), q1 = quant_8bit_local(v.s1 * inv, mid),
+         q2 = quant_8bit_local(v.s2 * inv, mid), q3 = quant_8bit_local(v.s3 * inv, mid),
+         q4 = quant_8bit_local(v.s4 * inv, mid), q5 = quant_8bit_local(v.s5 * inv, mid),
+         q6 = quant_8bit_local(v.s6 * inv, mid), q7 = quant_8bit_local(v.s7 * inv, mid);
+    return (uint2)(q0 | (q1 << 8) | (q2 << 16) | (q3 << 24), q4 | (q5 << 8) | (q6 << 16) | (q7 << 24));
+}
+
+inline void store_codes8(__global uchar *codes, ulong e, ulong n, int c_al, uint2 w) {
+    if (e + 8 <= n && c_al) {
+        ((__global uint2 *)codes)[e >> 3] = w;
+        return;
+    }
+    for (uint k = 0; k < 8; k++)
+        if (e + k < n) codes[e + k] = (uchar)((k < 4 ? w.x : w.y) >> (8 * (k & 3)));
+}
+
+inline float8 load8_q8(__global const uchar *x, ulong e, ulong n, int al, int use_offset, float off) {
+    float8 v = load8_in_tail(x, e, n, al);
+    if (use_offset) {
+        v -= (float8)off;
+        // elements past n stay 0 (they must not change the maximum)
+        if (e + 8 > n) {
+            float t[8];
+            vstore8(v, 0, t);
+            for (uint j = 0; j < 8; j++)
+                if (e + j >= n) t[j] = 0.0f;
+            v = vload8(0, t);
+        }
+    }
+    return v;
+}
+
+__kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void quantize_8bit_generic(Q8_ARGS) {
+    __local float red[QWG];
+    __local float mid[256];
+    x += x_off;
+    codes += c_off;
+    absmax += a_off;
+    code += code_off;
+    const uint lid = get_local_id(0);
+    for (uint j = lid; j < 255; j += QWG) mid[j] = (code[j] + code[j + 1]) * 0.5f;
+    const float off = use_offset ? offset[offset_off] : 0.0f;
+    const ulong bs = (ulong)1 << log2bs;
+    const ulong chunk = (ulong)QWG * QEPT;
+    const ulong tile = bs > chunk ? bs : chunk;
+    const uint passes = (uint)(tile / chunk);
+    const ulong t0 = (ulong)get_group_id(0) * tile;
+    const ulong e0 = t0 + (ulong)lid * QEPT;
+    float8 v = load8_q8(x, e0, n, x_al, use_offset, off);
+    float m = max8(v);
+    for (uint r = 1; r < passes; r++) m = fmax(m, max8(load8_q8(x, e0 + r * chunk, n, x_al, use_offset, off)));
+    const uint seg = (uint)min(bs / QEPT, (ulong)QWG);
+    const float amax = segment_max(red, lid, seg, m); // its barriers also publish mid[]
+    const ulong blk = e0 >> log2bs;
+    if ((lid & (seg - 1)) == 0 && e0 < n) absmax[blk] = amax;
+    const float inv = clbnb_div(1.0f, amax);
+    if (e0 < n) store_codes8(codes, e0, n, c_al, pack8_8bit(v, inv, mid));
+    for (uint r = 1; r < passes; r++) {
+        ulong e = e0 + r * chunk;
+        if (e < n) store_codes8(codes, e, n, c_al, pack8_8bit(load8_q8(x, e, n, x_al, use_offset, off), inv, mid));
+    }
+}
+
+inline uint quant_8bit_private(float x, const __private float *mid) {
+    uint k = 0;
+    for (uint step = 128; step > 0; step >>= 1)
+        if (mid[k + step - 1] < x) k += step;
+    if (k < 255 && x == mid[k]) k += k & 1u;
+    return k;
+}
+
+// One work-item per quantization block, 8 elements at a time; midpoints in private memory.
+__kernel void quantize_8bit_cpu(Q8_ARGS) {
+    x += x_off;
+    codes += c_off;
+    absmax += a_off;
+    code += code_off;
+    const ulong blk = get_global_id(0);
+    const ulong start = blk << log2bs;
+    if (start >= n) return;
+    const ulong end = min(start + ((ulong)1 << log2bs), n);
+    const float off = use_offset ? offset[offset_off] : 0.0f;
+    float m = 0.0f;
+    for (ulong e = start; e < end; e += 8) m = fmax(m, max8(load8_q8(x, e, n, x_al, use_offset, off)));
+    absmax[blk] = m;
+    const float inv = clbnb_div(1.0f, m);
+    float mid[256];
+    for (uint j = 0; j < 255; j++) mid[j] = (code[j] + code[j + 1]) * 0.5f;
+    mid[255] = 0.0f;
+    for (ulong e = start; e < end; e += 8) {
+        float t[8];
+        vstore8(load8_q8(x, e, n, x_al, use_offset, off), 0, t);
+        uint q[8];
+        for (uint j = 0; j < 8; j++) q[j] = quant_8bit_private(t[j] * inv, mid);
+        store_codes8(codes, e, n, c_al,
+                     (uint2)(q[0] | (q[1] << 8) | (q[2] << 16) | (q[3] << 24), q[4] | (q[5] << 8) | (q[6] << 16) | (q[7] << 24)));
+    }
+}
+
+// =================================================================================================
+// 8-bit dequantize: out = RN_T(fl32(code[q] * absmax[i >> log2bs])), plain or nested absmax.
+// =================================================================================================
+#define DQ8_ARGS                                                                                             \
+    __global const uchar *codes, ulong c_off, int c_al, __global const float *code, ulong code_off,         \
+        __global const uchar *am, ulong am_off, int nested, __global const float *am2, ulong am2_off,       \
+        uint log2bs2, __global const float *code2, ulong code2_off, __global const float *offset,           \
+        ulong offset_off, uint log2bs, __global uchar *out, ulong o_off, int o_al, ulong n
+
+inline float8 dq8_word2(__local const float *lc, uint2 w, float a) {
+    return (float8)(lc[w.x & 255u] * a, lc[(w.x >> 8) & 255u] * a, lc[(w.x >> 16) & 255u] * a, lc[w.x >> 24] * a,
+                    lc[w.y & 255u] * a, lc[(w.y >> 8) & 255u] * a, lc[(w.y >> 16) & 255u] * a, lc[w.y >> 24] * a);
+}
+
+__kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void dequantize_8bit_generic(DQ8_ARGS) {
+    __local float lc[256];
+    const uint lid = get_local_id(0);
+    for (uint j = lid; j < 256; j += QWG) lc[j] = code[code_off + j];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    codes += c_off;
+    out += o_off;
+    const ulong e = (ulong)get_global_id(0) * DQ_EPT;
+    if (e >= n) return;
+    const float off = nested ? offset[offset_off] : 0.0f;
+    const float a = block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs);
+    uint4 w;
+    if (e + DQ_EPT <= n && c_al) {
+        w = ((__global const uint4 *)codes)[e >> 4];
+    } else {
+        uint t[4] = {0, 0, 0, 0};
+        for (uint k = 0; k < 16; k++)
+            if (e + k < n) t[k >> 2] |= (uint)codes[e + k] << (8 * (k & 3));
+        w = (uint4)(t[0], t[1], t[2], t[3]);
+    }
+    store8_out_tail(out, e, n, o_al, dq8_word2(lc, w.lo, a));
+    if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq8_word2(lc, w.hi, a));
+}
+
+inline float8 dq8_word2_g(__global const float *lc, uint2 w, float a) {
+    return (float8)(lc[w.x & 255u] * a, lc[(w.x >> 8) & 255u] * a, lc[(w.x >> 16) & 255u] * a, lc[w.x >> 24] * a,
+                    lc[w.y & 255u] * a, lc[(w.y >> 8) & 255u] * a, lc[(w.y >> 16) & 255u] * a, lc[w.y >> 24] * a);
+}
+
+// One work-item per CPU_CHUNK elements, 16 at a time (blocks are multiples of 16 elements).
+__kernel void dequantize_8bit_cpu(DQ8_ARGS) {
+    codes += c_off;
+    out += o_off;
+    code += code_off;
+    const ulong start = (ulong)get_global_id(0) * CPU_CHUNK;
+    if (start >= n) return;
+    const ulong end = min(start + CPU_CHUNK, n);
+    const float off = nested ? offset[offset_off] : 0.0f;
+    for (ulong e = start; e < end; e += 16) {
+        const float a = block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs);
+        uint4 w;
+        if (e + 16 <= n && c_al) {
+            w = ((__global const uint4 *)codes)[e >> 4];
+        } else {
+            uint t[4] = {0, 0, 0, 0};
+            for (uint k = 0; k < 16; k++)
+                if (e + k < n) t[k >> 2] |= (uint)codes[e + k] << (8 * (k & 3));
+            w = (uint4)(t[0], t[1], t[2], t[3]);
+        }
+        store8_out_tail(out, e, n, o_al, dq8_word2_g(code, w.lo, a));
+        if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq8_word2_g(code, w.hi, a));
+    }
+}
+
+// =================================================================================================
+// Absmax mean (the offset of double quantization). Summation order, identical in both shapes and
+// independent of the device:
+//   stage 1: the input is cut into chunks of MEAN_CHUNK elements; in chunk c, lane t (0..255) sums
+//            the elements t, t+256, t+512, ... of the chunk in increasing order (f32, starting from
+//            0); then the 256 lane sums are added as a tree: for s = 128, 64, ..., 1: lane[t] +=
+//            lane[t + s] (t < s). partial[c] = lane[0].
+//   stage 2: the same lane + tree scheme over all partials (lane t sums partials t, t+256, ...),
+//            then mean = fl32(sum * fl32(1.0f / (float)n)) (torch's MeanOps: sum times the factor
+//            1/n). For n <= 4096 this equals torch's CUDA float mean on the golden data.
+// =================================================================================================
+inline float tree256_local(__local float *s, uint lid) {
+    for (uint st = MEAN_LANES / 2; st > 0; st >>= 1) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < st) s[lid] = s[lid] + s[lid + st];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return s[0];
+}
+
+inline float tree256_private(float *s) {
+    for (uint st = MEAN_LANES / 2; st > 0; st >>= 1)
+        for (uint t = 0; t < st; t++) s[t] = s[t] + s[t + st];
+    return s[0];
+}
+
+// Work-group (MEAN_LANES work-items) per chunk.
+__kernel __attribute__((reqd_work_group_size(MEAN_LANES, 1, 1))) void
+mean_partial_generic(__global const float *a, ulong a_off, ulong n, __global float *partial) {
+    __local float s[MEAN_LANES];
+    a += a_off;
+    const uint lid = get_local_id(0);
+    const ulong c = get_group_id(0);
+    const ulong start = c * MEAN_CHUNK, end = min(start + MEAN_CHUNK, n);
+    float acc = 0.0f;
+    for (ulong i = start + lid; i < end; i += MEAN_LANES) acc = acc + a[i];
+    s[lid] = acc;
+    float total = tree256_local(s, lid);
+    if (lid == 0) partial[c] = total;
+}
+
+// Work-item per chunk.
+__kernel void mean_partial_cpu(__global const float *a, ulong a_off, ulong n, __global float *partial) {
+    a += a_off;
+    const ulong c = get_global_id(0);
+    const ulong start = c * MEAN_CHUNK;
+    if (start >= n) return;
+    const ulong end = min(start + MEAN_CHUNK, n);
+    float s[MEAN_LANES];
+    for (uint t = 0; t < MEAN_LANES; t++) s[t] = 0.0f;
+    for (ulong i = start; i < end; i++) s[(i - start) & (MEAN_LANES - 1)] = s[(i - start) & (MEAN_LANES - 1)] + a[i];
+    partial[c] = tree256_private(s);
+}
+
+// One work-group of MEAN_LANES: stage 2, writes offset[0].
+__kernel __attribute__((reqd_work_group_size(MEAN_LANES, 1, 1))) void
+mean_final_generic(__global const float *partial, ulong np, ulong n, __global float *offset, ulong offset_off) {
+    __local float s[MEAN_LANES];
+    const uint lid = get_local_id(0);
+    float acc = 0.0f;
+    for (ulong i = lid; i < np; i += MEAN_LANES) acc = acc + partial[i];
+    s[lid] = acc;
+    float total = tree256_local(s, lid);
+    if (lid == 0) offset[offset_off] = total * clbnb_div(1.0f, (float)n);
+}
+
+// A single work-item: stage 2.
+__kernel void mean_final_cpu(__global const float *partial, ulong np, ulong n, __global float *offset,
+                             ulong offset_off) {
+    if (get_global_id(0) != 0) return;
+    float s[MEAN_LANES];
+    for (uint t = 0; t < MEAN_LANES; t++) s[t] = 0.0f;
+    for (ulong i = 0; i < np; i++) s[i & (MEAN_LANES - 1)] = s[i & (MEAN_LANES - 1)] + partial[i];
+    offset[offset_off] = tree256_private(s) * clbnb_div(1.0f, (float)n);
+}
+
+// Nested absmax -> f32 absmax, one work-item per entry (both shapes).
+__kernel void absmax_decompress(__global const uchar *am, ulong am_off, __global const float *am2, ulong am2_off,
+                                uint log2bs2, __global const float *code2, ulong code2_off,
+                                __global const float *offset, ulong offset_off, __global float *out, ulong o_off,
+                                ulong nb) {
+    const ulong b = get_global_id(0);
+    if (b >= nb) return;
+    const float off = offset[offset_off];
+    out[o_off + b] = block_absmax(am, am_off, 1, am2, am2_off, log2bs2, code2, code2_off, off, b);
+}

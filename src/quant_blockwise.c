@@ -1,0 +1,427 @@
+/* quant_blockwise.c: block-wise 8-bit and 4-bit (NF4/FP4) quantization, nested absmax
+ * (spec sections 1-3). Kernels: cl/quant_blockwise.cl. Every operation validates all of its
+ * arguments before it enqueues anything. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define QWG 256         /* generic kernels: work-group size (QWG in the .cl)                     */
+#define QEPT 8          /* generic quantize: elements per work-item and pass                    */
+#define DQ_EPT 16       /* generic dequantize: elements per work-item                            */
+#define CPU_CHUNK 256   /* cpu dequantize: elements per work-item                                */
+#define CPU_LOCAL 16    /* cpu kernels: work-group size                                          */
+#define MEAN_CHUNK 4096 /* absmax mean: elements per first-stage chunk                          */
+#define MEAN_LANES 256
+
+size_t clbnb_blocks_count(size_t n, size_t blocksize) {
+    if (blocksize == 0) return 0;
+    return n / blocksize + (n % blocksize != 0);
+}
+
+size_t clbnb_packed_4bit_bytes(size_t n) { return n / 2 + (n & 1); }
+
+const char *clbnb_quant_type_name(clbnb_quant_type type) {
+    switch (type) {
+    case CLBNB_QUANT_NF4: return "nf4";
+    case CLBNB_QUANT_FP4: return "fp4";
+    case CLBNB_QUANT_BLOCKWISE8: return "blockwise8";
+    }
+    return "unknown";
+}
+
+clbnb_absmax clbnb_absmax_plain(const clbnb_vector *absmax) {
+    clbnb_absmax a;
+    memset(&a, 0, sizeof a);
+    if (absmax) a.absmax = *absmax;
+    return a;
+}
+
+/* ---- helpers ---------------------------------------------------------------------------------- */
+static cl_uint log2_size(size_t v) {
+    cl_uint l = 0;
+    while (((size_t)1 << l) < v) l++;
+    return l;
+}
+
+static int valid_4bit_blocksize(size_t bs) { return clbnb_is_pow2(bs) && bs >= 32 && bs <= 4096; }
+static int valid_8bit_blocksize(size_t bs) { return clbnb_is_pow2(bs) && bs >= 16 && bs <= 65536; }
+
+static int cpu_path(const clbnb_context *ctx) { return ctx->info.path[CLBNB_FAMILY_QUANT] == CLBNB_PATH_CPU; }
+
+/* Kernel `base` + "_cpu" / "_generic" of cl/quant_blockwise.cl; caller holds ctx->lock. */
+static clbnb_status get_kernel(clbnb_context *ctx, const char *options, const char *base, int shaped, cl_kernel *k) {
+    char name[64];
+    snprintf(name, sizeof name, "%s%s", base, shaped ? (cpu_path(ctx) ? "_cpu" : "_generic") : "");
+    return clbnb_kernel_get_locked(ctx, "quant_blockwise", options, name, k);
+}
+
+static cl_ulong elem_off(const clbnb_vector *v) { return (cl_ulong)(v->offset / clbnb_dtype_size(v->dtype)); }
+
+/* Validated absmax descriptor for nb blocks. */
+typedef struct absmax_args {
+    cl_mem am, am2, code2, offset;
+    cl_ulong am_off, am2_off, code2_off, offset_off;
+    cl_int nested;
+    cl_uint log2bs2;
+} absmax_args;
+
+static clbnb_status check_absmax(clbnb_context *ctx, cl_command_queue queue, const clbnb_absmax *a, size_t nb,
+                                 absmax_args *out) {
+    if (!a) return CLBNB_ERROR_NULL_ARGUMENT;
+    memset(out, 0, sizeof *out);
+    if (!a->absmax2.mem) {
+        CLBNB_TRY(clbnb_check_vector(&a->absmax, CLBNB_DT(CLBNB_DTYPE_F32), nb));
+        out->am = a->absmax.mem;
+        out->am_off = elem_off(&a->absmax);
+        return CLBNB_SUCCESS;
+    }
+    if (!valid_8bit_blocksize(a->blocksize2)) return CLBNB_ERROR_INVALID_BLOCKSIZE;
+    CLBNB_TRY(clbnb_check_vector(&a->absmax, CLBNB_DT(CLBNB_DTYPE_U8), nb));
+    CLBNB_TRY(clbnb_check_vector(&a->absmax2, CLBNB_DT(CLBNB_DTYPE_F32), clbnb_blocks_count(nb, a->blocksize2)));
+    CLBNB_TRY(clbnb_check_vector(&a->offset, CLBNB_DT(CLBNB_DTYPE_F32), 1));
+    if (a->code2.mem) {
+        CLBNB_TRY(clbnb_check_vector(&a->code2, CLBNB_DT(CLBNB_DTYPE_F32), 256));
+        out->code2 = a->code2.mem;
+        out->code2_off = elem_off(&a->code2);
+    } else {
+        CLBNB_TRY(clbnb_builtin_table(ctx, queue, CLBNB_QUANT_BLOCKWISE8, &out->code2));
+    }
+    out->am = a->absmax.mem;
+    out->am_off = elem_off(&a->absmax);
+    out->am2 = a->absmax2.mem;
+    out->am2_off = elem_off(&a->absmax2);
+    out->offset = a->offset.mem;
+    out->offset_off = elem_off(&a->offset);
+    out->nested = 1;
+    out->log2bs2 = log2_size(a->blocksize2);
+    return CLBNB_SUCCESS;
+}
+
+/* Common checks of every entry point. */
+static clbnb_status check_common(clbnb_context *ctx, cl_command_queue queue, cl_uint num_events,
+                                 const cl_event *wait_list) {
+    CLBNB_TRY(clbnb_check_context_queue(ctx, queue));
+    return clbnb_check_wait_list(num_events, wait_list);
+}
+
+/* ---- 8-bit quantize (also the third kernel of absmax compression) ----------------------------- */
+typedef struct q8_launch {
+    cl_mem x;
+    cl_ulong x_off; /* bytes */
+    cl_int x_al;
+    clbnb_dtype dtype;
+    cl_ulong n;
+    cl_uint log2bs;
+    cl_mem code;
+    cl_ulong code_off;
+    cl_int use_offset;
+    cl_mem offset;
+    cl_ulong offset_off;
+    cl_mem codes;
+    cl_ulong c_off;
+    cl_int c_al;
+    cl_mem absmax;
+    cl_ulong a_off;
+} q8_launch;
+
+static clbnb_status enqueue_q8_locked(clbnb_context *ctx, cl_command_queue queue, const q8_launch *a,
+                                      cl_uint num_events, const cl_event *wait_list, cl_event *event) {
+    char opts[64];
+    snprintf(opts, sizeof opts, "-DIN_DTYPE=%d", (int)a->dtype);
+    cl_kernel k;
+    CLBNB_TRY(get_kernel(ctx, opts, "quantize_8bit", 1, &k));
+    CLBNB_TRY(clbnb_set_args(k, 15, CLBNB_ARG(a->x), CLBNB_ARG(a->x_off), CLBNB_ARG(a->x_al), CLBNB_ARG(a->n),
+                             CLBNB_ARG(a->log2bs), CLBNB_ARG(a->code), CLBNB_ARG(a->code_off),
+                             CLBNB_ARG(a->use_offset), CLBNB_ARG(a->offset), CLBNB_ARG(a->offset_off),
+                             CLBNB_ARG(a->codes), CLBNB_ARG(a->c_off), CLBNB_ARG(a->c_al), CLBNB_ARG(a->absmax),
+                             CLBNB_ARG(a->a_off)));
+    size_t bs = (size_t)1 << a->log2bs;
+    size_t global, local;
+    if (cpu_path(ctx)) {
+        global = clbnb_blocks_count((size_t)a->n, bs);
+        local = CPU_LOCAL;
+    } else {
+        size_t tile = bs > QWG * QEPT ? bs : QWG * QEPT;
+        global = clbnb_blocks_count((size_t)a->n, tile) * QWG;
+        local = QWG;
+    }
+    return clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
+}
+
+clbnb_status clbnb_quantize_blockwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *x,
+                                      const clbnb_vector *code, size_t blocksize, const clbnb_vector *codes,
+                                      const clbnb_vector *absmax, cl_uint num_events, const cl_event *wait_list,
+                                      cl_event *event) {
+    CLBNB_TRY(check_common(ctx, queue, num_events, wait_list));
+    if (!x || !codes || !absmax) return CLBNB_ERROR_NULL_ARGUMENT;
+    if (!valid_8bit_blocksize(blocksize)) return CLBNB_ERROR_INVALID_BLOCKSIZE;
+    CLBNB_TRY(clbnb_check_vector(x, CLBNB_DT_FLOAT, 1));
+    size_t n = x->n;
+    CLBNB_TRY(clbnb_check_vector(codes, CLBNB_DT(CLBNB_DTYPE_U8), n));
+    CLBNB_TRY(clbnb_check_vector(absmax, CLBNB_DT(CLBNB_DTYPE_F32), clbnb_blocks_count(n, blocksize)));
+    q8_launch a;
+    memset(&a, 0, sizeof a);
+    if (code) {
+        CLBNB_TRY(clbnb_check_vector(code, CLBNB_DT(CLBNB_DTYPE_F32), 256));
+        a.code = code->mem;
+        a.code_off = elem_off(code);
+    } else {
+        CLBNB_TRY(clbnb_builtin_table(ctx, queue, CLBNB_QUANT_BLOCKWISE8, &a.code));
+    }
+    a.x = x->mem;
+    a.x_off = x->offset;
+    a.x_al = x->offset % 16 == 0;
+    a.dtype = x->dtype;
+    a.n = n;
+    a.log2bs = log2_size(blocksize);
+    a.codes = codes->mem;
+    a.c_off = codes->offset;
+    a.c_al = codes->offset % 8 == 0;
+    a.absmax = absmax->mem;
+    a.a_off = elem_off(absmax);
+    pthread_mutex_lock(&ctx->lock);
+    clbnb_status s = enqueue_q8_locked(ctx, queue, &a, num_events, wait_list, event);
+    pthread_mutex_unlock(&ctx->lock);
+    return s;
+}
+
+/* ---- 8-bit dequantize ------------------------------------------------------------------------- */
+clbnb_status clbnb_dequantize_blockwise_ex(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *codes,
+                                           const clbnb_absmax *absmax, const clbnb_vector *code, size_t blocksize,
+                                           const clbnb_vector *out, cl_uint num_events, const cl_event *wait_list,
+                                           cl_event *event) {
+    CLBNB_TRY(check_common(ctx, queue, num_events, wait_list));
+    if (!codes || !absmax || !out) return CLBNB_ERROR_NULL_ARGUMENT;
+    if (!valid_8bit_blocksize(blocksize)) return CLBNB_ERROR_INVALID_BLOCKSIZE;
+    CLBNB_TRY(clbnb_check_vector(out, CLBNB_DT_FLOAT, 1));
+    size_t n = out->n;
+    CLBNB_TRY(clbnb_check_vector(codes, CLBNB_DT(CLBNB_DTYPE_U8), n));
+    absmax_args am;
+    CLBNB_TRY(check_absmax(ctx, queue, absmax, clbnb_blocks_count(n, blocksize), &am));
+    cl_mem code_mem;
+    cl_ulong code_off = 0;
+    if (code) {
+        CLBNB_TRY(clbnb_check_vector(code, CLBNB_DT(CLBNB_DTYPE_F32), 256));
+        code_mem = code->mem;
+        code_off = elem_off(code);
+    } else {
+        CLBNB_TRY(clbnb_builtin_table(ctx, queue, CLBNB_QUANT_BLOCKWISE8, &code_mem));
+    }
+    cl_mem cm = codes->mem, om = out->mem;
+    cl_ulong c_off = codes->offset, o_off = out->offset, nn = n;
+    cl_int c_al = codes->offset % 16 == 0, o_al = out->offset % 16 == 0;
+    cl_uint log2bs = log2_size(blocksize);
+    char opts[64];
+    snprintf(opts, sizeof opts, "-DOUT_DTYPE=%d", (int)out->dtype);
+    pthread_mutex_lock(&ctx->lock);
+    cl_kernel k;
+    clbnb_status s = get_kernel(ctx, opts, "dequantize_8bit", 1, &k);
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_set_args(k, 20, CLBNB_ARG(cm), CLBNB_ARG(c_off), CLBNB_ARG(c_al), CLBNB_ARG(code_mem),
+                           CLBNB_ARG(code_off), CLBNB_ARG(am.am), CLBNB_ARG(am.am_off), CLBNB_ARG(am.nested),
+                           CLBNB_ARG(am.am2), CLBNB_ARG(am.am2_off), CLBNB_ARG(am.log2bs2), CLBNB_ARG(am.code2),
+                           CLBNB_ARG(am.code2_off), CLBNB_ARG(am.offset), CLBNB_ARG(am.offset_off), CLBNB_ARG(log2bs),
+                           CLBNB_ARG(om), CLBNB_ARG(o_off), CLBNB_ARG(o_al), CLBNB_ARG(nn));
+    if (s == CLBNB_SUCCESS) {
+        size_t global, local;
+        if (cpu_path(ctx)) {
+            global = clbnb_blocks_count(n, CPU_CHUNK);
+            local = CPU_LOCAL;
+        } else {
+            global = clbnb_blocks_count(n, DQ_EPT);
+            local = QWG;
+        }
+        s = clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return s;
+}
+
+clbnb_status clbnb_dequantize_blockwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *codes,
+                                        const clbnb_vector *absmax, const clbnb_vector *code, size_t blocksize,
+                                        const clbnb_vector *out, cl_uint num_events, const cl_event *wait_list,
+                                        cl_event *event) {
+    if (!absmax) return CLBNB_ERROR_NULL_ARGUMENT;
+    clbnb_absmax a = clbnb_absmax_plain(absmax);
+    if (!a.absmax.mem) return CLBNB_ERROR_NULL_ARGUMENT;
+    return clbnb_dequantize_blockwise_ex(ctx, queue, codes, &a, code, blocksize, out, num_events, wait_list, event);
+}
+
+/* ---- 4-bit ------------------------------------------------------------------------------------ */
+clbnb_status clbnb_quantize_4bit(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *x,
+                                 clbnb_quant_type type, size_t blocksize, const clbnb_vector *packed,
+                                 const clbnb_vector *absmax, cl_uint num_events, const cl_event *wait_list,
+                                 cl_event *event) {
+    CLBNB_TRY(check_common(ctx, queue, num_events, wait_list));
+    if (!x || !packed || !absmax) return CLBNB_ERROR_NULL_ARGUMENT;
+    if (type != CLBNB_QUANT_NF4 && type != CLBNB_QUANT_FP4) return CLBNB_ERROR_INVALID_QUANT_TYPE;
+    if (!valid_4bit_blocksize(blocksize)) return CLBNB_ERROR_INVALID_BLOCKSIZE;
+    CLBNB_TRY(clbnb_check_vector(x, CLBNB_DT_FLOAT, 1));
+    size_t n = x->n;
+    CLBNB_TRY(clbnb_check_vector(packed, CLBNB_DT(CLBNB_DTYPE_U8), clbnb_packed_4bit_bytes(n)));
+    CLBNB_TRY(clbnb_check_vector(absmax, CLBNB_DT(CLBNB_DTYPE_F32), clbnb_blocks_count(n, blocksize)));
+    cl_mem xm = x->mem, pm = packed->mem, amm = absmax->mem;
+    cl_ulong x_off = x->offset, p_off = packed->offset, a_off = elem_off(absmax), nn = n;
+    cl_int x_al = x->offset % 16 == 0, p_al = packed->offset % 4 == 0;
+    cl_uint log2bs = log2_size(blocksize);
+    char opts[64];
+    snprintf(opts, sizeof opts, "-DIN_DTYPE=%d -DQTYPE=%d", (int)x->dtype, type == CLBNB_QUANT_FP4 ? 1 : 0);
+    pthread_mutex_lock(&ctx->lock);
+    cl_kernel k;
+    clbnb_status s = get_kernel(ctx, opts, "quantize_4bit", 1, &k);
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_set_args(k, 10, CLBNB_ARG(xm), CLBNB_ARG(x_off), CLBNB_ARG(x_al), CLBNB_ARG(nn), CLBNB_ARG(log2bs),
+                           CLBNB_ARG(pm), CLBNB_ARG(p_off), CLBNB_ARG(p_al), CLBNB_ARG(amm), CLBNB_ARG(a_off));
+    if (s == CLBNB_SUCCESS) {
+        size_t global, local;
+        if (cpu_path(ctx)) {
+            global = clbnb_blocks_count(n, blocksize);
+            local = CPU_LOCAL;
+        } else {
+            size_t tile = blocksize > QWG * QEPT ? blocksize : QWG * QEPT;
+            global = clbnb_blocks_count(n, tile) * QWG;
+            local = QWG;
+        }
+        s = clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return s;
+}
+
+clbnb_status clbnb_dequantize_4bit(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *packed,
+                                   const clbnb_absmax *absmax, clbnb_quant_type type, size_t blocksize,
+                                   const clbnb_vector *out, cl_uint num_events, const cl_event *wait_list,
+                                   cl_event *event) {
+    CLBNB_TRY(check_common(ctx, queue, num_events, wait_list));
+    if (!packed || !absmax || !out) return CLBNB_ERROR_NULL_ARGUMENT;
+    if (type != CLBNB_QUANT_NF4 && type != CLBNB_QUANT_FP4) return CLBNB_ERROR_INVALID_QUANT_TYPE;
+    if (!valid_4bit_blocksize(blocksize)) return CLBNB_ERROR_INVALID_BLOCKSIZE;
+    CLBNB_TRY(clbnb_check_vector(out, CLBNB_DT_FLOAT, 1));
+    size_t n = out->n;
+    CLBNB_TRY(clbnb_check_vector(packed, CLBNB_DT(CLBNB_DTYPE_U8), clbnb_packed_4bit_bytes(n)));
+    absmax_args am;
+    CLBNB_TRY(check_absmax(ctx, queue, absmax, clbnb_blocks_count(n, blocksize), &am));
+    cl_mem pm = packed->mem, om = out->mem;
+    cl_ulong p_off = packed->offset, o_off = out->offset, nn = n;
+    cl_int p_al = packed->offset % 8 == 0, o_al = out->offset % 16 == 0, qtype = type == CLBNB_QUANT_FP4;
+    cl_uint log2bs = log2_size(blocksize);
+    char opts[64];
+    snprintf(opts, sizeof opts, "-DOUT_DTYPE=%d", (int)out->dtype);
+    pthread_mutex_lock(&ctx->lock);
+    cl_kernel k;
+    clbnb_status s = get_kernel(ctx, opts, "dequantize_4bit", 1, &k);
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_set_args(k, 19, CLBNB_ARG(pm), CLBNB_ARG(p_off), CLBNB_ARG(p_al), CLBNB_ARG(qtype), CLBNB_ARG(am.am),
+                           CLBNB_ARG(am.am_off), CLBNB_ARG(am.nested), CLBNB_ARG(am.am2), CLBNB_ARG(am.am2_off),
+                           CLBNB_ARG(am.log2bs2), CLBNB_ARG(am.code2), CLBNB_ARG(am.code2_off), CLBNB_ARG(am.offset),
+                           CLBNB_ARG(am.offset_off), CLBNB_ARG(log2bs), CLBNB_ARG(om), CLBNB_ARG(o_off),
+                           CLBNB_ARG(o_al), CLBNB_ARG(nn));
+    if (s == CLBNB_SUCCESS) {
+        size_t global, local;
+        if (cpu_path(ctx)) {
+            global = clbnb_blocks_count(n, CPU_CHUNK);
+            local = CPU_LOCAL;
+        } else {
+            global = clbnb_blocks_count(n, DQ_EPT);
+            local = QWG;
+        }
+        s = clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return s;
+}
+
+/* ---- nested absmax ---------------------------------------------------------------------------- */
+clbnb_status clbnb_absmax_compress(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *absmax,
+                                   size_t blocksize2, const clbnb_vector *qabsmax, const clbnb_vector *absmax2,
+                                   const clbnb_vector *offset, cl_uint num_events, const cl_event *wait_list,
+                                   cl_event *event) {
+    CLBNB_TRY(check_common(ctx, queue, num_events, wait_list));
+    if (!absmax || !qabsmax || !absmax2 || !offset) return CLBNB_ERROR_NULL_ARGUMENT;
+    if (!valid_8bit_blocksize(blocksize2)) return CLBNB_ERROR_INVALID_BLOCKSIZE;
+    CLBNB_TRY(clbnb_check_vector(absmax, CLBNB_DT(CLBNB_DTYPE_F32), 1));
+    size_t nb = absmax->n;
+    CLBNB_TRY(clbnb_check_vector(qabsmax, CLBNB_DT(CLBNB_DTYPE_U8), nb));
+    CLBNB_TRY(clbnb_check_vector(absmax2, CLBNB_DT(CLBNB_DTYPE_F32), clbnb_blocks_count(nb, blocksize2)));
+    CLBNB_TRY(clbnb_check_vector(offset, CLBNB_DT(CLBNB_DTYPE_F32), 1));
+    q8_launch a;
+    memset(&a, 0, sizeof a);
+    CLBNB_TRY(clbnb_builtin_table(ctx, queue, CLBNB_QUANT_BLOCKWISE8, &a.code));
+    size_t np = clbnb_blocks_count(nb, MEAN_CHUNK);
+    cl_int err;
+    cl_mem partial = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, np * sizeof(float), NULL, &err);
+    if (err != CL_SUCCESS) return (clbnb_status)err;
+
+    cl_mem am = absmax->mem, om = offset->mem;
+    cl_ulong am_off = elem_off(absmax), n64 = nb, np64 = np, o_off = elem_off(offset);
+    int cpu = cpu_path(ctx);
+    cl_event e1 = NULL, e2 = NULL;
+    pthread_mutex_lock(&ctx->lock);
+    cl_kernel k;
+    /* stage 1: partial sums per MEAN_CHUNK */
+    clbnb_status s = get_kernel(ctx, "-DIN_DTYPE=0", "mean_partial", 1, &k);
+    if (s == CLBNB_SUCCESS) s = clbnb_set_args(k, 4, CLBNB_ARG(am), CLBNB_ARG(am_off), CLBNB_ARG(n64), CLBNB_ARG(partial));
+    if (s == CLBNB_SUCCESS) {
+        size_t global = cpu ? np : np * MEAN_LANES, local = cpu ? CPU_LOCAL : MEAN_LANES;
+        s = clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, &e1);
+    }
+    /* stage 2: mean -> offset */
+    if (s == CLBNB_SUCCESS) s = get_kernel(ctx, "-DIN_DTYPE=0", "mean_final", 1, &k);
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_set_args(k, 5, CLBNB_ARG(partial), CLBNB_ARG(np64), CLBNB_ARG(n64), CLBNB_ARG(om), CLBNB_ARG(o_off));
+    if (s == CLBNB_SUCCESS) {
+        size_t global = cpu ? 1 : MEAN_LANES, local = cpu ? 1 : MEAN_LANES;
+        s = clbnb_enqueue(queue, k, 1, &global, &local, 1, &e1, &e2);
+    }
+    /* stage 3: blockwise 8-bit of (absmax - offset) with the dynamic map */
+    if (s == CLBNB_SUCCESS) {
+        a.x = am;
+        a.x_off = absmax->offset;
+        a.x_al = absmax->offset % 16 == 0;
+        a.dtype = CLBNB_DTYPE_F32;
+        a.n = nb;
+        a.log2bs = log2_size(blocksize2);
+        a.use_offset = 1;
+        a.offset = om;
+        a.offset_off = o_off;
+        a.codes = qabsmax->mem;
+        a.c_off = qabsmax->offset;
+        a.c_al = qabsmax->offset % 8 == 0;
+        a.absmax = absmax2->mem;
+        a.a_off = elem_off(absmax2);
+        s = enqueue_q8_locked(ctx, queue, &a, 1, &e2, event);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (e1) clReleaseEvent(e1);
+    if (e2) clReleaseEvent(e2);
+    clReleaseMemObject(partial);
+    return s;
+}
+
+clbnb_status clbnb_absmax_decompress(clbnb_context *ctx, cl_command_queue queue, const clbnb_absmax *nested,
+                                     const clbnb_vector *absmax_out, cl_uint num_events, const cl_event *wait_list,
+                                     cl_event *event) {
+    CLBNB_TRY(check_common(ctx, queue, num_events, wait_list));
+    if (!nested || !absmax_out) return CLBNB_ERROR_NULL_ARGUMENT;
+    if (!nested->absmax2.mem) return CLBNB_ERROR_INVALID_ARGUMENT; /* not a nested descriptor */
+    CLBNB_TRY(clbnb_check_vector(absmax_out, CLBNB_DT(CLBNB_DTYPE_F32), 1));
+    size_t nb = absmax_out->n;
+    absmax_args am;
+    CLBNB_TRY(check_absmax(ctx, queue, nested, nb, &am));
+    cl_mem om = absmax_out->mem;
+    cl_ulong o_off = elem_off(absmax_out), nb64 = nb;
+    pthread_mutex_lock(&ctx->lock);
+    cl_kernel k;
+    clbnb_status s = get_kernel(ctx, "-DIN_DTYPE=0", "absmax_decompress", 0, &k);
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_set_args(k, 12, CLBNB_ARG(am.am), CLBNB_ARG(am.am_off), CLBNB_ARG(am.am2), CLBNB_ARG(am.am2_off),
+                           CLBNB_ARG(am.log2bs2), CLBNB_ARG(am.code2), CLBNB_ARG(am.code2_off), CLBNB_ARG(am.offset),
+                           CLBNB_ARG(am.offset_off), CLBNB_ARG(om), CLBNB_ARG(o_off), CLBNB_ARG(nb64));
+    if (s == CLBNB_SUCCESS) {
+        size_t local = cpu_path(ctx) ? CPU_LOCAL : QWG, global = nb;
+        s = clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return s;
+}
