@@ -143,3 +143,69 @@ __kernel void int8_gemm_epilogue(__global const int *partial, uint M, uint N, EP
     epilogue_store(out_base + out_off, ldc, sa_base + sa_off, sb_base + sb_off, bias_base + bias_off, cfg, m, n,
                    partial[(ulong)m * N + n]);
 }
+
+// ------------------------------------------------------------------------------------------------
+// Skinny GEMM for small M (token generation, small batches): memory-bound on B, so B is streamed
+// once with coalesced 16-byte loads. A work-group of SK_TEAMS teams of 32 work-items computes
+// SK_TEAMS columns n; the 32 work-items of a team stride along K over one row of B and accumulate
+// all M rows of A (A is small and stays in cache); one local-memory reduction at the end.
+// ------------------------------------------------------------------------------------------------
+#ifndef SK_MAX_M
+#define SK_MAX_M 16 // largest M this kernel serves (registers: SK_MAX_M accumulators per work-item)
+#endif
+#ifndef SK_TEAMS
+#define SK_TEAMS 8 // output columns per work-group (teams of 32 work-items)
+#endif
+#ifndef ALIGNED16
+#define ALIGNED16 0 // 1 when A and B rows start 16-byte aligned: uint4 loads
+#endif
+
+__kernel __attribute__((reqd_work_group_size(32 * SK_TEAMS, 1, 1))) void
+int8_gemm_skinny(__global const char *a_base, ulong a_off, ulong lda, __global const char *b_base, ulong b_off,
+                 ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS) {
+    __local int red[SK_TEAMS][SK_MAX_M][33];
+    const uint lane = get_local_id(0) % 32, team = get_local_id(0) / 32;
+    const uint n = get_group_id(0) * SK_TEAMS + team;
+    const uint nn = min(n, N - 1); // teams past N compute a duplicate and discard it
+    __global const char *A = a_base + a_off;
+    __global const char *brow = b_base + b_off + (ulong)nn * ldb;
+    int acc[SK_MAX_M];
+    for (int m = 0; m < SK_MAX_M; m++) acc[m] = 0;
+    const uint kfull = K / 16 * 16;
+    for (uint k = lane * 16; k < kfull; k += 32 * 16) {
+#if ALIGNED16
+        int4 b = *(__global const int4 *)(brow + k);
+#else
+        int4 b = as_int4(vload16(0, brow + k));
+#endif
+#pragma unroll
+        for (uint m = 0; m < SK_MAX_M; m++) {
+            if (m < M) {
+#if ALIGNED16
+                int4 a = *(__global const int4 *)(A + (ulong)m * lda + k);
+#else
+                int4 a = as_int4(vload16(0, A + (ulong)m * lda + k));
+#endif
+                acc[m] = DOT4(a.x, b.x, acc[m]);
+                acc[m] = DOT4(a.y, b.y, acc[m]);
+                acc[m] = DOT4(a.z, b.z, acc[m]);
+                acc[m] = DOT4(a.w, b.w, acc[m]);
+            }
+        }
+    }
+    // the last K % 16 bytes: one per lane
+    if (kfull + lane < K) {
+        int bv = brow[kfull + lane];
+        for (uint m = 0; m < SK_MAX_M; m++)
+            if (m < M) acc[m] += (int)A[(ulong)m * lda + kfull + lane] * bv;
+    }
+    for (uint m = 0; m < SK_MAX_M; m++) red[team][m][lane] = acc[m];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    // work-item (team, m = lane) sums the 32 partial sums of its team for row m
+    if (lane < M && lane < SK_MAX_M && n < N) {
+        int sum = 0;
+        for (uint l = 0; l < 32; l++) sum += red[team][lane][l];
+        epilogue_store(out_base + out_off, ldc, sa_base + sa_off, sb_base + sb_off, bias_base + bias_off, cfg, lane, n,
+                       sum);
+    }
+}

@@ -69,7 +69,16 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     size_t local[3] = {1, 1, 1}, global[3];
     size_t tile_m, tile_n, bk;
     int splittable = 1;
-    if (path == CLBNB_PATH_NV_MMA) {
+    if (path != CLBNB_PATH_CPU && M <= 16) {
+        /* small M: memory-bound on B, the skinny kernel streams B once (DOT4 of the device on the
+         * dot4 and nv_mma paths, the emulation on the generic path) */
+        int aligned = a->offset % 16 == 0 && a->ld % 16 == 0 && b->offset % 16 == 0 && b->ld % 16 == 0;
+        int dot4 = path == CLBNB_PATH_GENERIC ? (int)CLBNB_DOT4_EMULATED : (int)ctx->info.dot4_impl;
+        snprintf(options, sizeof options, "-DDOT4_IMPL=%d -DALIGNED16=%d", dot4, aligned);
+        program = "int8_gemm", kernel_name = "int8_gemm_skinny";
+        local[0] = 256, tile_m = 16, tile_n = 8, bk = 16, splittable = 0;
+        global[0] = (N + 7) / 8 * 256, global[1] = 1;
+    } else if (path == CLBNB_PATH_NV_MMA) {
         int aligned = a->offset % 16 == 0 && a->ld % 16 == 0 && b->offset % 16 == 0 && b->ld % 16 == 0;
         snprintf(options, sizeof options, "-DALIGNED16=%d -DCLBNB_PTX_EMULATE=%d", aligned, !ctx->info.nv_ptx_mma);
         program = "int8_gemm_mma", kernel_name = "int8_gemm_mma";

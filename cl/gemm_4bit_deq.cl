@@ -1,0 +1,48 @@
+// =================================================================================================
+// gemm_4bit_deq.cl: the helpers of the large-batch 4-bit GEMM (dequantize + CLBlast SGEMM) and of
+// its input gradient: W rows dequantized to f32, and a 2-D conversion with an optional bias that
+// turns x into f32 before the SGEMM and the f32 product into the output dtype after it.
+// No options (dtypes are arguments: these kernels are cheap next to the SGEMM).
+// =================================================================================================
+//! include inc_gemm_4bit
+
+// dst[j] = fl32(table[code(flat0 + j)] * scale(block(flat0 + j))), j < count.
+__kernel void g4_dequant_f32(CLBNB_G4_WEIGHT_PARAMS, ulong flat0, ulong count, __global float *restrict dst) {
+#if CLBNB_DEVICE_CPU
+    const ulong items = get_global_size(0);
+    const ulong chunk = (count + items - 1) / items;
+    const ulong begin = get_global_id(0) * chunk;
+    const ulong end = min(begin + chunk, count);
+    float tab[16];
+    for (uint i = 0; i < 16; i++) tab[i] = clbnb_g4_table(qtype, i);
+    ulong cur = ~(ulong)0;
+    float s = 0.0f;
+    for (ulong j = begin; j < end; j++) {
+        const ulong i = flat0 + j;
+        const ulong b = i >> log2bs;
+        if (b != cur) {
+            s = CLBNB_G4_SCALE(b);
+            cur = b;
+        }
+        dst[j] = tab[clbnb_g4_code(packed, poff, i)] * s;
+    }
+#else
+    const ulong stride = get_global_size(0);
+    for (ulong j = get_global_id(0); j < count; j += stride) {
+        const ulong i = flat0 + j;
+        dst[j] = clbnb_g4_table(qtype, clbnb_g4_code(packed, poff, i)) * CLBNB_G4_SCALE(i >> log2bs);
+    }
+#endif
+}
+
+// dst[r, c] = RN_ddtype(src[r, c] + bias[c]) for r < rows, c < cols (offsets in elements).
+// src and dst may be the same f32 matrix (the in-place bias epilogue).
+__kernel void g4_convert(__global const uchar *src, ulong soff, ulong lds, int sdtype, __global uchar *dst,
+                         ulong doff, ulong ldd, int ddtype, ulong rows, ulong cols, __global const uchar *bias,
+                         ulong boff, int bias_dtype) {
+    const ulong c = get_global_id(0), r = get_global_id(1);
+    if (c >= cols || r >= rows) return;
+    float v = clbnb_g4_load_rt(src, soff + r * lds + c, sdtype);
+    if (bias_dtype >= 0) v += clbnb_g4_bias(bias, boff, bias_dtype, c);
+    clbnb_g4_store_rt(dst, doff + r * ldd + c, ddtype, v);
+}

@@ -1,0 +1,240 @@
+/* gemm_4bit.c: 4-bit NF4/FP4 dequantizing GEMV / GEMM and its input gradient (clbnb_gemm_4bit.h).
+ * Validation, variant and kernel selection, and the fused kernels (cl/gemm_4bit.cl); the
+ * dequantize + CLBlast SGEMM variant and the gradient live in gemm_4bit_large.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "gemm_4bit_internal.h"
+
+/* ---- validation -------------------------------------------------------------------------------- */
+static int log2_of(size_t v) {
+    int l = 0;
+    while (((size_t)1 << l) < v) l++;
+    return l;
+}
+
+static clbnb_status matrix_bytes(const clbnb_matrix *m, size_t *bytes) {
+    /* called after clbnb_check_matrix, so this cannot overflow */
+    *bytes = ((m->rows - 1) * m->ld + m->cols) * clbnb_dtype_size(m->dtype);
+    return CLBNB_SUCCESS;
+}
+
+static int regions_overlap(cl_mem a, size_t aoff, size_t abytes, cl_mem b, size_t boff, size_t bbytes) {
+    return a == b && aoff < boff + bbytes && boff < aoff + abytes;
+}
+
+clbnb_status clbnb_g4_check_weight(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *packed,
+                                   const clbnb_absmax *absmax, clbnb_quant_type type, size_t blocksize, size_t n,
+                                   size_t k, clbnb_g4_weight *w) {
+    if (!packed || !absmax) return CLBNB_ERROR_NULL_ARGUMENT;
+    if (!packed->mem || !absmax->absmax.mem) return CLBNB_ERROR_NULL_ARGUMENT;
+    int nested = absmax->absmax2.mem != NULL;
+    if (nested && !absmax->offset.mem) return CLBNB_ERROR_NULL_ARGUMENT;
+    if (packed->dtype != CLBNB_DTYPE_U8) return CLBNB_ERROR_UNSUPPORTED_DTYPE;
+    if (absmax->absmax.dtype != (nested ? CLBNB_DTYPE_U8 : CLBNB_DTYPE_F32)) return CLBNB_ERROR_UNSUPPORTED_DTYPE;
+    if (nested && (absmax->absmax2.dtype != CLBNB_DTYPE_F32 || absmax->offset.dtype != CLBNB_DTYPE_F32 ||
+                   (absmax->code2.mem && absmax->code2.dtype != CLBNB_DTYPE_F32)))
+        return CLBNB_ERROR_UNSUPPORTED_DTYPE;
+    if (type != CLBNB_QUANT_NF4 && type != CLBNB_QUANT_FP4) return CLBNB_ERROR_INVALID_QUANT_TYPE;
+    if (blocksize < 32 || blocksize > 4096 || !clbnb_is_pow2(blocksize)) return CLBNB_ERROR_INVALID_BLOCKSIZE;
+    if (nested && (!clbnb_is_pow2(absmax->blocksize2) || absmax->blocksize2 > ((size_t)1 << 30)))
+        return CLBNB_ERROR_INVALID_BLOCKSIZE;
+    size_t numel;
+    if (clbnb_mul_overflows(n, k, &numel) || numel > SIZE_MAX - 1) return CLBNB_ERROR_SIZE_OVERFLOW;
+    size_t nbytes = clbnb_packed_4bit_bytes(numel), nblocks = clbnb_blocks_count(numel, blocksize);
+    CLBNB_TRY(clbnb_check_vector(packed, CLBNB_DT(CLBNB_DTYPE_U8), nbytes));
+    CLBNB_TRY(clbnb_check_vector(&absmax->absmax, CLBNB_DT(absmax->absmax.dtype), nblocks));
+    memset(w, 0, sizeof *w);
+    w->packed = packed->mem;
+    w->poff = packed->offset;
+    w->absmax = absmax->absmax.mem;
+    w->aoff = absmax->absmax.offset / clbnb_dtype_size(absmax->absmax.dtype);
+    w->nested = nested;
+    w->log2bs = log2_of(blocksize);
+    w->qtype = type == CLBNB_QUANT_FP4 ? 1 : 0;
+    w->blocksize = blocksize;
+    if (nested) {
+        CLBNB_TRY(clbnb_check_vector(&absmax->absmax2, CLBNB_DT(CLBNB_DTYPE_F32),
+                                     clbnb_blocks_count(nblocks, absmax->blocksize2)));
+        CLBNB_TRY(clbnb_check_vector(&absmax->offset, CLBNB_DT(CLBNB_DTYPE_F32), 1));
+        if (absmax->code2.mem) {
+            CLBNB_TRY(clbnb_check_vector(&absmax->code2, CLBNB_DT(CLBNB_DTYPE_F32), 256));
+            w->code2 = absmax->code2.mem;
+            w->c2off = absmax->code2.offset / 4;
+        } else {
+            CLBNB_TRY(clbnb_builtin_table(ctx, queue, CLBNB_QUANT_BLOCKWISE8, &w->code2));
+        }
+        w->absmax2 = absmax->absmax2.mem;
+        w->a2off = absmax->absmax2.offset / 4;
+        w->offs = absmax->offset.mem;
+        w->ooff = absmax->offset.offset / 4;
+        w->log2bs2 = log2_of(absmax->blocksize2);
+    } else {
+        w->absmax2 = w->code2 = w->offs = w->absmax;
+    }
+    return CLBNB_SUCCESS;
+}
+
+/* Output `out` must not overlap any input region of the weight (inputs listed by the caller). */
+clbnb_status clbnb_g4_check_out_overlap(const clbnb_matrix *out, const clbnb_matrix *in, const clbnb_vector *packed,
+                                        const clbnb_absmax *absmax, const clbnb_vector *bias) {
+    size_t ob, ib;
+    matrix_bytes(out, &ob);
+    matrix_bytes(in, &ib);
+    if (regions_overlap(out->mem, out->offset, ob, in->mem, in->offset, ib)) return CLBNB_ERROR_INVALID_ARGUMENT;
+    const clbnb_vector *vs[6] = {packed, &absmax->absmax, NULL, NULL, NULL, bias};
+    if (absmax->absmax2.mem) {
+        vs[2] = &absmax->absmax2;
+        vs[3] = &absmax->offset;
+        vs[4] = absmax->code2.mem ? &absmax->code2 : NULL;
+    }
+    for (int i = 0; i < 6; i++) {
+        if (!vs[i]) continue;
+        size_t vb = vs[i]->n * clbnb_dtype_size(vs[i]->dtype);
+        if (regions_overlap(out->mem, out->offset, ob, vs[i]->mem, vs[i]->offset, vb))
+            return CLBNB_ERROR_INVALID_ARGUMENT;
+    }
+    return CLBNB_SUCCESS;
+}
+
+clbnb_status clbnb_g4_set_weight_args(cl_kernel k, cl_uint first, const clbnb_g4_weight *w) {
+    cl_ulong poff = w->poff, aoff = w->aoff, a2off = w->a2off, c2off = w->c2off, ooff = w->ooff;
+    cl_int nested = w->nested, log2bs = w->log2bs, log2bs2 = w->log2bs2, qtype = w->qtype;
+    struct {
+        size_t size;
+        const void *value;
+    } a[14] = {{sizeof(cl_mem), &w->packed},  {sizeof poff, &poff},    {sizeof(cl_mem), &w->absmax},
+               {sizeof aoff, &aoff},          {sizeof(cl_mem), &w->absmax2}, {sizeof a2off, &a2off},
+               {sizeof(cl_mem), &w->code2},   {sizeof c2off, &c2off},  {sizeof(cl_mem), &w->offs},
+               {sizeof ooff, &ooff},          {sizeof nested, &nested}, {sizeof log2bs, &log2bs},
+               {sizeof log2bs2, &log2bs2},    {sizeof qtype, &qtype}};
+    for (cl_uint i = 0; i < 14; i++) {
+        cl_int err = clSetKernelArg(k, first + i, a[i].size, a[i].value);
+        if (err != CL_SUCCESS) return (clbnb_status)err;
+    }
+    return CLBNB_SUCCESS;
+}
+
+/* ---- variant choice ---------------------------------------------------------------------------- */
+clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, size_t m) {
+    if (m <= 1) return CLBNB_GEMM_4BIT_GEMV;
+    /* CPU devices: CLBlast SGEMM on PoCL runs at a few GFLOP/s, slower than decoding the weight
+     * once per 8 rows of x for any M measured (M = 128: ~6x), so the fused kernel serves every M */
+    if (m <= 64 || (ctx && (ctx->info.type & CL_DEVICE_TYPE_CPU))) return CLBNB_GEMM_4BIT_SMALL_BATCH;
+    return CLBNB_GEMM_4BIT_DEQUANT_SGEMM;
+}
+
+/* ---- fused variants ---------------------------------------------------------------------------- */
+static size_t pow2_ceil(size_t v) {
+    size_t p = 1;
+    while (p < v) p <<= 1;
+    return p;
+}
+
+#define G4_WG 128 /* = G4_WG of cl/gemm_4bit.cl */
+
+static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                              const clbnb_g4_weight *w, const clbnb_vector *bias, const clbnb_matrix *out,
+                              clbnb_gemm_4bit_variant variant, cl_uint num_events, const cl_event *wait_list,
+                              cl_event *event) {
+    const size_t m = x->rows, k = x->cols, n = out->cols;
+    const int fast = (k % w->blocksize == 0) && (w->poff % 16 == 0);
+    char options[64], kname[32];
+    snprintf(options, sizeof options, "-DX_DTYPE=%d -DOUT_DTYPE=%d", (int)x->dtype, (int)out->dtype);
+    cl_uint param;
+    size_t global[2], local[2];
+
+    pthread_mutex_lock(&ctx->lock);
+    clbnb_path path = ctx->info.path[CLBNB_FAMILY_GEMM_4BIT];
+    if (!fast) {
+        /* any K: element-wise kernel, up to 4 rows of x per work-item */
+        snprintf(kname, sizeof kname, "g4_general");
+        param = variant == CLBNB_GEMM_4BIT_GEMV ? 1 : 4;
+        global[0] = n;
+        global[1] = (m + param - 1) / param;
+        local[0] = path == CLBNB_PATH_CPU ? 16 : 64;
+        local[1] = 1;
+    } else {
+        size_t mb = 1;
+        if (variant != CLBNB_GEMM_4BIT_GEMV) mb = m <= 2 ? 2 : m <= 4 ? 4 : 8;
+        if (path == CLBNB_PATH_CPU) {
+            /* one work-item per weight row and mb rows of x */
+            snprintf(kname, sizeof kname, "g4_cpu_mb%zu", mb);
+            param = 1;
+            global[0] = n;
+            local[0] = 16;
+        } else {
+            /* CLBNB_PATH_GENERIC (and, until it has its own kernels, CLBNB_PATH_NV_MMA) */
+            snprintf(kname, sizeof kname, "g4_gpu_mb%zu", mb);
+            size_t chunks = k / 32;
+            size_t tpr = pow2_ceil(chunks);
+            if (tpr > 32) tpr = 32;
+            /* few weight rows: spread each row over more items while every item keeps >= 2 chunks */
+            size_t cus = ctx->info.compute_units ? ctx->info.compute_units : 1;
+            while (tpr < G4_WG && chunks >= 4 * tpr &&
+                   ((n + G4_WG / tpr - 1) / (G4_WG / tpr)) * ((m + mb - 1) / mb) < 4 * cus)
+                tpr <<= 1;
+            param = (cl_uint)tpr;
+            global[0] = (n + G4_WG / tpr - 1) / (G4_WG / tpr) * G4_WG;
+            local[0] = G4_WG;
+        }
+        global[1] = (m + mb - 1) / mb;
+        local[1] = 1;
+    }
+    cl_kernel kern = NULL;
+    clbnb_status s = clbnb_kernel_get_locked(ctx, "gemm_4bit", options, kname, &kern);
+    if (s == CLBNB_SUCCESS) {
+        cl_ulong xoff = x->offset, ldx = x->ld, outoff = out->offset, ldo = out->ld;
+        cl_ulong cm = m, cn = n, ck = k;
+        cl_mem bmem = bias ? bias->mem : x->mem;
+        cl_ulong boff = bias ? bias->offset / clbnb_dtype_size(bias->dtype) : 0;
+        cl_int bdt = bias ? (cl_int)bias->dtype : -1;
+        s = clbnb_set_args(kern, 3, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx));
+        if (s == CLBNB_SUCCESS) s = clbnb_g4_set_weight_args(kern, 3, w);
+        if (s == CLBNB_SUCCESS) {
+            const struct {
+                size_t size;
+                const void *value;
+            } a[10] = {{sizeof bmem, &bmem}, {sizeof boff, &boff}, {sizeof bdt, &bdt}, {sizeof(cl_mem), &out->mem},
+                       {sizeof outoff, &outoff}, {sizeof ldo, &ldo}, {sizeof cm, &cm}, {sizeof cn, &cn},
+                       {sizeof ck, &ck}, {sizeof param, &param}};
+            for (cl_uint i = 0; i < 10 && s == CLBNB_SUCCESS; i++)
+                s = (clbnb_status)clSetKernelArg(kern, 17 + i, a[i].size, a[i].value);
+        }
+        if (s == CLBNB_SUCCESS) s = clbnb_enqueue(queue, kern, 2, global, local, num_events, wait_list, event);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return s;
+}
+
+/* ---- public entry points ----------------------------------------------------------------------- */
+clbnb_status clbnb_gemm_4bit_ex(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                const clbnb_vector *packed, const clbnb_absmax *absmax, clbnb_quant_type type,
+                                size_t blocksize, const clbnb_vector *bias, const clbnb_matrix *out,
+                                clbnb_gemm_4bit_variant variant, cl_uint num_events, const cl_event *wait_list,
+                                cl_event *event) {
+    CLBNB_TRY(clbnb_check_context_queue(ctx, queue));
+    CLBNB_TRY(clbnb_check_wait_list(num_events, wait_list));
+    if (!x || !out || !packed || !absmax) return CLBNB_ERROR_NULL_ARGUMENT;
+    if ((unsigned)variant >= CLBNB_GEMM_4BIT_VARIANT_COUNT) return CLBNB_ERROR_INVALID_ARGUMENT;
+    CLBNB_TRY(clbnb_check_matrix(x, CLBNB_DT_FLOAT));
+    CLBNB_TRY(clbnb_check_matrix(out, CLBNB_DT_FLOAT));
+    if (out->rows != x->rows) return CLBNB_ERROR_INVALID_SHAPE;
+    const size_t n = out->cols, k = x->cols;
+    clbnb_g4_weight w;
+    CLBNB_TRY(clbnb_g4_check_weight(ctx, queue, packed, absmax, type, blocksize, n, k, &w));
+    if (bias) CLBNB_TRY(clbnb_check_vector(bias, CLBNB_DT_FLOAT, n));
+    CLBNB_TRY(clbnb_g4_check_out_overlap(out, x, packed, absmax, bias));
+    if (variant == CLBNB_GEMM_4BIT_AUTO) variant = clbnb_gemm_4bit_auto_variant(ctx, x->rows);
+    if (variant == CLBNB_GEMM_4BIT_DEQUANT_SGEMM)
+        return clbnb_g4_dequant_sgemm(ctx, queue, x, &w, bias, out, num_events, wait_list, event);
+    return run_fused(ctx, queue, x, &w, bias, out, variant, num_events, wait_list, event);
+}
+
+clbnb_status clbnb_gemm_4bit(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                             const clbnb_vector *packed, const clbnb_absmax *absmax, clbnb_quant_type type,
+                             size_t blocksize, const clbnb_vector *bias, const clbnb_matrix *out, cl_uint num_events,
+                             const cl_event *wait_list, cl_event *event) {
+    return clbnb_gemm_4bit_ex(ctx, queue, x, packed, absmax, type, blocksize, bias, out, CLBNB_GEMM_4BIT_AUTO,
+                              num_events, wait_list, event);
+}
