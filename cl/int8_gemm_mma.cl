@@ -6,8 +6,9 @@
 // Work-group: WARPS_M x WARPS_N warps of 32; each warp owns a (16*MT) x (8*NT) tile of C held in
 // registers (MT*NT*4 ints). The work-group's tile is BM x BN; K advances BK bytes per stage.
 //
-//      B tile (BN rows of BK bytes)            local memory rows are padded to BK+16 bytes so the
-//      A tile (BM rows of BK bytes)            8 row addresses of each ldmatrix hit distinct banks
+// Local memory: STAGES x (A tile BM x BK bytes, B tile BN x BK bytes), unpadded (the 48 KiB cap
+// makes every byte count). The 16-byte chunks of a row are XOR-swizzled by the row's 128-byte line
+// so the 8 row addresses of each ldmatrix phase hit 8 distinct bank groups (no conflicts).
 //
 // CLBNB_PTX_EMULATE=1 replaces the four PTX instructions with plain OpenCL C that exchanges the
 // fragments through local memory, so the kernel's indexing can be tested on any device (PoCL);
@@ -31,7 +32,7 @@
 #define BK 64 // bytes of K per stage (multiple of 32)
 #endif
 #ifndef STAGES
-#define STAGES 2 // cp.async pipeline depth
+#define STAGES 3 // cp.async pipeline depth
 #endif
 #ifndef ALIGNED16
 #define ALIGNED16 0 // 1 when every A and B row starts 16-byte aligned: cp.async 16-byte copies
@@ -43,9 +44,13 @@
 #define THREADS (32 * WARPS_M * WARPS_N)
 #define BM (16 * MT * WARPS_M)
 #define BN (8 * NT * WARPS_N)
-#define ROW_BYTES (BK + 16)
-#define A_STAGE_BYTES (BM * ROW_BYTES)
-#define B_STAGE_BYTES (BN * ROW_BYTES)
+#define CHUNKS (BK / 16)             // 16-byte chunks per tile row
+#define ROWS_PER_LINE (8 / CHUNKS)   // tile rows per 128-byte line of local memory
+#define A_STAGE_BYTES (BM * BK)
+#define B_STAGE_BYTES (BN * BK)
+
+// Byte offset of 16-byte chunk `chunk` of tile row `row`, swizzled.
+inline uint swz(uint row, uint chunk) { return row * BK + ((chunk ^ ((row / ROWS_PER_LINE) % CHUNKS)) << 4); }
 
 #if CLBNB_NV_CC >= 80 || CLBNB_PTX_EMULATE
 
@@ -150,12 +155,12 @@ inline void load_stage(__local uchar *As, __local uchar *Bs, __global const ucha
     for (uint c = tid; c < BM * chunks_per_row; c += THREADS) {
         uint r = c / chunks_per_row, kc = (c % chunks_per_row) * 16;
         uint m = m0 + r;
-        load_chunk(As + r * ROW_BYTES + kc, A + (ulong)min(m, M - 1) * lda, m < M, k0 + kc, K);
+        load_chunk(As + swz(r, kc / 16), A + (ulong)min(m, M - 1) * lda, m < M, k0 + kc, K);
     }
     for (uint c = tid; c < BN * chunks_per_row; c += THREADS) {
         uint r = c / chunks_per_row, kc = (c % chunks_per_row) * 16;
         uint n = n0 + r;
-        load_chunk(Bs + r * ROW_BYTES + kc, B + (ulong)min(n, N - 1) * ldb, n < N, k0 + kc, K);
+        load_chunk(Bs + swz(r, kc / 16), B + (ulong)min(n, N - 1) * ldb, n < N, k0 + kc, K);
     }
 }
 
@@ -178,8 +183,11 @@ int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global con
     const uint ktiles = k_end > k_begin ? (k_end - k_begin + BK - 1) / BK : 0;
 
     int acc[MT][NT][4];
+#pragma unroll
     for (int i = 0; i < MT; i++)
+#pragma unroll
         for (int j = 0; j < NT; j++)
+#pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0;
 
     // prologue: fill STAGES-1 stages
@@ -203,20 +211,24 @@ int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global con
 
         __local uchar *As = smem + (kt % STAGES) * (A_STAGE_BYTES + B_STAGE_BYTES);
         __local uchar *Bs = As + A_STAGE_BYTES;
+#pragma unroll
         for (uint ks = 0; ks < BK; ks += 32) {
             uint a[MT][4], b[NT][2];
+#pragma unroll
             for (int i = 0; i < MT; i++) {
                 // lanes 0-15: rows 0-15 at byte ks; lanes 16-31: rows 0-15 at byte ks + 16
-                __local const uchar *p = As + (wm * MT * 16 + i * 16 + lane % 16) * ROW_BYTES + ks + (lane / 16) * 16;
+                __local const uchar *p = As + swz(wm * MT * 16 + i * 16 + lane % 16, ks / 16 + lane / 16);
                 LDMATRIX_X4(a[i][0], a[i][1], a[i][2], a[i][3], p, scratch);
             }
+#pragma unroll
             for (int j = 0; j < NT; j += 2) {
                 // lanes 0-7 / 8-15: n-tile j at bytes ks / ks+16; lanes 16-23 / 24-31: n-tile j+1
-                __local const uchar *p =
-                    Bs + (wn * NT * 8 + j * 8 + (lane / 16) * 8 + lane % 8) * ROW_BYTES + ks + ((lane / 8) % 2) * 16;
+                __local const uchar *p = Bs + swz(wn * NT * 8 + j * 8 + (lane / 16) * 8 + lane % 8, ks / 16 + (lane / 8) % 2);
                 LDMATRIX_X4(b[j][0], b[j][1], b[j + 1][0], b[j + 1][1], p, scratch);
             }
+#pragma unroll
             for (int i = 0; i < MT; i++)
+#pragma unroll
                 for (int j = 0; j < NT; j++) MMA_S8(acc[i][j], a[i][0], a[i][1], a[i][2], a[i][3], b[j][0], b[j][1], scratch);
         }
     }
@@ -226,7 +238,9 @@ int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global con
     const uint g = lane / 4, t = lane % 4;
     __global uchar *out = out_base + out_off;
     __global const uchar *sa = sa_base + sa_off, *sb = sb_base + sb_off, *bias = bias_base + bias_off;
+#pragma unroll
     for (int i = 0; i < MT; i++) {
+#pragma unroll
         for (int j = 0; j < NT; j++) {
             uint n = n0 + wn * NT * 8 + j * 8 + 2 * t;
             for (int half_ = 0; half_ < 2; half_++) {

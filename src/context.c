@@ -54,13 +54,16 @@ static void lowercase(char *s) {
     for (; *s; s++) *s = (char)tolower((unsigned char)*s);
 }
 
-/* The text a selector substring is matched against: platform name, device name and vendor. */
+/* The text a selector substring is matched against: platform name and version, device name,
+ * vendor and version (PoCL says "PoCL" only in its version strings). */
 static void device_label(cl_platform_id p, cl_device_id d, char *out, size_t size) {
-    char plat[256] = "", dev[256] = "", vendor[256] = "";
+    char plat[256] = "", plat_ver[256] = "", dev[256] = "", vendor[256] = "", dev_ver[256] = "";
     clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof plat - 1, plat, NULL);
+    clGetPlatformInfo(p, CL_PLATFORM_VERSION, sizeof plat_ver - 1, plat_ver, NULL);
     clGetDeviceInfo(d, CL_DEVICE_NAME, sizeof dev - 1, dev, NULL);
     clGetDeviceInfo(d, CL_DEVICE_VENDOR, sizeof vendor - 1, vendor, NULL);
-    snprintf(out, size, "%s %s %s", plat, dev, vendor);
+    clGetDeviceInfo(d, CL_DEVICE_VERSION, sizeof dev_ver - 1, dev_ver, NULL);
+    snprintf(out, size, "%s | %s | %s | %s | %s", plat, plat_ver, dev, vendor, dev_ver);
     lowercase(out);
 }
 
@@ -101,7 +104,7 @@ static clbnb_status select_device(const char *selector, cl_platform_id *plat, cl
         clbnb_status s = clbnb_device_enumerate(i, &p, &d);
         if (s == CLBNB_ERROR_NO_DEVICE) return s;
         if (s != CLBNB_SUCCESS) return CLBNB_ERROR_DEVICE_NOT_FOUND;
-        char label[800];
+        char label[1400];
         device_label(p, d, label, sizeof label);
         if (strstr(label, needle)) {
             *plat = p;

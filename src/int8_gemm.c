@@ -2,6 +2,7 @@
  * operation; the epilogue (int32 out, LLM.int8 dequant, SwitchBack mixed / row-wise dequant) is a
  * compile-time option of the same kernels, so every path produces the same bits. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
@@ -39,6 +40,26 @@ static clbnb_status validate(const clbnb_context *ctx, cl_command_queue queue, c
 
 static cl_ulong byte_offset(const clbnb_vector *v) { return v ? v->offset : 0; }
 static cl_mem mem_of(const clbnb_vector *v) { return v ? v->mem : NULL; }
+
+/* Tile shape of the tensor-core kernel (see cl/int8_gemm_mma.cl): warps per work-group along M
+ * and N, m16 / n8 tiles per warp, bytes of K per stage, pipeline stages. Local memory is
+ * STAGES * (BM + BN) * BK bytes, which must fit in 48 KiB on NVIDIA's OpenCL. The development knob
+ * CLBNB_INT8_MMA_CONFIG="wm,wn,mt,nt,bk,stages" overrides it (read per call: benchmarks sweep it). */
+struct mma_config {
+    int warps_m, warps_n, mt, nt, bk, stages;
+};
+
+static struct mma_config mma_config(const clbnb_context *ctx) {
+    struct mma_config c = {2, 2, 4, 8, 64, 3}; /* 128 x 128 x 64, 3 stages = 48 KiB */
+    const char *env = getenv("CLBNB_INT8_MMA_CONFIG");
+    struct mma_config e;
+    if (env && sscanf(env, "%d,%d,%d,%d,%d,%d", &e.warps_m, &e.warps_n, &e.mt, &e.nt, &e.bk, &e.stages) == 6 &&
+        e.warps_m > 0 && e.warps_n > 0 && e.mt > 0 && e.nt > 0 && e.nt % 2 == 0 && e.bk % 32 == 0 && e.bk > 0 &&
+        e.bk <= 128 && e.stages >= 2 && e.warps_m * e.warps_n <= 32)
+        c = e;
+    (void)ctx;
+    return c;
+}
 
 /* How many K slices: enough work-groups to give every compute unit two, when the output tiles
  * alone cannot (small M: token generation, small batches). */
@@ -80,11 +101,14 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
         global[0] = (N + 7) / 8 * 256, global[1] = 1;
     } else if (path == CLBNB_PATH_NV_MMA) {
         int aligned = a->offset % 16 == 0 && a->ld % 16 == 0 && b->offset % 16 == 0 && b->ld % 16 == 0;
-        snprintf(options, sizeof options, "-DALIGNED16=%d -DCLBNB_PTX_EMULATE=%d", aligned, !ctx->info.nv_ptx_mma);
+        struct mma_config m = mma_config(ctx);
+        snprintf(options, sizeof options,
+                 "-DALIGNED16=%d -DCLBNB_PTX_EMULATE=%d -DWARPS_M=%d -DWARPS_N=%d -DMT=%d -DNT=%d -DBK=%d -DSTAGES=%d",
+                 aligned, !ctx->info.nv_ptx_mma, m.warps_m, m.warps_n, m.mt, m.nt, m.bk, m.stages);
         program = "int8_gemm_mma", kernel_name = "int8_gemm_mma";
-        /* BM = BN = 128, BK = 64 with the kernel's default WARPS_M = WARPS_N = 2, MT = 4, NT = 8 */
-        local[0] = 128, tile_m = 128, tile_n = 128, bk = 64;
-        global[0] = (N + 127) / 128 * 128, global[1] = (M + 127) / 128;
+        tile_m = (size_t)16 * m.mt * m.warps_m, tile_n = (size_t)8 * m.nt * m.warps_n, bk = (size_t)m.bk;
+        local[0] = (size_t)32 * m.warps_m * m.warps_n;
+        global[0] = (N + tile_n - 1) / tile_n * local[0], global[1] = (M + tile_m - 1) / tile_m;
     } else if (path == CLBNB_PATH_CPU) {
         options[0] = '\0';
         program = "int8_gemm", kernel_name = "int8_gemm_cpu";

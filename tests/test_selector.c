@@ -40,6 +40,20 @@ int main(void) {
         clbnb_context_free(ctx);
     }
     clbnb_context *ctx = NULL;
+    /* the selectors the documentation names: "pocl" on PoCL, "nvidia" on NVIDIA's platform */
+    {
+        clbnb_context *any = test_context();
+        const clbnb_device_info *in = clbnb_context_device_info(any);
+        const char *sel = strstr(in->platform_version, "PoCL") ? "pocl" : strstr(in->platform_name, "NVIDIA") ? "NVIDIA" : NULL;
+        if (sel) {
+            TEST_STATUS(clbnb_context_init_from_selector(&ctx, sel), CLBNB_SUCCESS);
+            TEST_CHECK(ctx && strcmp(clbnb_context_device_info(ctx)->platform_name, in->platform_name) == 0,
+                       "selector '%s' picks the %s platform", sel, in->platform_name);
+            clbnb_context_free(ctx);
+            ctx = NULL;
+        }
+        clbnb_context_free(any);
+    }
     TEST_STATUS(clbnb_context_init_from_selector(&ctx, "no-such-device-xyz"), CLBNB_ERROR_DEVICE_NOT_FOUND);
     TEST_CHECK(ctx == NULL, "no context on failure");
     char big[32];

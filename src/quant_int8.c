@@ -1,0 +1,491 @@
+/* quant_int8.c: int8 quantization (bnb-format-spec.md 5.1, 5.2, 5.6): row-wise (LLM.int8 and
+ * SwitchBack, with outlier columns), row-wise dequantization, global (SwitchBack, optionally
+ * transposed), column-wise with transpose, and int8_double_quant. Kernels: cl/quant_int8.cl.
+ *
+ * Every operation validates all of its arguments first; then, holding ctx->lock, enqueues a chain
+ * of commands (fills and kernels, each waiting for the previous one; the caller's wait list goes
+ * to the first, the caller's event comes from the last). Scratch buffers (column flags, partial
+ * maxima) are created per call and released right after enqueueing. */
+#include <math.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+#define PROG "quant_int8"
+#define WG_GENERIC 256 /* cl/quant_int8.cl WG default */
+
+/* ---- command chain ---------------------------------------------------------------------------- */
+typedef struct chain {
+    cl_uint num_events;
+    const cl_event *wait_list;
+    cl_event prev;
+    cl_event *user_event;
+} chain;
+
+static chain chain_start(cl_uint num_events, const cl_event *wait_list, cl_event *event) {
+    chain c = {num_events, wait_list, NULL, event};
+    return c;
+}
+
+static void chain_waits(const chain *c, cl_uint *n, const cl_event **wl) {
+    if (c->prev) {
+        *n = 1;
+        *wl = &c->prev;
+    } else {
+        *n = c->num_events;
+        *wl = c->wait_list;
+    }
+}
+
+static void chain_advance(chain *c, cl_event ev) {
+    if (c->prev) clReleaseEvent(c->prev);
+    c->prev = ev;
+}
+
+static clbnb_status chain_kernel(chain *c, cl_command_queue queue, cl_kernel k, cl_uint dims, const size_t *global,
+                                 const size_t *local, int last) {
+    cl_uint n;
+    const cl_event *wl;
+    chain_waits(c, &n, &wl);
+    cl_event ev = NULL;
+    clbnb_status s = clbnb_enqueue(queue, k, dims, global, local, n, wl, last ? c->user_event : &ev);
+    if (s == CLBNB_SUCCESS) chain_advance(c, ev);
+    return s;
+}
+
+static clbnb_status chain_fill_zero(chain *c, cl_command_queue queue, cl_mem mem, size_t offset, size_t bytes,
+                                    int last) {
+    cl_uint n;
+    const cl_event *wl;
+    chain_waits(c, &n, &wl);
+    cl_event ev = NULL;
+    cl_uint zero = 0;
+    cl_int err = clEnqueueFillBuffer(queue, mem, &zero, sizeof zero, offset, bytes, n, wl, last ? c->user_event : &ev);
+    if (err == CL_SUCCESS) chain_advance(c, ev);
+    return (clbnb_status)err;
+}
+
+static void chain_end(chain *c) { chain_advance(c, NULL); }
+
+/* ---- helpers ---------------------------------------------------------------------------------- */
+static int use_cpu(const clbnb_context *ctx) { return ctx->info.path[CLBNB_FAMILY_QUANT] == CLBNB_PATH_CPU; }
+
+static size_t cus(const clbnb_context *ctx) { return ctx->info.compute_units ? ctx->info.compute_units : 1; }
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+static cl_ulong elem_off(size_t bytes, clbnb_dtype dt) { return (cl_ulong)(bytes / clbnb_dtype_size(dt)); }
+
+/* Program variants differ only in IN_DTYPE, OUT_DTYPE and the path (cl/quant_int8.cl): few builds. */
+static void prog_opts(char *buf, size_t size, clbnb_dtype in, clbnb_dtype out, int cpu) {
+    snprintf(buf, size, "-DIN_DTYPE=%d -DOUT_DTYPE=%d -DQ8_CPU=%d", (int)in, (int)out, cpu);
+}
+
+static clbnb_status scratch(const clbnb_context *ctx, size_t bytes, cl_mem *out) {
+    cl_int err = CL_SUCCESS;
+    *out = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    return err == CL_SUCCESS && *out ? CLBNB_SUCCESS : (clbnb_status)(err ? err : CL_MEM_OBJECT_ALLOCATION_FAILURE);
+}
+
+static clbnb_status check_start(const clbnb_context *ctx, cl_command_queue queue, cl_uint num_events,
+                                const cl_event *wait_list) {
+    CLBNB_TRY(clbnb_check_context_queue(ctx, queue));
+    return clbnb_check_wait_list(num_events, wait_list);
+}
+
+static clbnb_status check_threshold(float threshold) {
+    return (isfinite(threshold) && threshold >= 0.0f) ? CLBNB_SUCCESS : CLBNB_ERROR_INVALID_ARGUMENT;
+}
+
+/* Outlier outputs: required (cols capacity, count n >= 1) when threshold > 0; optional otherwise
+ * (a given count is checked and set to 0). */
+static clbnb_status check_outliers(float threshold, size_t cols, const clbnb_vector *ocols,
+                                   const clbnb_vector *ocount) {
+    if (threshold > 0.0f) {
+        if (!ocols || !ocount) return CLBNB_ERROR_NULL_ARGUMENT;
+        CLBNB_TRY(clbnb_check_vector(ocols, CLBNB_DT(CLBNB_DTYPE_I32), cols));
+        CLBNB_TRY(clbnb_check_vector(ocount, CLBNB_DT(CLBNB_DTYPE_I32), 1));
+        if (cols > (size_t)INT32_MAX) return CLBNB_ERROR_SIZE_OVERFLOW;
+    } else if (ocount) {
+        CLBNB_TRY(clbnb_check_vector(ocount, CLBNB_DT(CLBNB_DTYPE_I32), 1));
+    }
+    return CLBNB_SUCCESS;
+}
+
+/* ================================================================================================ */
+/* Row-wise quantization (validated arguments; ctx->lock held)                                      */
+/* ================================================================================================ */
+static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                    const clbnb_matrix *q, const clbnb_vector *stats, clbnb_rowwise_mode mode,
+                                    float thr, const clbnb_vector *ocols, const clbnb_vector *ocount, cl_mem flags,
+                                    chain *ch, int last) {
+    int cpu = use_cpu(ctx);
+    cl_ulong rows = x->rows, cols = x->cols;
+    size_t tpr = cols >= 2048 ? 256 : cols >= 512 ? 128 : cols >= 128 ? 64 : 32;
+    char opts[64];
+    prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
+    int outliers = thr > 0.0f;
+    int zero_cols = outliers && rows > 1;
+    if (outliers) CLBNB_TRY(chain_fill_zero(ch, queue, flags, 0, (size_t)cols * sizeof(cl_uint), 0));
+
+    cl_kernel k;
+    static const char *names[2][2] = {{"rowwise_llm_wg", "rowwise_sb_wg"}, {"rowwise_llm_cpu", "rowwise_sb_cpu"}};
+    CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, names[cpu][mode == CLBNB_ROWWISE_SWITCHBACK], &k));
+    cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, qoff = q->offset, ldq = q->ld;
+    cl_ulong soff = elem_off(stats->offset, stats->dtype);
+    cl_mem fl = outliers ? flags : NULL;
+    cl_int sdt = (cl_int)stats->dtype;
+    cl_uint tpru = (cl_uint)tpr;
+    CLBNB_TRY(clbnb_set_args(k, 14, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(q->mem),
+                             CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(stats->mem), CLBNB_ARG(soff), CLBNB_ARG(sdt),
+                             CLBNB_ARG(rows), CLBNB_ARG(cols), CLBNB_ARG(thr), CLBNB_ARG(fl), CLBNB_ARG(tpru)));
+    size_t local, global;
+    if (cpu) {
+        local = 16;
+        global = (size_t)rows;
+    } else {
+        local = WG_GENERIC;
+        global = ceil_div((size_t)rows, WG_GENERIC / tpr) * WG_GENERIC;
+    }
+    int more = outliers || ocount;
+    CLBNB_TRY(chain_kernel(ch, queue, k, 1, &global, &local, last && !more));
+
+    if (outliers) {
+        CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "outlier_compact_cpu" : "outlier_compact_wg", &k));
+        cl_ulong ooff = elem_off(ocols->offset, CLBNB_DTYPE_I32), coff = elem_off(ocount->offset, CLBNB_DTYPE_I32);
+        CLBNB_TRY(clbnb_set_args(k, 6, CLBNB_ARG(flags), CLBNB_ARG(cols), CLBNB_ARG(ocols->mem), CLBNB_ARG(ooff),
+                                 CLBNB_ARG(ocount->mem), CLBNB_ARG(coff)));
+        size_t l1 = cpu ? 1 : WG_GENERIC;
+        CLBNB_TRY(chain_kernel(ch, queue, k, 1, &l1, &l1, last && !zero_cols));
+        if (zero_cols) {
+            CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, "zero_outlier_cols", &k));
+            CLBNB_TRY(clbnb_set_args(k, 8, CLBNB_ARG(q->mem), CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(rows),
+                                     CLBNB_ARG(ocols->mem), CLBNB_ARG(ooff), CLBNB_ARG(ocount->mem), CLBNB_ARG(coff)));
+            size_t g2[2] = {min_sz((size_t)cols, 16), min_sz((size_t)rows, cpu ? 64 : 4096)};
+            size_t l2[2] = {1, cpu ? 16 : 256};
+            g2[1] = clbnb_round_up(g2[1], l2[1]);
+            CLBNB_TRY(chain_kernel(ch, queue, k, 2, g2, l2, last));
+        }
+    } else if (ocount) {
+        CLBNB_TRY(chain_fill_zero(ch, queue, ocount->mem, ocount->offset, sizeof(cl_int), last));
+    }
+    return CLBNB_SUCCESS;
+}
+
+clbnb_status clbnb_quantize_rowwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                    const clbnb_matrix *q, const clbnb_vector *row_stats, clbnb_rowwise_mode mode,
+                                    float threshold, const clbnb_vector *outlier_cols,
+                                    const clbnb_vector *outlier_count, cl_uint num_events, const cl_event *wait_list,
+                                    cl_event *event) {
+    CLBNB_TRY(check_start(ctx, queue, num_events, wait_list));
+    if (!x || !q || !row_stats) return CLBNB_ERROR_NULL_ARGUMENT;
+    CLBNB_TRY(clbnb_check_matrix(x, CLBNB_DT_FLOAT));
+    CLBNB_TRY(clbnb_check_matrix(q, CLBNB_DT(CLBNB_DTYPE_I8)));
+    if (q->rows != x->rows || q->cols != x->cols) return CLBNB_ERROR_INVALID_SHAPE;
+    CLBNB_TRY(clbnb_check_vector(row_stats, CLBNB_DT(CLBNB_DTYPE_F32) | CLBNB_DT(CLBNB_DTYPE_F16), x->rows));
+    if (mode != CLBNB_ROWWISE_LLM_INT8 && mode != CLBNB_ROWWISE_SWITCHBACK) return CLBNB_ERROR_INVALID_ARGUMENT;
+    CLBNB_TRY(check_threshold(threshold));
+    CLBNB_TRY(check_outliers(threshold, x->cols, outlier_cols, outlier_count));
+
+    cl_mem flags = NULL;
+    if (threshold > 0.0f) CLBNB_TRY(scratch(ctx, x->cols * sizeof(cl_uint), &flags));
+    chain ch = chain_start(num_events, wait_list, event);
+    pthread_mutex_lock(&ctx->lock);
+    clbnb_status s =
+        enqueue_rowwise(ctx, queue, x, q, row_stats, mode, threshold, outlier_cols, outlier_count, flags, &ch, 1);
+    pthread_mutex_unlock(&ctx->lock);
+    chain_end(&ch);
+    if (flags) clReleaseMemObject(flags);
+    return s;
+}
+
+/* ================================================================================================ */
+/* Row-wise dequantization                                                                          */
+/* ================================================================================================ */
+clbnb_status clbnb_dequantize_rowwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *q,
+                                      const clbnb_vector *row_stats, const clbnb_matrix *out, clbnb_rowwise_mode mode,
+                                      cl_uint num_events, const cl_event *wait_list, cl_event *event) {
+    CLBNB_TRY(check_start(ctx, queue, num_events, wait_list));
+    if (!q || !row_stats || !out) return CLBNB_ERROR_NULL_ARGUMENT;
+    CLBNB_TRY(clbnb_check_matrix(q, CLBNB_DT(CLBNB_DTYPE_I8)));
+    CLBNB_TRY(clbnb_check_matrix(out, CLBNB_DT_FLOAT));
+    if (out->rows != q->rows || out->cols != q->cols) return CLBNB_ERROR_INVALID_SHAPE;
+    CLBNB_TRY(clbnb_check_vector(row_stats, CLBNB_DT(CLBNB_DTYPE_F32) | CLBNB_DT(CLBNB_DTYPE_F16), q->rows));
+    if (mode != CLBNB_ROWWISE_LLM_INT8 && mode != CLBNB_ROWWISE_SWITCHBACK) return CLBNB_ERROR_INVALID_ARGUMENT;
+
+    int cpu = use_cpu(ctx);
+    char opts[64];
+    prog_opts(opts, sizeof opts, CLBNB_DTYPE_F32, out->dtype, cpu);
+    cl_int sdt = (cl_int)row_stats->dtype;
+    cl_ulong qoff = q->offset, ldq = q->ld, soff = elem_off(row_stats->offset, row_stats->dtype);
+    cl_ulong ooff = elem_off(out->offset, out->dtype), ldo = out->ld, rows = q->rows, cols = q->cols;
+    size_t local[2] = {cpu ? 1 : 256, 1};
+    size_t global[2] = {cpu ? ceil_div(q->cols, 2048) : clbnb_round_up(min_sz(q->cols, 1024), local[0]),
+                        cpu ? q->rows : min_sz(q->rows, cus(ctx) * 64)};
+    pthread_mutex_lock(&ctx->lock);
+    cl_kernel k;
+    clbnb_status s = clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "dequant_rowwise_cpu" : "dequant_rowwise", &k);
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_set_args(k, 11, CLBNB_ARG(q->mem), CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(row_stats->mem),
+                           CLBNB_ARG(soff), CLBNB_ARG(sdt), CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(rows),
+                           CLBNB_ARG(cols));
+    if (s == CLBNB_SUCCESS) s = clbnb_enqueue(queue, k, 2, global, local, num_events, wait_list, event);
+    pthread_mutex_unlock(&ctx->lock);
+    return s;
+}
+
+/* ================================================================================================ */
+/* Global absmax (stage 1) and the transposed quantization kernel                                   */
+/* ================================================================================================ */
+#define CHUNK_ELEMS 4096 /* cl/quant_int8.cl CHUNK default */
+
+/* Logical shape for the chunked kernels: a contiguous x (and q, when not transposed) is one long
+ * row, so chunks never straddle rows. */
+typedef struct flat_shape {
+    cl_ulong rows, cols, ldx, ldq, nch;
+} flat_shape;
+
+static flat_shape flatten(const clbnb_matrix *x, const clbnb_matrix *q) {
+    flat_shape f = {x->rows, x->cols, x->ld, q ? q->ld : 0, 0};
+    if (x->ld == x->cols && (!q || q->ld == q->cols)) {
+        f.cols = (cl_ulong)x->rows * x->cols;
+        f.rows = 1;
+        f.ldx = f.cols;
+        f.ldq = f.cols;
+    }
+    f.nch = ceil_div((size_t)f.cols, CHUNK_ELEMS);
+    return f;
+}
+
+/* Number of stage-1 partials for a flat shape. */
+static size_t global_partials(const clbnb_context *ctx, const flat_shape *f) {
+    size_t units = (size_t)(f->rows * f->nch);
+    return min_sz(units, use_cpu(ctx) ? max_sz(cus(ctx) * 8, 64) : min_sz(cus(ctx) * 8, 1024));
+}
+
+static clbnb_status enqueue_absmax_partial(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                           const flat_shape *f, cl_mem partials, size_t np, chain *ch) {
+    int cpu = use_cpu(ctx);
+    char opts[64];
+    prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
+    cl_kernel k;
+    CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "absmax_partial_cpu" : "absmax_partial_wg", &k));
+    cl_ulong xoff = elem_off(x->offset, x->dtype);
+    CLBNB_TRY(clbnb_set_args(k, 7, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(f->ldx), CLBNB_ARG(f->rows),
+                             CLBNB_ARG(f->cols), CLBNB_ARG(f->nch), CLBNB_ARG(partials)));
+    size_t local = cpu ? 1 : WG_GENERIC, global = np * local;
+    return chain_kernel(ch, queue, k, 1, &global, &local, 0);
+}
+
+/* qT[c, r] = code(x[r, c]); kind 0: global absmax from np partials (stats = absmax[0]);
+ * kind 1: column absmax from np row segments of partials (stats = col_stats). */
+static clbnb_status enqueue_transpose_quant(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                            const clbnb_matrix *q, const clbnb_vector *stats, int kind,
+                                            cl_mem partials, size_t np, chain *ch, int last) {
+    int cpu = use_cpu(ctx);
+    char opts[64];
+    prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
+    static const char *names[2][2] = {{"transpose_global_wg", "transpose_col_wg"},
+                                      {"transpose_global_cpu", "transpose_col_cpu"}};
+    cl_kernel k;
+    CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, names[cpu][kind], &k));
+    cl_int sdt = (cl_int)stats->dtype;
+    cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, rows = x->rows, cols = x->cols;
+    cl_ulong qoff = q->offset, ldq = q->ld, soff = elem_off(stats->offset, stats->dtype), npl = np;
+    CLBNB_TRY(clbnb_set_args(k, 13, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(rows),
+                             CLBNB_ARG(cols), CLBNB_ARG(partials), CLBNB_ARG(npl), CLBNB_ARG(q->mem), CLBNB_ARG(qoff),
+                             CLBNB_ARG(ldq), CLBNB_ARG(stats->mem), CLBNB_ARG(soff), CLBNB_ARG(sdt)));
+    cl_ulong rps = 0;
+    CLBNB_TRY((clbnb_status)clSetKernelArg(k, 13, sizeof rps, &rps));
+    if (cpu) {
+        size_t nseg = min_sz(x->rows, max_sz(1, ceil_div(64, ceil_div(x->cols, 8))));
+        rps = ceil_div(x->rows, nseg);
+        nseg = ceil_div(x->rows, (size_t)rps);
+        CLBNB_TRY((clbnb_status)clSetKernelArg(k, 13, sizeof rps, &rps));
+        size_t local[2] = {1, 1}, global[2] = {ceil_div(x->cols, 8), nseg};
+        return chain_kernel(ch, queue, k, 2, global, local, last);
+    }
+    size_t tiles = ceil_div(x->rows, 64) * ceil_div(x->cols, 64);
+    size_t local = WG_GENERIC, global = min_sz(tiles, cus(ctx) * 16) * local;
+    return chain_kernel(ch, queue, k, 1, &global, &local, last);
+}
+
+clbnb_status clbnb_quantize_global(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                   const clbnb_matrix *q, const clbnb_vector *absmax, int transpose,
+                                   cl_uint num_events, const cl_event *wait_list, cl_event *event) {
+    CLBNB_TRY(check_start(ctx, queue, num_events, wait_list));
+    if (!x || !q || !absmax) return CLBNB_ERROR_NULL_ARGUMENT;
+    CLBNB_TRY(clbnb_check_matrix(x, CLBNB_DT_FLOAT));
+    CLBNB_TRY(clbnb_check_matrix(q, CLBNB_DT(CLBNB_DTYPE_I8)));
+    if (transpose ? (q->rows != x->cols || q->cols != x->rows) : (q->rows != x->rows || q->cols != x->cols))
+        return CLBNB_ERROR_INVALID_SHAPE;
+    CLBNB_TRY(clbnb_check_vector(absmax, CLBNB_DT(CLBNB_DTYPE_F32) | CLBNB_DT(x->dtype), 1));
+
+    int cpu = use_cpu(ctx);
+    flat_shape f = flatten(x, transpose ? NULL : q);
+    size_t np = global_partials(ctx, &f);
+    cl_mem partials;
+    CLBNB_TRY(scratch(ctx, np * sizeof(float), &partials));
+    chain ch = chain_start(num_events, wait_list, event);
+    pthread_mutex_lock(&ctx->lock);
+    clbnb_status s = enqueue_absmax_partial(ctx, queue, x, &f, partials, np, &ch);
+    if (s == CLBNB_SUCCESS && transpose) {
+        s = enqueue_transpose_quant(ctx, queue, x, q, absmax, 0, partials, np, &ch, 1);
+    } else if (s == CLBNB_SUCCESS) {
+        char opts[64];
+        prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
+        cl_int sdt = (cl_int)absmax->dtype;
+        cl_kernel k;
+        s = clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "global_quant_cpu" : "global_quant_wg", &k);
+        cl_ulong xoff = elem_off(x->offset, x->dtype), qoff = q->offset, aoff = elem_off(absmax->offset, absmax->dtype);
+        cl_uint npu = (cl_uint)np;
+        if (s == CLBNB_SUCCESS)
+            s = clbnb_set_args(k, 14, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(f.ldx), CLBNB_ARG(f.rows),
+                               CLBNB_ARG(f.cols), CLBNB_ARG(f.nch), CLBNB_ARG(partials), CLBNB_ARG(npu),
+                               CLBNB_ARG(q->mem), CLBNB_ARG(qoff), CLBNB_ARG(f.ldq), CLBNB_ARG(absmax->mem),
+                               CLBNB_ARG(aoff), CLBNB_ARG(sdt));
+        size_t units = (size_t)(f.rows * f.nch);
+        size_t local = cpu ? 1 : WG_GENERIC;
+        size_t global = (cpu ? np : min_sz(units, cus(ctx) * 16)) * local;
+        if (s == CLBNB_SUCCESS) s = chain_kernel(&ch, queue, k, 1, &global, &local, 1);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    chain_end(&ch);
+    clReleaseMemObject(partials);
+    return s;
+}
+
+/* ================================================================================================ */
+/* Column maxima (stage 1 of column-wise and of double quant's column part)                         */
+/* ================================================================================================ */
+/* Row segments for the column partials: enough work-groups / work-items to fill the device. */
+static size_t col_segments(const clbnb_context *ctx, size_t rows, size_t cols) {
+    size_t nseg;
+    if (use_cpu(ctx))
+        nseg = max_sz(1, ceil_div(cus(ctx) * 32, ceil_div(cols, 8)));
+    else
+        nseg = max_sz(1, ceil_div(cus(ctx) * 8, ceil_div(cols, 64)));
+    nseg = min_sz(min_sz(nseg, 64), ceil_div(rows, 4));
+    size_t rps = ceil_div(rows, max_sz(nseg, 1));
+    return ceil_div(rows, rps);
+}
+
+static clbnb_status enqueue_colmax(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x, float thr,
+                                   cl_mem partials, size_t nseg, chain *ch) {
+    int cpu = use_cpu(ctx);
+    char opts[64];
+    prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
+    cl_kernel k;
+    CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "colmax_cpu" : "colmax_wg", &k));
+    cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, rows = x->rows, cols = x->cols;
+    cl_ulong rps = ceil_div(x->rows, nseg);
+    CLBNB_TRY(clbnb_set_args(k, 8, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(rows),
+                             CLBNB_ARG(cols), CLBNB_ARG(rps), CLBNB_ARG(thr), CLBNB_ARG(partials)));
+    size_t local[2], global[2];
+    if (cpu) {
+        local[0] = 1;
+        local[1] = 1;
+        global[0] = ceil_div(x->cols, 8);
+        global[1] = nseg;
+    } else {
+        local[0] = 64;
+        local[1] = WG_GENERIC / 64;
+        global[0] = x->cols;
+        global[1] = nseg * local[1];
+    }
+    return chain_kernel(ch, queue, k, 2, global, local, 0);
+}
+
+clbnb_status clbnb_quantize_columnwise_transpose(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                                 const clbnb_matrix *qT, const clbnb_vector *col_stats,
+                                                 cl_uint num_events, const cl_event *wait_list, cl_event *event) {
+    CLBNB_TRY(check_start(ctx, queue, num_events, wait_list));
+    if (!x || !qT || !col_stats) return CLBNB_ERROR_NULL_ARGUMENT;
+    CLBNB_TRY(clbnb_check_matrix(x, CLBNB_DT_FLOAT));
+    CLBNB_TRY(clbnb_check_matrix(qT, CLBNB_DT(CLBNB_DTYPE_I8)));
+    if (qT->rows != x->cols || qT->cols != x->rows) return CLBNB_ERROR_INVALID_SHAPE;
+    CLBNB_TRY(clbnb_check_vector(col_stats, CLBNB_DT(CLBNB_DTYPE_F32) | CLBNB_DT(CLBNB_DTYPE_F16), x->cols));
+
+    size_t nseg = col_segments(ctx, x->rows, x->cols), bytes;
+    if (clbnb_mul_overflows(nseg * sizeof(float), x->cols, &bytes)) return CLBNB_ERROR_SIZE_OVERFLOW;
+    cl_mem partials;
+    CLBNB_TRY(scratch(ctx, bytes, &partials));
+    chain ch = chain_start(num_events, wait_list, event);
+    pthread_mutex_lock(&ctx->lock);
+    clbnb_status s = enqueue_colmax(ctx, queue, x, 0.0f, partials, nseg, &ch);
+    if (s == CLBNB_SUCCESS) s = enqueue_transpose_quant(ctx, queue, x, qT, col_stats, 1, partials, nseg, &ch, 1);
+    pthread_mutex_unlock(&ctx->lock);
+    chain_end(&ch);
+    clReleaseMemObject(partials);
+    return s;
+}
+
+/* ================================================================================================ */
+/* int8_double_quant                                                                                */
+/* ================================================================================================ */
+clbnb_status clbnb_int8_double_quant(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                     float threshold, const clbnb_matrix *out_row, const clbnb_matrix *out_col,
+                                     const clbnb_vector *row_stats, const clbnb_vector *col_stats,
+                                     const clbnb_vector *outlier_cols, const clbnb_vector *outlier_count,
+                                     cl_uint num_events, const cl_event *wait_list, cl_event *event) {
+    CLBNB_TRY(check_start(ctx, queue, num_events, wait_list));
+    if (!x || !out_row || !out_col || !row_stats || !col_stats) return CLBNB_ERROR_NULL_ARGUMENT;
+    CLBNB_TRY(clbnb_check_matrix(x, CLBNB_DT_FLOAT));
+    CLBNB_TRY(clbnb_check_matrix(out_row, CLBNB_DT(CLBNB_DTYPE_I8)));
+    CLBNB_TRY(clbnb_check_matrix(out_col, CLBNB_DT(CLBNB_DTYPE_I8)));
+    if (out_row->rows != x->rows || out_row->cols != x->cols || out_col->rows != x->rows ||
+        out_col->cols != x->cols)
+        return CLBNB_ERROR_INVALID_SHAPE;
+    CLBNB_TRY(clbnb_check_vector(row_stats, CLBNB_DT(CLBNB_DTYPE_F32), x->rows));
+    CLBNB_TRY(clbnb_check_vector(col_stats, CLBNB_DT(CLBNB_DTYPE_F32), x->cols));
+    CLBNB_TRY(check_threshold(threshold));
+    CLBNB_TRY(check_outliers(threshold, x->cols, outlier_cols, outlier_count));
+
+    int cpu = use_cpu(ctx);
+    size_t nseg = col_segments(ctx, x->rows, x->cols), bytes;
+    if (clbnb_mul_overflows(nseg * sizeof(float), x->cols, &bytes)) return CLBNB_ERROR_SIZE_OVERFLOW;
+    cl_mem partials = NULL, flags = NULL;
+    CLBNB_TRY(scratch(ctx, bytes, &partials));
+    if (threshold > 0.0f) {
+        clbnb_status s = scratch(ctx, x->cols * sizeof(cl_uint), &flags);
+        if (s != CLBNB_SUCCESS) {
+            clReleaseMemObject(partials);
+            return s;
+        }
+    }
+    chain ch = chain_start(num_events, wait_list, event);
+    pthread_mutex_lock(&ctx->lock);
+    clbnb_status s = enqueue_rowwise(ctx, queue, x, out_row, row_stats, CLBNB_ROWWISE_LLM_INT8, threshold,
+                                     outlier_cols, outlier_count, flags, &ch, 0);
+    if (s == CLBNB_SUCCESS) s = enqueue_colmax(ctx, queue, x, threshold, partials, nseg, &ch);
+    if (s == CLBNB_SUCCESS) {
+        char opts[64];
+        prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
+        cl_kernel k;
+        s = clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "dq_col_quant_cpu" : "dq_col_quant", &k);
+        cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, rows = x->rows, cols = x->cols, npl = nseg;
+        cl_ulong qoff = out_col->offset, ldq = out_col->ld, csoff = elem_off(col_stats->offset, CLBNB_DTYPE_F32);
+        if (s == CLBNB_SUCCESS)
+            s = clbnb_set_args(k, 13, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(rows),
+                               CLBNB_ARG(cols), CLBNB_ARG(partials), CLBNB_ARG(npl), CLBNB_ARG(threshold),
+                               CLBNB_ARG(out_col->mem), CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(col_stats->mem),
+                               CLBNB_ARG(csoff));
+        size_t local[2] = {cpu ? 1 : 64, cpu ? 1 : WG_GENERIC / 64};
+        size_t global[2] = {min_sz(x->cols, 65536), min_sz(x->rows, 64)};
+        if (cpu) { /* (8 columns, block of rows) per work-item */
+            size_t segs = min_sz(x->rows, max_sz(1, ceil_div(64, ceil_div(x->cols, 8))));
+            cl_ulong rps = ceil_div(x->rows, segs);
+            global[0] = ceil_div(x->cols, 8);
+            global[1] = ceil_div(x->rows, (size_t)rps);
+            if (s == CLBNB_SUCCESS) s = (clbnb_status)clSetKernelArg(k, 13, sizeof rps, &rps);
+        }
+        if (s == CLBNB_SUCCESS) s = chain_kernel(&ch, queue, k, 2, global, local, 1);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    chain_end(&ch);
+    clReleaseMemObject(partials);
+    if (flags) clReleaseMemObject(flags);
+    return s;
+}
