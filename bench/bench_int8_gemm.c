@@ -117,7 +117,7 @@ void bench_int8_gemm(bench_session *s) {
     int cpu = (info->type & CL_DEVICE_TYPE_CPU) != 0;
     clbnb_path saved = info->path[CLBNB_FAMILY_INT8_GEMM];
     double peak = 0, sgemm = 0;
-    if (bench_selected(s, "int8_gemm")) {
+    if (bench_selected(s, "int8_gemm") || bench_selected(s, "int8_mma_peak")) {
         peak = mma_peak_tops(s);
         sgemm = sgemm_gflops(s, cpu ? 1024 : 4096);
     }

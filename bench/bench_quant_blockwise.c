@@ -1,6 +1,7 @@
 /* bench_quant_blockwise.c: block-wise 8-bit, NF4/FP4 and nested-absmax benchmarks. Rates count the
  * bytes every operation must move at least once: input read + outputs written (+ absmax / code
- * tables), against the in-run copy bandwidth. GPU: 16M elements (64 MiB of f32); CPU: 4M. */
+ * tables), against the in-run copy bandwidth. GPU: 32M elements (128 MiB of f32 / 64 MiB of f16 input,
+ * so launch overhead does not dominate); CPU: 4M. */
 #include <stdio.h>
 #include <string.h>
 
@@ -87,7 +88,7 @@ static void run_op(bench_session *s, const char *name, op_kind op, clbnb_quant_t
 
 void bench_quant_blockwise(bench_session *s) {
     const clbnb_device_info *info = clbnb_context_device_info(s->ctx);
-    size_t n = (info->type & CL_DEVICE_TYPE_CPU) ? ((size_t)4 << 20) : ((size_t)16 << 20);
+    size_t n = (info->type & CL_DEVICE_TYPE_CPU) ? ((size_t)4 << 20) : ((size_t)32 << 20);
     const clbnb_dtype f32 = CLBNB_DTYPE_F32, f16 = CLBNB_DTYPE_F16;
     run_op(s, "quantize_blockwise_8bit", OP_Q8, CLBNB_QUANT_BLOCKWISE8, 256, n, f32, f32);
     run_op(s, "dequantize_blockwise_8bit", OP_DQ8, CLBNB_QUANT_BLOCKWISE8, 256, n, f32, f32);
@@ -95,6 +96,6 @@ void bench_quant_blockwise(bench_session *s) {
     run_op(s, "quantize_4bit_fp4", OP_Q4, CLBNB_QUANT_FP4, 64, n, f16, f16);
     run_op(s, "dequantize_4bit_nf4", OP_DQ4, CLBNB_QUANT_NF4, 64, n, f16, f16);
     run_op(s, "dequantize_4bit_nf4_nested", OP_DQ4_NESTED, CLBNB_QUANT_NF4, 64, n, f16, f16);
-    /* compression of the absmax of a 16M-element (GPU) / 4M (CPU) NF4 bs64 weight */
+    /* compression of the absmax of a 32M-element (GPU) / 4M (CPU) NF4 bs64 weight */
     run_op(s, "absmax_compress", OP_COMPRESS, CLBNB_QUANT_NF4, 64, n, f16, f16);
 }

@@ -37,6 +37,17 @@
 #ifndef ALIGNED16
 #define ALIGNED16 0 // 1 when every A and B row starts 16-byte aligned: cp.async 16-byte copies
 #endif
+#ifndef UNROLL
+#define UNROLL 1 // 1: force unrolling of the fragment loops with #pragma unroll
+#endif
+#if UNROLL
+#define PRAGMA_UNROLL _Pragma("unroll")
+#else
+#define PRAGMA_UNROLL
+#endif
+#ifndef SWIZZLE
+#define SWIZZLE 1 // 1: XOR-swizzled unpadded rows; 0: rows padded by 16 bytes
+#endif
 #ifndef CLBNB_PTX_EMULATE
 #define CLBNB_PTX_EMULATE 0
 #endif
@@ -44,13 +55,24 @@
 #define THREADS (32 * WARPS_M * WARPS_N)
 #define BM (16 * MT * WARPS_M)
 #define BN (8 * NT * WARPS_N)
-#define CHUNKS (BK / 16)             // 16-byte chunks per tile row
-#define ROWS_PER_LINE (8 / CHUNKS)   // tile rows per 128-byte line of local memory
-#define A_STAGE_BYTES (BM * BK)
-#define B_STAGE_BYTES (BN * BK)
+#define CHUNKS (BK / 16)           // 16-byte chunks per tile row
+#define ROWS_PER_LINE (8 / CHUNKS) // tile rows per 128-byte line of local memory
+#if SWIZZLE
+#define ROW_BYTES BK
+#else
+#define ROW_BYTES (BK + 16)
+#endif
+#define A_STAGE_BYTES (BM * ROW_BYTES)
+#define B_STAGE_BYTES (BN * ROW_BYTES)
 
-// Byte offset of 16-byte chunk `chunk` of tile row `row`, swizzled.
-inline uint swz(uint row, uint chunk) { return row * BK + ((chunk ^ ((row / ROWS_PER_LINE) % CHUNKS)) << 4); }
+// Byte offset of 16-byte chunk `chunk` of tile row `row`.
+inline uint swz(uint row, uint chunk) {
+#if SWIZZLE
+    return row * BK + ((chunk ^ ((row / ROWS_PER_LINE) % CHUNKS)) << 4);
+#else
+    return row * ROW_BYTES + (chunk << 4);
+#endif
+}
 
 #if CLBNB_NV_CC >= 80 || CLBNB_PTX_EMULATE
 
@@ -183,11 +205,11 @@ int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global con
     const uint ktiles = k_end > k_begin ? (k_end - k_begin + BK - 1) / BK : 0;
 
     int acc[MT][NT][4];
-#pragma unroll
+PRAGMA_UNROLL
     for (int i = 0; i < MT; i++)
-#pragma unroll
+PRAGMA_UNROLL
         for (int j = 0; j < NT; j++)
-#pragma unroll
+PRAGMA_UNROLL
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0;
 
     // prologue: fill STAGES-1 stages
@@ -211,24 +233,24 @@ int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global con
 
         __local uchar *As = smem + (kt % STAGES) * (A_STAGE_BYTES + B_STAGE_BYTES);
         __local uchar *Bs = As + A_STAGE_BYTES;
-#pragma unroll
+PRAGMA_UNROLL
         for (uint ks = 0; ks < BK; ks += 32) {
             uint a[MT][4], b[NT][2];
-#pragma unroll
+PRAGMA_UNROLL
             for (int i = 0; i < MT; i++) {
                 // lanes 0-15: rows 0-15 at byte ks; lanes 16-31: rows 0-15 at byte ks + 16
                 __local const uchar *p = As + swz(wm * MT * 16 + i * 16 + lane % 16, ks / 16 + lane / 16);
                 LDMATRIX_X4(a[i][0], a[i][1], a[i][2], a[i][3], p, scratch);
             }
-#pragma unroll
+PRAGMA_UNROLL
             for (int j = 0; j < NT; j += 2) {
                 // lanes 0-7 / 8-15: n-tile j at bytes ks / ks+16; lanes 16-23 / 24-31: n-tile j+1
                 __local const uchar *p = Bs + swz(wn * NT * 8 + j * 8 + (lane / 16) * 8 + lane % 8, ks / 16 + (lane / 8) % 2);
                 LDMATRIX_X4(b[j][0], b[j][1], b[j + 1][0], b[j + 1][1], p, scratch);
             }
-#pragma unroll
+PRAGMA_UNROLL
             for (int i = 0; i < MT; i++)
-#pragma unroll
+PRAGMA_UNROLL
                 for (int j = 0; j < NT; j++) MMA_S8(acc[i][j], a[i][0], a[i][1], a[i][2], a[i][3], b[j][0], b[j][1], scratch);
         }
     }
@@ -238,9 +260,9 @@ int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global con
     const uint g = lane / 4, t = lane % 4;
     __global uchar *out = out_base + out_off;
     __global const uchar *sa = sa_base + sa_off, *sb = sb_base + sb_off, *bias = bias_base + bias_off;
-#pragma unroll
+PRAGMA_UNROLL
     for (int i = 0; i < MT; i++) {
-#pragma unroll
+PRAGMA_UNROLL
         for (int j = 0; j < NT; j++) {
             uint n = n0 + wn * NT * 8 + j * 8 + 2 * t;
             for (int half_ = 0; half_ < 2; half_++) {

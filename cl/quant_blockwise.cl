@@ -32,6 +32,9 @@
 #ifndef QEPT
 #define QEPT 8 // elements per work-item and pass in the generic quantize kernels (must be 8)
 #endif
+#ifndef QR
+#define QR 4 // generic quantize, blocks <= QWG*QEPT: passes per work-item, all loads issued first (4 fixed)
+#endif
 #ifndef DQ_EPT
 #define DQ_EPT 16 // elements per work-item in the generic dequantize kernels (must be 16)
 #endif
@@ -106,23 +109,30 @@ inline uint quant_4bit(float x) {
 
 // ---- 8-bit value -> code (spec 2.3) -----------------------------------------------------------------
 // k = number of float32 midpoints m_j = fl32((c[j] + c[j+1]) * 0.5f) below x; if x == m_k the even
-// one of {k, k+1}. Binary lifting over the 255 midpoints (nondecreasing for a sorted code).
-inline uint quant_8bit_local(float x, __local const float *mid) {
-    uint k = 0;
-    for (uint step = 128; step > 0; step >>= 1)
-        if (mid[k + step - 1] < x) k += step;
-    if (k < 255 && x == mid[k]) k += k & 1u;
-    return k;
+// one of {k, k+1}. Generic shape: the 255 midpoints in Eytzinger (breadth-first) order in local
+// memory, eyt[i] for tree node i = 1..255 (children 2i, 2i+1), so that the nodes of one search level
+// are contiguous (no bank conflicts on the first six levels, where a power-of-two-strided binary
+// search collides on one or two banks). 8 levels: i = 2i + (eyt[i] < x); k = i - 256. The last
+// node with !(m < x) is m_k (the smallest midpoint >= x), so the tie needs no extra load.
+inline uint quant_8bit_eyt(float x, __local const float *eyt) {
+    uint i = 1;
+    float u = as_float(0x7fc00000u); // m_k; stays NaN when k = 255
+    for (uint l = 0; l < 8; l++) {
+        float m = eyt[i];
+        uint lt = m < x;
+        u = lt ? u : m;
+        i = 2 * i + lt;
+    }
+    uint k = i - 256;
+    return k + ((x == u) ? (k & 1u) : 0u);
 }
 
-inline float midpoint(__global const float *code, uint j) { return (code[j] + code[j + 1]) * 0.5f; }
-
-inline uint quant_8bit_global(float x, __global const float *code) {
-    uint k = 0;
-    for (uint step = 128; step > 0; step >>= 1)
-        if (midpoint(code, k + step - 1) < x) k += step;
-    if (k < 255 && x == midpoint(code, k)) k += k & 1u;
-    return k;
+// Midpoint index stored at Eytzinger node i (1..255): depth d, position p in its level ->
+// sorted index (2p + 1) * 2^(7 - d) - 1.
+inline uint eyt_index(uint i) {
+    uint d = 31 - clz(i);
+    uint p = i - (1u << d);
+    return ((2 * p + 1) << (7 - d)) - 1;
 }
 
 // ---- wide loads and stores --------------------------------------------------------------------------
@@ -237,6 +247,17 @@ inline float segment_max(__local float *red, uint lid, uint seg, float m) {
     return red[lid & ~(seg - 1)];
 }
 
+// The same for four independent passes at once (one float4 lane per pass).
+inline float4 segment_max4(__local float4 *red, uint lid, uint seg, float4 m) {
+    red[lid] = m;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = seg >> 1; s > 0; s >>= 1) {
+        if ((lid & (seg - 1)) < s) red[lid] = fmax(red[lid], red[lid + s]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    return red[lid & ~(seg - 1)];
+}
+
 // =================================================================================================
 // 4-bit quantize: x (n elements) -> packed[n/2 rounded up] (element 2k in the high nibble), absmax.
 // =================================================================================================
@@ -259,9 +280,38 @@ inline void store_packed4(__global uchar *packed, ulong e, ulong n, int p_al, ui
         if (byte0 + k < nbytes) packed[byte0 + k] = (uchar)(word >> (8 * k));
 }
 
+// Blocks of at most QWG*QEPT elements: a tile of QR*QWG*QEPT elements in QR passes whose loads are
+// all issued before the first use (bytes in flight), one float4 segment reduction for all passes.
+// Larger blocks: *_generic_big.
 __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void
 quantize_4bit_generic(__global const uchar *x, ulong x_off, int x_al, ulong n, uint log2bs, __global uchar *packed,
                       ulong p_off, int p_al, __global float *absmax, ulong a_off) {
+    __local float4 red4[QWG];
+    x += x_off;
+    packed += p_off;
+    absmax += a_off;
+    const uint lid = get_local_id(0);
+    const ulong chunk = (ulong)QWG * QEPT;
+    const ulong e0 = (ulong)get_group_id(0) * (chunk * QR) + (ulong)lid * QEPT;
+    const float8 v0 = load8_in_tail(x, e0, n, x_al), v1 = load8_in_tail(x, e0 + chunk, n, x_al),
+                 v2 = load8_in_tail(x, e0 + 2 * chunk, n, x_al), v3 = load8_in_tail(x, e0 + 3 * chunk, n, x_al);
+    const uint seg = (uint)(((ulong)1 << log2bs) / QEPT);
+    const float4 am = segment_max4(red4, lid, seg, (float4)(max8(v0), max8(v1), max8(v2), max8(v3)));
+    const int head = (lid & (seg - 1)) == 0;
+    if (head && e0 < n) absmax[e0 >> log2bs] = am.x;
+    if (head && e0 + chunk < n) absmax[(e0 + chunk) >> log2bs] = am.y;
+    if (head && e0 + 2 * chunk < n) absmax[(e0 + 2 * chunk) >> log2bs] = am.z;
+    if (head && e0 + 3 * chunk < n) absmax[(e0 + 3 * chunk) >> log2bs] = am.w;
+    if (e0 < n) store_packed4(packed, e0, n, p_al, pack8_4bit(v0, clbnb_div(1.0f, am.x)));
+    if (e0 + chunk < n) store_packed4(packed, e0 + chunk, n, p_al, pack8_4bit(v1, clbnb_div(1.0f, am.y)));
+    if (e0 + 2 * chunk < n) store_packed4(packed, e0 + 2 * chunk, n, p_al, pack8_4bit(v2, clbnb_div(1.0f, am.z)));
+    if (e0 + 3 * chunk < n) store_packed4(packed, e0 + 3 * chunk, n, p_al, pack8_4bit(v3, clbnb_div(1.0f, am.w)));
+}
+
+// Blocks larger than QWG*QEPT: the tile is one block.
+__kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void
+quantize_4bit_generic_big(__global const uchar *x, ulong x_off, int x_al, ulong n, uint log2bs,
+                          __global uchar *packed, ulong p_off, int p_al, __global float *absmax, ulong a_off) {
     __local float red[QWG];
     x += x_off;
     packed += p_off;
@@ -269,17 +319,13 @@ quantize_4bit_generic(__global const uchar *x, ulong x_off, int x_al, ulong n, u
     const uint lid = get_local_id(0);
     const ulong bs = (ulong)1 << log2bs;
     const ulong chunk = (ulong)QWG * QEPT;
-    const ulong tile = bs > chunk ? bs : chunk;
-    const uint passes = (uint)(tile / chunk);
-    const ulong t0 = (ulong)get_group_id(0) * tile;
-    const ulong e0 = t0 + (ulong)lid * QEPT;
+    const uint passes = (uint)(bs / chunk);
+    const ulong e0 = (ulong)get_group_id(0) * bs + (ulong)lid * QEPT;
     float8 v = load8_in_tail(x, e0, n, x_al);
     float m = max8(v);
     for (uint r = 1; r < passes; r++) m = fmax(m, max8(load8_in_tail(x, e0 + r * chunk, n, x_al)));
-    const uint seg = (uint)min(bs / QEPT, (ulong)QWG);
-    const float amax = segment_max(red, lid, seg, m);
-    const ulong blk = e0 >> log2bs;
-    if ((lid & (seg - 1)) == 0 && e0 < n) absmax[blk] = amax;
+    const float amax = segment_max(red, lid, QWG, m);
+    if (lid == 0 && e0 < n) absmax[e0 >> log2bs] = amax;
     const float inv = clbnb_div(1.0f, amax);
     if (e0 < n) store_packed4(packed, e0, n, p_al, pack8_4bit(v, inv));
     for (uint r = 1; r < passes; r++) {
@@ -288,8 +334,63 @@ quantize_4bit_generic(__global const uchar *x, ulong x_off, int x_al, ulong n, u
     }
 }
 
+// ---- cpu shape: explicit 8-lane vectors (PoCL maps them to AVX registers; its work-item loop
+// cannot vectorize a kernel with per-work-item loops, so the SIMD is written out here) ----------
+// NF4: code = #{ j : x > t_j } as 15 vector compares (NaN fails all -> 0).
+inline uint8 quant_nf4_v(float8 x) {
+    int8 c = (int8)0;
+    c += isgreater(x, (float8)NF4_T0);
+    c += isgreater(x, (float8)NF4_T1);
+    c += isgreater(x, (float8)NF4_T2);
+    c += isgreater(x, (float8)NF4_T3);
+    c += isgreater(x, (float8)NF4_T4);
+    c += isgreater(x, (float8)NF4_T5);
+    c += isgreater(x, (float8)NF4_T6);
+    c += isgreater(x, (float8)NF4_T7);
+    c += isgreater(x, (float8)NF4_T8);
+    c += isgreater(x, (float8)NF4_T9);
+    c += isgreater(x, (float8)NF4_T10);
+    c += isgreater(x, (float8)NF4_T11);
+    c += isgreater(x, (float8)NF4_T12);
+    c += isgreater(x, (float8)NF4_T13);
+    c += isgreater(x, (float8)NF4_T14);
+    return as_uint8(-c); // isgreater gives -1 per true lane
+}
+
+// FP4: rank r = #{ literal thresholds < |x| }, low bits (r & 1) | ((4 - (r >> 1)) & 3) << 1, sign x < 0.
+inline uint8 quant_fp4_v(float8 x) {
+    float8 m = fabs(x);
+    int8 c = (int8)0;
+    c += isgreater(m, (float8)FP4_T0);
+    c += isgreater(m, (float8)FP4_T1);
+    c += isgreater(m, (float8)FP4_T2);
+    c += isgreater(m, (float8)FP4_T3);
+    c += isgreater(m, (float8)FP4_T4);
+    c += isgreater(m, (float8)FP4_T5);
+    c += isgreater(m, (float8)FP4_T6);
+    uint8 r = as_uint8(-c);
+    uint8 low = (r & 1u) | (((4u - (r >> 1)) & 3u) << 1);
+    return low | (as_uint8(isless(x, (float8)0.0f)) & 8u);
+}
+
+// 8 codes -> 4 packed bytes (element 2k in the high nibble of byte k).
+inline uint pack8_4bit_v(uint8 q) {
+    uint8 s = q << (uint8)(4, 0, 12, 8, 20, 16, 28, 24);
+    uint4 t = s.lo | s.hi;
+    uint2 u = t.lo | t.hi;
+    return u.x | u.y;
+}
+
+inline uint pack8_4bit_cpu(float8 v, float inv) {
+#if QTYPE == 1
+    return pack8_4bit_v(quant_fp4_v(v * inv));
+#else
+    return pack8_4bit_v(quant_nf4_v(v * inv));
+#endif
+}
+
 // One work-item per quantization block, 8 elements at a time (blocks are multiples of 8 elements,
-// so a group of 8 never straddles two blocks).
+// so a group of 8 never straddles two blocks); the second pass re-reads the block from L1.
 __kernel void quantize_4bit_cpu(__global const uchar *x, ulong x_off, int x_al, ulong n, uint log2bs,
                                 __global uchar *packed, ulong p_off, int p_al, __global float *absmax, ulong a_off) {
     x += x_off;
@@ -299,11 +400,14 @@ __kernel void quantize_4bit_cpu(__global const uchar *x, ulong x_off, int x_al, 
     const ulong start = blk << log2bs;
     if (start >= n) return;
     const ulong end = min(start + ((ulong)1 << log2bs), n);
-    float m = 0.0f;
-    for (ulong e = start; e < end; e += 8) m = fmax(m, max8(load8_in_tail(x, e, n, x_al)));
+    float8 m8 = (float8)0.0f;
+    for (ulong e = start; e < end; e += 8) m8 = fmax(m8, fabs(load8_in_tail(x, e, n, x_al)));
+    float4 m4 = fmax(m8.lo, m8.hi);
+    float2 m2 = fmax(m4.lo, m4.hi);
+    const float m = fmax(m2.x, m2.y);
     absmax[blk] = m;
     const float inv = clbnb_div(1.0f, m);
-    for (ulong e = start; e < end; e += 8) store_packed4(packed, e, n, p_al, pack8_4bit(load8_in_tail(x, e, n, x_al), inv));
+    for (ulong e = start; e < end; e += 8) store_packed4(packed, e, n, p_al, pack8_4bit_cpu(load8_in_tail(x, e, n, x_al), inv));
 }
 
 // =================================================================================================
@@ -394,10 +498,10 @@ __kernel void dequantize_4bit_cpu(DQ4_ARGS) {
         ulong c_off, int c_al, __global float *absmax, ulong a_off
 
 inline uint2 pack8_8bit(float8 v, float inv, __local const float *mid) {
-    uint q0 = quant_8bit_local(v.s0 * inv, mid), q1 = quant_8bit_local(v.s1 * inv, mid),
-         q2 = quant_8bit_local(v.s2 * inv, mid), q3 = quant_8bit_local(v.s3 * inv, mid),
-         q4 = quant_8bit_local(v.s4 * inv, mid), q5 = quant_8bit_local(v.s5 * inv, mid),
-         q6 = quant_8bit_local(v.s6 * inv, mid), q7 = quant_8bit_local(v.s7 * inv, mid);
+    uint q0 = quant_8bit_eyt(v.s0 * inv, mid), q1 = quant_8bit_eyt(v.s1 * inv, mid),
+         q2 = quant_8bit_eyt(v.s2 * inv, mid), q3 = quant_8bit_eyt(v.s3 * inv, mid),
+         q4 = quant_8bit_eyt(v.s4 * inv, mid), q5 = quant_8bit_eyt(v.s5 * inv, mid),
+         q6 = quant_8bit_eyt(v.s6 * inv, mid), q7 = quant_8bit_eyt(v.s7 * inv, mid);
     return (uint2)(q0 | (q1 << 8) | (q2 << 16) | (q3 << 24), q4 | (q5 << 8) | (q6 << 16) | (q7 << 24));
 }
 
@@ -426,7 +530,43 @@ inline float8 load8_q8(__global const uchar *x, ulong e, ulong n, int al, int us
     return v;
 }
 
+// Same tiling as quantize_4bit_generic.
 __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void quantize_8bit_generic(Q8_ARGS) {
+    __local float4 red4[QWG];
+    __local float mid[256];
+    x += x_off;
+    codes += c_off;
+    absmax += a_off;
+    code += code_off;
+    const uint lid = get_local_id(0);
+    for (uint i = lid + 1; i < 256; i += QWG) { // Eytzinger order, see quant_8bit_eyt
+        uint j = eyt_index(i);
+        mid[i] = (code[j] + code[j + 1]) * 0.5f;
+    }
+    const float off = use_offset ? offset[offset_off] : 0.0f;
+    const ulong chunk = (ulong)QWG * QEPT;
+    const ulong e0 = (ulong)get_group_id(0) * (chunk * QR) + (ulong)lid * QEPT;
+    const float8 v0 = load8_q8(x, e0, n, x_al, use_offset, off),
+                 v1 = load8_q8(x, e0 + chunk, n, x_al, use_offset, off),
+                 v2 = load8_q8(x, e0 + 2 * chunk, n, x_al, use_offset, off),
+                 v3 = load8_q8(x, e0 + 3 * chunk, n, x_al, use_offset, off);
+    const uint seg = (uint)(((ulong)1 << log2bs) / QEPT);
+    // its barriers also publish mid[]
+    const float4 am = segment_max4(red4, lid, seg, (float4)(max8(v0), max8(v1), max8(v2), max8(v3)));
+    const int head = (lid & (seg - 1)) == 0;
+    if (head && e0 < n) absmax[e0 >> log2bs] = am.x;
+    if (head && e0 + chunk < n) absmax[(e0 + chunk) >> log2bs] = am.y;
+    if (head && e0 + 2 * chunk < n) absmax[(e0 + 2 * chunk) >> log2bs] = am.z;
+    if (head && e0 + 3 * chunk < n) absmax[(e0 + 3 * chunk) >> log2bs] = am.w;
+    if (e0 < n) store_codes8(codes, e0, n, c_al, pack8_8bit(v0, clbnb_div(1.0f, am.x), mid));
+    if (e0 + chunk < n) store_codes8(codes, e0 + chunk, n, c_al, pack8_8bit(v1, clbnb_div(1.0f, am.y), mid));
+    if (e0 + 2 * chunk < n) store_codes8(codes, e0 + 2 * chunk, n, c_al, pack8_8bit(v2, clbnb_div(1.0f, am.z), mid));
+    if (e0 + 3 * chunk < n) store_codes8(codes, e0 + 3 * chunk, n, c_al, pack8_8bit(v3, clbnb_div(1.0f, am.w), mid));
+}
+
+// Blocks larger than QWG*QEPT: the tile is one block.
+__kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void
+quantize_8bit_generic_big(Q8_ARGS) {
     __local float red[QWG];
     __local float mid[256];
     x += x_off;
@@ -434,21 +574,20 @@ __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void quantize_8bit_gen
     absmax += a_off;
     code += code_off;
     const uint lid = get_local_id(0);
-    for (uint j = lid; j < 255; j += QWG) mid[j] = (code[j] + code[j + 1]) * 0.5f;
+    for (uint i = lid + 1; i < 256; i += QWG) { // Eytzinger order, see quant_8bit_eyt
+        uint j = eyt_index(i);
+        mid[i] = (code[j] + code[j + 1]) * 0.5f;
+    }
     const float off = use_offset ? offset[offset_off] : 0.0f;
     const ulong bs = (ulong)1 << log2bs;
     const ulong chunk = (ulong)QWG * QEPT;
-    const ulong tile = bs > chunk ? bs : chunk;
-    const uint passes = (uint)(tile / chunk);
-    const ulong t0 = (ulong)get_group_id(0) * tile;
-    const ulong e0 = t0 + (ulong)lid * QEPT;
+    const uint passes = (uint)(bs / chunk);
+    const ulong e0 = (ulong)get_group_id(0) * bs + (ulong)lid * QEPT;
     float8 v = load8_q8(x, e0, n, x_al, use_offset, off);
     float m = max8(v);
     for (uint r = 1; r < passes; r++) m = fmax(m, max8(load8_q8(x, e0 + r * chunk, n, x_al, use_offset, off)));
-    const uint seg = (uint)min(bs / QEPT, (ulong)QWG);
-    const float amax = segment_max(red, lid, seg, m); // its barriers also publish mid[]
-    const ulong blk = e0 >> log2bs;
-    if ((lid & (seg - 1)) == 0 && e0 < n) absmax[blk] = amax;
+    const float amax = segment_max(red, lid, QWG, m); // its barriers also publish mid[]
+    if (lid == 0 && e0 < n) absmax[e0 >> log2bs] = amax;
     const float inv = clbnb_div(1.0f, amax);
     if (e0 < n) store_codes8(codes, e0, n, c_al, pack8_8bit(v, inv, mid));
     for (uint r = 1; r < passes; r++) {
@@ -457,39 +596,114 @@ __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void quantize_8bit_gen
     }
 }
 
-inline uint quant_8bit_private(float x, const __private float *mid) {
-    uint k = 0;
-    for (uint step = 128; step > 0; step >>= 1)
-        if (mid[k + step - 1] < x) k += step;
-    if (k < 255 && x == mid[k]) k += k & 1u;
-    return k;
+// ---- cpu shape of the 8-bit quantizer: a bucket table instead of a search ---------------------
+// The float line is cut into Q8T_NB buckets, monotonic in x: magnitude bucket = the exponent and
+// top Q8T_M mantissa bits of |x|, clamped to [2^-Q8T_E, 2) (smaller magnitudes share the first,
+// larger ones, inf and NaN the last), mirrored for negative x; -0 counts as +0. For a sorted code
+// (nondecreasing midpoints) entry b holds k_lo = #{ j : bucket(m_j) < b } and cnt = #{ j :
+// bucket(m_j) == b }; then k = k_lo + #{ j in [k_lo, k_lo + cnt) : m_j < x }, the count of spec 2.3.
+// With cnt <= 1 (every bucket of the dynamic map) that is one compare against the stored
+// midpoint (NaN when the bucket is empty), which also settles the tie (x == m_k only when m_k is
+// in x's bucket). Table layout (uint): [0, NB) k_lo | cnt << 16; [NB, 2NB) the midpoint bits;
+// [2NB, 2NB + 256) the 255 midpoints and a NaN.
+#define Q8T_M 6                                      // mantissa bits per bucket
+#define Q8T_E 24                                     // magnitudes below 2^-Q8T_E share one bucket
+#define Q8T_LO ((127u - Q8T_E) << Q8T_M)
+#define Q8T_HI (128u << Q8T_M)
+#define Q8T_NMB (Q8T_HI - Q8T_LO + 1u)               // magnitude buckets per sign
+#define Q8T_NB (2u * Q8T_NMB)                        // buckets
+#define Q8T_WORDS (2u * Q8T_NB + 256u)               // table size in uints (the host uses the same)
+
+inline uint q8t_bucket(float x) {
+    uint a = as_uint(x + 0.0f);
+    uint mag = clamp((a & 0x7fffffffu) >> (23 - Q8T_M), Q8T_LO, Q8T_HI) - Q8T_LO;
+    return (a >> 31) ? Q8T_NMB - 1u - mag : Q8T_NMB + mag;
 }
 
-// One work-item per quantization block, 8 elements at a time; midpoints in private memory.
-__kernel void quantize_8bit_cpu(Q8_ARGS) {
+inline uint8 q8t_bucket8(float8 x) {
+    uint8 a = as_uint8(x + (float8)0.0f);
+    uint8 mag = clamp((a & 0x7fffffffu) >> (uint8)(23 - Q8T_M), (uint8)Q8T_LO, (uint8)Q8T_HI) - Q8T_LO;
+    return select(Q8T_NMB + mag, Q8T_NMB - 1u - mag, as_int8(a));
+}
+
+inline float q8t_mid(__global const float *code, uint j) { return j < 255 ? (code[j] + code[j + 1]) * 0.5f : as_float(0x7fc00000u); }
+
+// Builds the table of `code` (Q8T_WORDS work-items' worth; one work-item per word).
+__kernel void q8_table_build(__global const float *code, ulong code_off, __global uint *tab) {
+    code += code_off;
+    const uint g = get_global_id(0);
+    if (g >= Q8T_NB + Q8T_NB + 256u) return;
+    if (g >= 2u * Q8T_NB) {
+        tab[g] = as_uint(q8t_mid(code, g - 2u * Q8T_NB));
+        return;
+    }
+    const uint b = g < Q8T_NB ? g : g - Q8T_NB;
+    // lo = #{ j : bucket(m_j) < b }, hi = #{ j : bucket(m_j) <= b } by binary lifting over 255 midpoints
+    uint lo = 0, hi = 0;
+    for (uint step = 128; step > 0; step >>= 1) {
+        if (lo + step <= 255 && q8t_bucket(q8t_mid(code, lo + step - 1)) < b) lo += step;
+        if (hi + step <= 255 && q8t_bucket(q8t_mid(code, hi + step - 1)) <= b) hi += step;
+    }
+    const uint cnt = hi - lo;
+    if (g < Q8T_NB) tab[g] = lo | (cnt << 16);
+    else tab[g] = cnt == 1 ? as_uint(q8t_mid(code, lo)) : 0x7fc00000u;
+}
+
+// 8 codes of 8 normalized values.
+inline uint8 q8t_quant8(float8 x, __global const uint *tab) {
+    const uint8 b = q8t_bucket8(x);
+    const uint8 e = (uint8)(tab[b.s0], tab[b.s1], tab[b.s2], tab[b.s3], tab[b.s4], tab[b.s5], tab[b.s6], tab[b.s7]);
+    __global const float *tm = (__global const float *)tab + Q8T_NB;
+    const float8 m = (float8)(tm[b.s0], tm[b.s1], tm[b.s2], tm[b.s3], tm[b.s4], tm[b.s5], tm[b.s6], tm[b.s7]);
+    const uint8 klo = e & 0xffffu;
+    uint8 k = klo - as_uint8(isless(m, x)) + (as_uint8(isequal(x, m)) & klo & 1u);
+    if (any(e > 0x1ffffu)) { // a bucket with several midpoints: count them (general sorted codes)
+        __global const float *mid = (__global const float *)tab + 2u * Q8T_NB;
+        uint kk[8];
+        float xx[8];
+        vstore8(k, 0, kk);
+        vstore8(x, 0, xx);
+        for (uint l = 0; l < 8; l++) {
+            uint el = tab[q8t_bucket(xx[l])];
+            if (el <= 0x1ffffu) continue;
+            uint k0 = el & 0xffffu, c = el >> 16, kl = k0;
+            for (uint j = 0; j < c; j++) kl += mid[k0 + j] < xx[l];
+            if (xx[l] == mid[kl]) kl += kl & 1u; // mid[255] is NaN
+            kk[l] = kl;
+        }
+        k = vload8(0, kk);
+    }
+    return k & as_uint8(isequal(x, x)); // NaN -> 0
+}
+
+// One work-item per quantization block, 8 elements at a time; the second pass re-reads the block
+// from L1. `tab` comes from q8_table_build of the same code.
+__kernel void quantize_8bit_cpu(Q8_ARGS, __global const uint *tab) {
     x += x_off;
     codes += c_off;
     absmax += a_off;
-    code += code_off;
     const ulong blk = get_global_id(0);
     const ulong start = blk << log2bs;
     if (start >= n) return;
     const ulong end = min(start + ((ulong)1 << log2bs), n);
     const float off = use_offset ? offset[offset_off] : 0.0f;
-    float m = 0.0f;
-    for (ulong e = start; e < end; e += 8) m = fmax(m, max8(load8_q8(x, e, n, x_al, use_offset, off)));
+    float8 m8 = (float8)0.0f;
+    for (ulong e = start; e < end; e += 8) m8 = fmax(m8, fabs(load8_q8(x, e, n, x_al, use_offset, off)));
+    float4 m4 = fmax(m8.lo, m8.hi);
+    float2 m2 = fmax(m4.lo, m4.hi);
+    const float m = fmax(m2.x, m2.y);
     absmax[blk] = m;
     const float inv = clbnb_div(1.0f, m);
-    float mid[256];
-    for (uint j = 0; j < 255; j++) mid[j] = (code[j] + code[j + 1]) * 0.5f;
-    mid[255] = 0.0f;
     for (ulong e = start; e < end; e += 8) {
-        float t[8];
-        vstore8(load8_q8(x, e, n, x_al, use_offset, off), 0, t);
-        uint q[8];
-        for (uint j = 0; j < 8; j++) q[j] = quant_8bit_private(t[j] * inv, mid);
-        store_codes8(codes, e, n, c_al,
-                     (uint2)(q[0] | (q[1] << 8) | (q[2] << 16) | (q[3] << 24), q[4] | (q[5] << 8) | (q[6] << 16) | (q[7] << 24)));
+        uint8 q = q8t_quant8(load8_q8(x, e, n, x_al, use_offset, off) * inv, tab);
+        if (e + 8 <= n) {
+            vstore8(convert_uchar8(q), 0, codes + e);
+        } else {
+            uint t[8];
+            vstore8(q, 0, t);
+            for (uint j = 0; j < 8; j++)
+                if (e + j < n) codes[e + j] = (uchar)t[j];
+        }
     }
 }
 

@@ -8,11 +8,13 @@
 
 #define QWG 256         /* generic kernels: work-group size (QWG in the .cl)                     */
 #define QEPT 8          /* generic quantize: elements per work-item and pass                    */
+#define QR 4           /* generic quantize, blocks <= QWG*QEPT: passes per work-item (QR in .cl) */
 #define DQ_EPT 16       /* generic dequantize: elements per work-item                            */
 #define CPU_CHUNK 256   /* cpu dequantize: elements per work-item                                */
-#define CPU_LOCAL 16    /* cpu kernels: work-group size                                          */
+#define CPU_LOCAL 64    /* cpu kernels: work-group size (PoCL: fewer, larger work-groups)      */
 #define MEAN_CHUNK 4096 /* absmax mean: elements per first-stage chunk                          */
 #define MEAN_LANES 256
+#define Q8T_WORDS (2 * 2 * (((128 << 6) - ((127 - 24) << 6)) + 1) + 256) /* cpu 8-bit bucket table (Q8T_WORDS in the .cl) */
 
 size_t clbnb_blocks_count(size_t n, size_t blocksize) {
     if (blocksize == 0) return 0;
@@ -130,23 +132,42 @@ static clbnb_status enqueue_q8_locked(clbnb_context *ctx, cl_command_queue queue
     char opts[64];
     snprintf(opts, sizeof opts, "-DIN_DTYPE=%d", (int)a->dtype);
     cl_kernel k;
-    CLBNB_TRY(get_kernel(ctx, opts, "quantize_8bit", 1, &k));
-    CLBNB_TRY(clbnb_set_args(k, 15, CLBNB_ARG(a->x), CLBNB_ARG(a->x_off), CLBNB_ARG(a->x_al), CLBNB_ARG(a->n),
-                             CLBNB_ARG(a->log2bs), CLBNB_ARG(a->code), CLBNB_ARG(a->code_off),
-                             CLBNB_ARG(a->use_offset), CLBNB_ARG(a->offset), CLBNB_ARG(a->offset_off),
-                             CLBNB_ARG(a->codes), CLBNB_ARG(a->c_off), CLBNB_ARG(a->c_al), CLBNB_ARG(a->absmax),
-                             CLBNB_ARG(a->a_off)));
     size_t bs = (size_t)1 << a->log2bs;
-    size_t global, local;
-    if (cpu_path(ctx)) {
-        global = clbnb_blocks_count((size_t)a->n, bs);
-        local = CPU_LOCAL;
-    } else {
-        size_t tile = bs > QWG * QEPT ? bs : QWG * QEPT;
-        global = clbnb_blocks_count((size_t)a->n, tile) * QWG;
-        local = QWG;
+    if (!cpu_path(ctx)) {
+        CLBNB_TRY(get_kernel(ctx, opts, bs > QWG * QEPT ? "quantize_8bit_generic_big" : "quantize_8bit_generic", 0, &k));
+        CLBNB_TRY(clbnb_set_args(k, 15, CLBNB_ARG(a->x), CLBNB_ARG(a->x_off), CLBNB_ARG(a->x_al), CLBNB_ARG(a->n),
+                                 CLBNB_ARG(a->log2bs), CLBNB_ARG(a->code), CLBNB_ARG(a->code_off),
+                                 CLBNB_ARG(a->use_offset), CLBNB_ARG(a->offset), CLBNB_ARG(a->offset_off),
+                                 CLBNB_ARG(a->codes), CLBNB_ARG(a->c_off), CLBNB_ARG(a->c_al), CLBNB_ARG(a->absmax),
+                                 CLBNB_ARG(a->a_off)));
+        size_t tile = bs > QWG * QEPT ? bs : QWG * QEPT * QR;
+        size_t global = clbnb_blocks_count((size_t)a->n, tile) * QWG, local = QWG;
+        return clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
     }
-    return clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
+    /* cpu: bucket table of the code (q8_table_build), then one work-item per block */
+    cl_int err;
+    cl_mem tab = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, Q8T_WORDS * sizeof(cl_uint), NULL, &err);
+    if (err != CL_SUCCESS) return (clbnb_status)err;
+    cl_event e0 = NULL;
+    clbnb_status s = get_kernel(ctx, "-DIN_DTYPE=0", "q8_table_build", 0, &k);
+    if (s == CLBNB_SUCCESS) s = clbnb_set_args(k, 3, CLBNB_ARG(a->code), CLBNB_ARG(a->code_off), CLBNB_ARG(tab));
+    if (s == CLBNB_SUCCESS) {
+        size_t global = Q8T_WORDS, local = CPU_LOCAL;
+        s = clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, &e0);
+    }
+    if (s == CLBNB_SUCCESS) s = get_kernel(ctx, opts, "quantize_8bit", 1, &k);
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_set_args(k, 16, CLBNB_ARG(a->x), CLBNB_ARG(a->x_off), CLBNB_ARG(a->x_al), CLBNB_ARG(a->n),
+                           CLBNB_ARG(a->log2bs), CLBNB_ARG(a->code), CLBNB_ARG(a->code_off), CLBNB_ARG(a->use_offset),
+                           CLBNB_ARG(a->offset), CLBNB_ARG(a->offset_off), CLBNB_ARG(a->codes), CLBNB_ARG(a->c_off),
+                           CLBNB_ARG(a->c_al), CLBNB_ARG(a->absmax), CLBNB_ARG(a->a_off), CLBNB_ARG(tab));
+    if (s == CLBNB_SUCCESS) {
+        size_t global = clbnb_blocks_count((size_t)a->n, bs), local = CPU_LOCAL;
+        s = clbnb_enqueue(queue, k, 1, &global, &local, 1, &e0, event);
+    }
+    if (e0) clReleaseEvent(e0);
+    clReleaseMemObject(tab);
+    return s;
 }
 
 clbnb_status clbnb_quantize_blockwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *x,
@@ -269,7 +290,8 @@ clbnb_status clbnb_quantize_4bit(clbnb_context *ctx, cl_command_queue queue, con
     snprintf(opts, sizeof opts, "-DIN_DTYPE=%d -DQTYPE=%d", (int)x->dtype, type == CLBNB_QUANT_FP4 ? 1 : 0);
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k;
-    clbnb_status s = get_kernel(ctx, opts, "quantize_4bit", 1, &k);
+    clbnb_status s = cpu_path(ctx) || blocksize <= QWG * QEPT ? get_kernel(ctx, opts, "quantize_4bit", 1, &k)
+                                                             : get_kernel(ctx, opts, "quantize_4bit_generic_big", 0, &k);
     if (s == CLBNB_SUCCESS)
         s = clbnb_set_args(k, 10, CLBNB_ARG(xm), CLBNB_ARG(x_off), CLBNB_ARG(x_al), CLBNB_ARG(nn), CLBNB_ARG(log2bs),
                            CLBNB_ARG(pm), CLBNB_ARG(p_off), CLBNB_ARG(p_al), CLBNB_ARG(amm), CLBNB_ARG(a_off));
@@ -279,7 +301,7 @@ clbnb_status clbnb_quantize_4bit(clbnb_context *ctx, cl_command_queue queue, con
             global = clbnb_blocks_count(n, blocksize);
             local = CPU_LOCAL;
         } else {
-            size_t tile = blocksize > QWG * QEPT ? blocksize : QWG * QEPT;
+            size_t tile = blocksize > QWG * QEPT ? blocksize : QWG * QEPT * QR;
             global = clbnb_blocks_count(n, tile) * QWG;
             local = QWG;
         }
