@@ -159,31 +159,42 @@ inline void async_commit(void) {}
 #endif
 
 // ---- global -> local: one stage of A and B --------------------------------------------------------
-// Each 16-byte chunk of a tile row is copied with cp.async when rows are 16-byte aligned; otherwise
+// Work-item `tid` always copies the same 16-byte chunks of each tile (chunk c = tid + q * THREADS),
+// so their local offsets and global row pointers are computed once (struct chunk_plan) and only
+// the K position advances per stage. With 16-byte aligned rows the copies are cp.async; otherwise
 // bytes are gathered with bounds checks (correct for any leading dimension, slower).
-inline void load_chunk(__local uchar *dst, __global const uchar *rowp, uint row_ok, uint k, uint K) {
-    uint bytes = (row_ok && k < K) ? min(16u, K - k) : 0u;
-#if ALIGNED16
-    copy16_async(dst, bytes ? rowp + k : rowp, bytes);
-#else
-    for (uint i = 0; i < 16; i++) dst[i] = i < bytes ? rowp[k + i] : 0;
-#endif
+#define A_CPT ((BM * CHUNKS + THREADS - 1) / THREADS) // A chunks per work-item and stage
+#define B_CPT ((BN * CHUNKS + THREADS - 1) / THREADS)
+
+struct chunk_plan {
+    __global const uchar *src; // row start + chunk column (K position 0)
+    uint dst;                  // byte offset in the stage's tile
+    uint kc;                   // chunk column in bytes
+    uint ok;                   // chunk exists and its row is inside the matrix
+};
+
+inline struct chunk_plan plan_chunk(uint c, uint rows_in_tile, uint row0, uint rows, __global const uchar *base,
+                                    ulong ld) {
+    struct chunk_plan p;
+    uint r = c / CHUNKS, kc = (c % CHUNKS) * 16;
+    uint row = row0 + r;
+    p.ok = c < rows_in_tile * CHUNKS && row < rows;
+    p.src = base + (ulong)min(row, rows - 1) * ld + kc;
+    p.dst = swz(min(r, rows_in_tile - 1), kc / 16);
+    p.kc = kc;
+    return p;
 }
 
-inline void load_stage(__local uchar *As, __local uchar *Bs, __global const uchar *A, ulong lda, __global const uchar *B,
-                       ulong ldb, uint m0, uint n0, uint M, uint N, uint k0, uint K) {
-    const uint tid = get_local_id(0);
-    const uint chunks_per_row = BK / 16;
-    for (uint c = tid; c < BM * chunks_per_row; c += THREADS) {
-        uint r = c / chunks_per_row, kc = (c % chunks_per_row) * 16;
-        uint m = m0 + r;
-        load_chunk(As + swz(r, kc / 16), A + (ulong)min(m, M - 1) * lda, m < M, k0 + kc, K);
-    }
-    for (uint c = tid; c < BN * chunks_per_row; c += THREADS) {
-        uint r = c / chunks_per_row, kc = (c % chunks_per_row) * 16;
-        uint n = n0 + r;
-        load_chunk(Bs + swz(r, kc / 16), B + (ulong)min(n, N - 1) * ldb, n < N, k0 + kc, K);
-    }
+// Copies chunk p of the tile whose K range starts at k0; `full`: the whole stage is inside K.
+inline void copy_chunk(__local uchar *tile, struct chunk_plan p, uint k0, uint K, int full) {
+    uint k = k0 + p.kc;
+    uint bytes = p.ok ? (full ? 16u : (k < K ? min(16u, K - k) : 0u)) : 0u;
+#if ALIGNED16
+    if (p.ok) copy16_async(tile + p.dst, bytes ? p.src + k0 : p.src, bytes);
+#else
+    if (p.ok)
+        for (uint i = 0; i < 16; i++) tile[p.dst + i] = i < bytes ? p.src[k0 + i] : 0;
+#endif
 }
 
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
@@ -212,11 +223,22 @@ PRAGMA_UNROLL
 PRAGMA_UNROLL
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0;
 
+    struct chunk_plan pa[A_CPT], pb[B_CPT];
+    for (uint q = 0; q < A_CPT; q++) pa[q] = plan_chunk(tid + q * THREADS, BM, m0, M, A, lda);
+    for (uint q = 0; q < B_CPT; q++) pb[q] = plan_chunk(tid + q * THREADS, BN, n0, N, B, ldb);
+    // copies K tile t of this work-group's range into stage buffer t % STAGES
+#define LOAD_TILE(t)                                                                                                   \
+    do {                                                                                                               \
+        __local uchar *st_ = smem + ((t) % STAGES) * (A_STAGE_BYTES + B_STAGE_BYTES);                                 \
+        uint k0_ = k_begin + (t)*BK;                                                                                   \
+        int full_ = k0_ + BK <= K;                                                                                     \
+        for (uint q = 0; q < A_CPT; q++) copy_chunk(st_, pa[q], k0_, K, full_);                                        \
+        for (uint q = 0; q < B_CPT; q++) copy_chunk(st_ + A_STAGE_BYTES, pb[q], k0_, K, full_);                        \
+    } while (0)
+
     // prologue: fill STAGES-1 stages
     for (uint s = 0; s < STAGES - 1; s++) {
-        if (s < ktiles)
-            load_stage(smem + s * (A_STAGE_BYTES + B_STAGE_BYTES), smem + s * (A_STAGE_BYTES + B_STAGE_BYTES) + A_STAGE_BYTES,
-                       A, lda, B, ldb, m0, n0, M, N, k_begin + s * BK, K);
+        if (s < ktiles) LOAD_TILE(s);
         async_commit();
     }
 
@@ -225,10 +247,7 @@ PRAGMA_UNROLL
         barrier(CLK_LOCAL_MEM_FENCE);
         // issue the copy of tile kt + STAGES - 1 (its buffer was last read in iteration kt - 1)
         uint next = kt + STAGES - 1;
-        if (next < ktiles) {
-            __local uchar *st = smem + (next % STAGES) * (A_STAGE_BYTES + B_STAGE_BYTES);
-            load_stage(st, st + A_STAGE_BYTES, A, lda, B, ldb, m0, n0, M, N, k_begin + next * BK, K);
-        }
+        if (next < ktiles) LOAD_TILE(next);
         async_commit();
 
         __local uchar *As = smem + (kt % STAGES) * (A_STAGE_BYTES + B_STAGE_BYTES);
