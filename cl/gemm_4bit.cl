@@ -1,14 +1,16 @@
 // =================================================================================================
 // gemm_4bit.cl: fused 4-bit dequantizing GEMV / small-batch GEMM, out[M, N] = x[M, K] * W[N, K]^T
 // (+ bias), W a bitsandbytes NF4 / FP4 state (flat packed nibbles, plain or nested absmax).
-// Options: X_DTYPE, OUT_DTYPE (clbnb dtype codes of x and out). Numerics: w = fl32(table * scale),
+// Options: X_DTYPE, OUT_DTYPE (clbnb dtype codes of x and out), G4_WARPS (generic path). Numerics: w = fl32(table * scale),
 // products and sums in f32, bias added in f32, one rounding to OUT_DTYPE.
 //
 // Kernels (all take the same arguments, see CLBNB_G4_KERNEL_PARAMS):
-//   g4_gpu_mb{1,2,4,8}  generic path, fast shape (K % blocksize == 0, packed offset 16-aligned):
-//                       work-group of G4_WG items computes G4_WG / tpr weight rows; the tpr items
-//                       of a row read consecutive 16-byte chunks (32 weights, one absmax each),
-//                       decode them once for mb rows of x, and reduce through local memory.
+//   g4_gpu_mb{1,2,4,8,16} generic path, fast shape (K % blocksize == 0, packed offset 16-aligned):
+//                       work-group of G4_WG = 32 * G4_WARPS items computes G4_WG / 8 weight rows;
+//                       the 8 items of a row read consecutive 16-byte chunks (32 weights, one
+//                       absmax each), decode them once for MB rows of x staged in local memory,
+//                       and reduce by warp shuffles (NVIDIA) or through local memory. Products
+//                       are fused into the f32 sums (fma).
 //   g4_cpu_mb{1,2,4,8}  cpu path, fast shape: one work-item per (weight row, mb rows of x), no
 //                       barriers; the decode of each 16-byte chunk (one byte-pair table load per
 //                       byte, clbnb_g4_pairs) is shared by the mb rows.
@@ -22,9 +24,6 @@
 #endif
 #ifndef OUT_DTYPE
 #define OUT_DTYPE 0 // dtype of out
-#endif
-#ifndef G4_WG
-#define G4_WG 128 // work-group size of the generic-path kernels (power of two, >= 16)
 #endif
 
 #if X_DTYPE == 0
@@ -68,70 +67,150 @@ inline float g4_sum8(float8 v) {
     x, xoff, ldx, CLBNB_G4_WEIGHT_ARGS, bias, boff, bias_dtype, out, outoff, ldo, M, N, K, param
 
 // ---- generic path (GPU shape) -----------------------------------------------------------------
-// param = tpr, items per weight row (power of two <= G4_WG).
-inline void g4_gpu_body(CLBNB_G4_KERNEL_PARAMS, __local float *tab, __local float *red, const int mb) {
-    const uint tpr = param;
+// Work-group of G4_WG = 32 * G4_WARPS items; each warp computes 4 weight rows, 8 work-items
+// ("k-lanes") per row: k-lane j reads the 16-byte chunk j of every 256-weight step of its row
+// (8 k-lanes cover 128 contiguous bytes per row per step). x rows [m0, m0 + MB) are staged per K
+// tile in local memory as f32, in an order that makes the 8 k-lanes' float4 reads one contiguous
+// 128-byte line (the 4 rows of a warp read the same addresses: broadcasts). Each decoded weight is
+// used for MB rows of x. The 8 partial sums of a row are reduced by warp shuffles on NVIDIA
+// (CLBNB_NV_CC >= 70, inline PTX shfl.sync.bfly) and through local memory elsewhere.
+#ifndef G4_WARPS
+#define G4_WARPS 8 // warps of 32 per work-group of the generic-path kernels (1, 2, 4 or 8)
+#endif
+#ifndef G4_XLOC
+#define G4_XLOC 8192 // floats of local memory for the staged x tile (>= 16 * 256, >= 16 * G4_WG)
+#endif
+#define G4_WG (32 * G4_WARPS)
+
+#if CLBNB_NV_CC >= 70
+inline float g4_shfl_xor(float v, int mask) {
+    float r;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(mask));
+    return r;
+}
+#endif
+
+// Position in the staged tile of tile element kk (within its 256-weight step: chunk j = bits 5..7,
+// word q = bits 3..4, half h = bit 2, element i = bits 0..1 -> step + (2q + h) * 32 + 4j + i).
+inline uint g4_xpos(uint kk) {
+    return (kk & ~255u) + (((kk >> 3) & 3u) * 2u + ((kk >> 2) & 1u)) * 32u + ((kk >> 5) & 7u) * 4u + (kk & 3u);
+}
+
+// acc[r] += the 8 products of word u (weights k .. k + 7 of the chunk) with x row r.
+#define G4_GPU_WORD(u, q)                                                                                  \
+    {                                                                                                      \
+        const float4 wa = (float4)(tab[((u) >> 4) & 15u], tab[(u)&15u], tab[((u) >> 12) & 15u],            \
+                                   tab[((u) >> 8) & 15u]) * (float4)(sc);                                  \
+        const float4 wb = (float4)(tab[((u) >> 20) & 15u], tab[((u) >> 16) & 15u], tab[((u) >> 28) & 15u], \
+                                   tab[((u) >> 24) & 15u]) * (float4)(sc);                                 \
+        for (int r = 0; r < mb; r++) {                                                                     \
+            const float4 xa = vload4(0, xp + r * kt + (2 * (q)) * 32);                                     \
+            const float4 xb = vload4(0, xp + r * kt + (2 * (q) + 1) * 32);                                 \
+            acc[r] = fma(xa, wa, acc[r]);                                                                  \
+            acc[r] = fma(xb, wb, acc[r]);                                                                  \
+        }                                                                                                  \
+    }
+
+inline void g4_gpu_body(CLBNB_G4_KERNEL_PARAMS, __local float *tab, __local float *xs, const int mb) {
     const uint lid = get_local_id(0);
-    const uint lane = lid & (tpr - 1u);
-    const ulong n = (ulong)get_group_id(0) * (G4_WG / tpr) + lid / tpr;
+    const uint kl = lid & 7u;
+    const ulong n = (ulong)get_group_id(0) * (G4_WG / 8) + (lid >> 3);
     const ulong m0 = (ulong)get_group_id(1) * (ulong)mb;
+    const uint kt = (G4_XLOC / mb) & ~255u; // K tile (multiple of 256)
+    const int active = n < N;
     if (lid < 16) tab[lid] = clbnb_g4_table(qtype, lid);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    float8 acc[8];
+    float4 acc[16];
 #pragma unroll
-    for (int r = 0; r < mb; r++) acc[r] = (float8)(0.0f);
-    if (n < N) {
-        const ulong flat0 = n * K;
-        __global const uint4 *wrow = (__global const uint4 *)(packed + poff + (flat0 >> 1));
-        const ulong chunks = K >> 5;
-        __global const uchar *xb = x + xoff;
-        for (ulong c = lane; c < chunks; c += tpr) {
-            const uint4 v = wrow[c];
-            const float s = CLBNB_G4_SCALE((flat0 + (c << 5)) >> log2bs);
-            const float8 w0 = G4_W8(tab, v.x, s), w1 = G4_W8(tab, v.y, s);
-            const float8 w2 = G4_W8(tab, v.z, s), w3 = G4_W8(tab, v.w, s);
-            const ulong k = c << 5;
-#pragma unroll
-            for (int r = 0; r < mb; r++) {
-                if (m0 + r < M) {
-                    __global const uchar *p = xb + (m0 + r) * ldx * G4_XSIZE;
-                    float8 t = g4_x8(p, k) * w0;
-                    t += g4_x8(p, k + 8) * w1;
-                    t += g4_x8(p, k + 16) * w2;
-                    t += g4_x8(p, k + 24) * w3;
-                    acc[r] += t;
+    for (int r = 0; r < mb; r++) acc[r] = (float4)(0.0f);
+    const ulong flat0 = active ? n * K : 0;
+    __global const uint4 *wrow = (__global const uint4 *)(packed + poff + (flat0 >> 1));
+    __global const uchar *xb = x + xoff;
+    for (ulong k0 = 0; k0 < K; k0 += kt) {
+        const uint len = (uint)min((ulong)kt, K - k0); // multiple of 32
+        barrier(CLK_LOCAL_MEM_FENCE);                    // the previous tile is consumed
+        for (int r = 0; r < mb; r++) {
+            const int live = m0 + r < M;
+            __global const uchar *p = xb + (live ? (m0 + r) * ldx * G4_XSIZE : 0);
+            for (uint kk = lid * 8u; kk < len; kk += G4_WG * 8u) {
+                const float8 v = live ? g4_x8(p, k0 + kk) : (float8)(0.0f);
+                const uint pos = (uint)r * kt + g4_xpos(kk);
+                vstore4(v.lo, 0, xs + pos);
+                vstore4(v.hi, 0, xs + pos + 32);
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (active) {
+            uint kk = kl * 32u;
+            uint4 v = (uint4)(0u);
+            float sc = 0.0f;
+            if (kk < len) {
+                v = wrow[(k0 + kk) >> 5];
+                sc = CLBNB_G4_SCALE((flat0 + k0 + kk) >> log2bs);
+            }
+            for (uint s = 0; s < len; s += 256u) {
+                // the next step's chunk is loaded before this one is used (two loads in flight)
+                const uint kn = kk + 256u;
+                uint4 vn = (uint4)(0u);
+                float scn = 0.0f;
+                if (kn < len) {
+                    vn = wrow[(k0 + kn) >> 5];
+                    scn = CLBNB_G4_SCALE((flat0 + k0 + kn) >> log2bs);
                 }
+                if (kk < len) {
+                    __local const float *xp = xs + s + kl * 4u;
+                    G4_GPU_WORD(v.x, 0)
+                    G4_GPU_WORD(v.y, 1)
+                    G4_GPU_WORD(v.z, 2)
+                    G4_GPU_WORD(v.w, 3)
+                }
+                v = vn;
+                sc = scn;
+                kk = kn;
             }
         }
     }
+    float sum[16];
 #pragma unroll
-    for (int r = 0; r < mb; r++) red[r * G4_WG + lid] = g4_sum8(acc[r]);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = tpr >> 1; s > 0; s >>= 1) {
-        if (lane < s) {
+    for (int r = 0; r < mb; r++) sum[r] = (acc[r].x + acc[r].y) + (acc[r].z + acc[r].w);
+#if CLBNB_NV_CC >= 70
 #pragma unroll
-            for (int r = 0; r < mb; r++) red[r * G4_WG + lid] += red[r * G4_WG + lid + s];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
+    for (int r = 0; r < mb; r++) {
+        sum[r] += g4_shfl_xor(sum[r], 1);
+        sum[r] += g4_shfl_xor(sum[r], 2);
+        sum[r] += g4_shfl_xor(sum[r], 4);
     }
-    if (lane == 0 && n < N) {
+#else
+    barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+    for (int r = 0; r < mb; r++) xs[r * G4_WG + lid] = sum[r];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (kl == 0) {
+#pragma unroll
+        for (int r = 0; r < mb; r++) {
+            __local const float *t = xs + r * G4_WG + lid;
+            sum[r] = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+        }
+    }
+#endif
+    if (kl == 0 && active) {
         const float b = clbnb_g4_bias(bias, boff, bias_dtype, n);
 #pragma unroll
         for (int r = 0; r < mb; r++)
-            if (m0 + r < M) clbnb_store_float(out + outoff, (m0 + r) * ldo + n, OUT_DTYPE, red[r * G4_WG + lid] + b);
+            if (m0 + r < M) clbnb_store_float(out + outoff, (m0 + r) * ldo + n, OUT_DTYPE, sum[r] + b);
     }
 }
 
 #define G4_GPU_KERNEL(MB)                                                                                    \
     __kernel __attribute__((reqd_work_group_size(G4_WG, 1, 1))) void g4_gpu_mb##MB(CLBNB_G4_KERNEL_PARAMS) { \
         __local float tab[16];                                                                               \
-        __local float red[G4_WG * MB];                                                                       \
-        g4_gpu_body(CLBNB_G4_KERNEL_ARGS, tab, red, MB);                                                     \
+        __local float xs[G4_XLOC];                                                                           \
+        g4_gpu_body(CLBNB_G4_KERNEL_ARGS, tab, xs, MB);                                                      \
     }
 G4_GPU_KERNEL(1)
 G4_GPU_KERNEL(2)
 G4_GPU_KERNEL(4)
 G4_GPU_KERNEL(8)
+G4_GPU_KERNEL(16)
 
 // ---- cpu path (barrier-free) ------------------------------------------------------------------
 inline void g4_cpu_body(CLBNB_G4_KERNEL_PARAMS, const int mb) {

@@ -16,7 +16,8 @@
  *
  * Numerics (every variant and path): the weight value is w = fl32(table[nibble] * absmax[b]), with a
  * nested absmax decoded first as fl32(fl32(code2[q] * absmax2[b / blocksize2]) + offset[0]);
- * products x * w and their sums are f32 (the summation order depends on the variant and path, so
+ * products x * w and their sums are f32 (the generic path fuses each product into its sum with fma;
+ * the summation order depends on the variant and path, so
  * results agree to f32 accumulation accuracy, not bit for bit); the bias is added in f32 and the
  * sum rounded once (to nearest even) to the output dtype.
  *

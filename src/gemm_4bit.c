@@ -125,22 +125,14 @@ clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, s
 }
 
 /* ---- fused variants ---------------------------------------------------------------------------- */
-static size_t pow2_ceil(size_t v) {
-    size_t p = 1;
-    while (p < v) p <<= 1;
-    return p;
-}
-
-#define G4_WG 128 /* = G4_WG of cl/gemm_4bit.cl */
-
 static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
                               const clbnb_g4_weight *w, const clbnb_vector *bias, const clbnb_matrix *out,
                               clbnb_gemm_4bit_variant variant, cl_uint num_events, const cl_event *wait_list,
                               cl_event *event) {
     const size_t m = x->rows, k = x->cols, n = out->cols;
     const int fast = (k % w->blocksize == 0) && (w->poff % 16 == 0);
-    char options[64], kname[32];
-    snprintf(options, sizeof options, "-DX_DTYPE=%d -DOUT_DTYPE=%d", (int)x->dtype, (int)out->dtype);
+    char options[96], kname[32];
+    int warps = 8;
     cl_uint param;
     size_t global[2], local[2];
 
@@ -164,23 +156,25 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
             global[0] = n;
             local[0] = 16;
         } else {
-            /* CLBNB_PATH_GENERIC (and, until it has its own kernels, CLBNB_PATH_NV_MMA) */
+            /* CLBNB_PATH_GENERIC (and, until it has its own kernels, CLBNB_PATH_NV_MMA): 4 weight
+             * rows per warp; smaller work-groups while there are fewer than ~2 per compute unit */
+            if (variant != CLBNB_GEMM_4BIT_GEMV && m > 8) mb = 16;
             snprintf(kname, sizeof kname, "g4_gpu_mb%zu", mb);
-            size_t chunks = k / 32;
-            size_t tpr = pow2_ceil(chunks);
-            if (tpr > 32) tpr = 32;
-            /* few weight rows: spread each row over more items while every item keeps >= 2 chunks */
             size_t cus = ctx->info.compute_units ? ctx->info.compute_units : 1;
-            while (tpr < G4_WG && chunks >= 4 * tpr &&
-                   ((n + G4_WG / tpr - 1) / (G4_WG / tpr)) * ((m + mb - 1) / mb) < 4 * cus)
-                tpr <<= 1;
-            param = (cl_uint)tpr;
-            global[0] = (n + G4_WG / tpr - 1) / (G4_WG / tpr) * G4_WG;
-            local[0] = G4_WG;
+            size_t mchunks = (m + mb - 1) / mb, want = (mb >= 8 ? 1 : 2) * cus;
+            /* (not on CPU devices, where it would only multiply program builds) */
+            while (warps > 1 && !(ctx->info.type & CL_DEVICE_TYPE_CPU) &&
+                   (n + 4 * (size_t)warps - 1) / (4 * (size_t)warps) * mchunks < want)
+                warps >>= 1;
+            param = 0;
+            global[0] = (n + 4 * (size_t)warps - 1) / (4 * (size_t)warps) * 32 * (size_t)warps;
+            local[0] = 32 * (size_t)warps;
         }
         global[1] = (m + mb - 1) / mb;
         local[1] = 1;
     }
+    snprintf(options, sizeof options, "-DX_DTYPE=%d -DOUT_DTYPE=%d -DG4_WARPS=%d", (int)x->dtype, (int)out->dtype,
+             warps);
     cl_kernel kern = NULL;
     clbnb_status s = clbnb_kernel_get_locked(ctx, "gemm_4bit", options, kname, &kern);
     if (s == CLBNB_SUCCESS) {

@@ -77,19 +77,28 @@ static clbnb_status enqueue_dequant(clbnb_context *ctx, g4_chain *c, const clbnb
     cl_ulong flat0 = (cl_ulong)row0 * k, count = (cl_ulong)rows * k;
     size_t cus = ctx->info.compute_units ? ctx->info.compute_units : 1;
     size_t local, global;
-    if (ctx->info.type & CL_DEVICE_TYPE_CPU) {
+    const char *kname = "g4_dequant_f32";
+    pthread_mutex_lock(&ctx->lock);
+    /* the cpu path's shape, or (generic path) one work-item per packed word when aligned */
+    if (ctx->info.path[CLBNB_FAMILY_GEMM_4BIT] == CLBNB_PATH_CPU) {
         local = 16;
         global = cus * 256;
         while (global > local && global / 2 * 1024 > count) global /= 2;
+    } else if (flat0 % 8 == 0 && count % 8 == 0 && (w->poff + flat0 / 2) % 4 == 0) {
+        /* one work-item per packed word (8 weights) */
+        kname = "g4_dequant_f32_w8";
+        local = 256;
+        size_t groups = (size_t)((count / 8 + local - 1) / local);
+        if (groups > cus * 32) groups = cus * 32;
+        global = groups * local;
     } else {
         local = 256;
         size_t groups = (size_t)((count + local - 1) / local);
         if (groups > cus * 64) groups = cus * 64;
         global = groups * local;
     }
-    pthread_mutex_lock(&ctx->lock);
     cl_kernel k_ = NULL;
-    clbnb_status s = clbnb_kernel_get_locked(ctx, "gemm_4bit_deq", "", "g4_dequant_f32", &k_);
+    clbnb_status s = clbnb_kernel_get_locked(ctx, "gemm_4bit_deq", "", kname, &k_);
     if (s == CLBNB_SUCCESS) s = clbnb_g4_set_weight_args(k_, 0, w);
     if (s == CLBNB_SUCCESS) s = (clbnb_status)clSetKernelArg(k_, 14, sizeof flat0, &flat0);
     if (s == CLBNB_SUCCESS) s = (clbnb_status)clSetKernelArg(k_, 15, sizeof count, &count);
