@@ -88,7 +88,7 @@ static clbnb_status enqueue_peak(void *user, cl_command_queue queue, int iterati
     (void)iteration;
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k = NULL;
-    clbnb_status st = clbnb_kernel_get_locked(ctx, "int8_gemm_mma", "-DALIGNED16=1 -DCLBNB_PTX_EMULATE=0",
+    clbnb_status st = clbnb_kernel_get_locked(ctx, "mma_gemm", "-DALIGNED16=1 -DCLBNB_PTX_EMULATE=0",
                                               "int8_mma_peak", &k);
     if (st == CLBNB_SUCCESS) st = clbnb_set_args(k, 2, CLBNB_ARG(p->out), CLBNB_ARG(p->iters));
     size_t local = 512;

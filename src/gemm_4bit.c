@@ -220,8 +220,13 @@ clbnb_status clbnb_gemm_4bit_ex(clbnb_context *ctx, cl_command_queue queue, cons
     if (bias) CLBNB_TRY(clbnb_check_vector(bias, CLBNB_DT_FLOAT, n));
     CLBNB_TRY(clbnb_g4_check_out_overlap(out, x, packed, absmax, bias));
     if (variant == CLBNB_GEMM_4BIT_AUTO) variant = clbnb_gemm_4bit_auto_variant(ctx, x->rows);
-    if (variant == CLBNB_GEMM_4BIT_DEQUANT_SGEMM)
+    if (variant == CLBNB_GEMM_4BIT_DEQUANT_SGEMM) {
+        /* tensor cores for f16 activations on the nv_mma path, CLBlast SGEMM otherwise */
+        if (ctx->info.path[CLBNB_FAMILY_GEMM_4BIT] == CLBNB_PATH_NV_MMA && x->dtype == CLBNB_DTYPE_F16)
+            return clbnb_g4_dequant_mma(ctx, queue, x, packed, absmax, type, blocksize, bias, out, num_events,
+                                        wait_list, event);
         return clbnb_g4_dequant_sgemm(ctx, queue, x, &w, bias, out, num_events, wait_list, event);
+    }
     return run_fused(ctx, queue, x, &w, bias, out, variant, num_events, wait_list, event);
 }
 

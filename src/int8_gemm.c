@@ -41,7 +41,7 @@ static clbnb_status validate(const clbnb_context *ctx, cl_command_queue queue, c
 static cl_ulong byte_offset(const clbnb_vector *v) { return v ? v->offset : 0; }
 static cl_mem mem_of(const clbnb_vector *v) { return v ? v->mem : NULL; }
 
-/* Tile shape of the tensor-core kernel (see cl/int8_gemm_mma.cl): warps per work-group along M
+/* Tile shape of the tensor-core kernel (see cl/mma_gemm.cl): warps per work-group along M
  * and N, m16 / n8 tiles per warp, bytes of K per stage, pipeline stages. Local memory is
  * STAGES * (BM + BN) * BK bytes, which must fit in 48 KiB on NVIDIA's OpenCL. The development knob
  * CLBNB_INT8_MMA_CONFIG="wm,wn,mt,nt,bk,stages,swizzle,unroll" overrides it (read per call: benchmarks sweep it). */
@@ -111,7 +111,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
                  "-DALIGNED16=%d -DCLBNB_PTX_EMULATE=%d -DWARPS_M=%d -DWARPS_N=%d -DMT=%d -DNT=%d -DBK=%d -DSTAGES=%d "
                  "-DSWIZZLE=%d -DUNROLL=%d",
                  aligned, !ctx->info.nv_ptx_mma, m.warps_m, m.warps_n, m.mt, m.nt, m.bk, m.stages, m.swizzle, m.unroll);
-        program = "int8_gemm_mma", kernel_name = "int8_gemm_mma";
+        program = "mma_gemm", kernel_name = "int8_gemm_mma";
         tile_m = (size_t)16 * m.mt * m.warps_m, tile_n = (size_t)8 * m.nt * m.warps_n, bk = (size_t)m.bk;
         local[0] = (size_t)32 * m.warps_m * m.warps_n;
         global[0] = (N + tile_n - 1) / tile_n * local[0], global[1] = (M + tile_m - 1) / tile_m;
@@ -176,6 +176,43 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     if (zeroed) clReleaseEvent(zeroed);
     if (summed) clReleaseEvent(summed);
     if (partial) clReleaseMemObject(partial); /* freed once the queued commands are done with it */
+    return s;
+}
+
+/* f16 tensor-core GEMM for the 4-bit large-batch path (see internal.h). */
+clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_mem a, size_t a_off, size_t lda,
+                                cl_mem b, size_t b_off, size_t ldb, size_t M, size_t N, size_t K,
+                                const clbnb_matrix *out, const clbnb_vector *bias, cl_uint num_events,
+                                const cl_event *wait_list, cl_event *event) {
+    if (M > UINT32_MAX / 2 || N > UINT32_MAX / 2 || K > UINT32_MAX / 4) return CLBNB_ERROR_INVALID_SHAPE;
+    struct mma_config m = mma_config(ctx);
+    /* rows are byte rows to the kernel: 2 bytes per f16 element */
+    int aligned = a_off % 16 == 0 && (lda * 2) % 16 == 0 && b_off % 16 == 0 && (ldb * 2) % 16 == 0;
+    char options[256];
+    snprintf(options, sizeof options,
+             "-DMMA_F16=1 -DALIGNED16=%d -DCLBNB_PTX_EMULATE=%d -DWARPS_M=%d -DWARPS_N=%d -DMT=%d -DNT=%d -DBK=%d "
+             "-DSTAGES=%d -DSWIZZLE=%d -DUNROLL=%d",
+             aligned, !ctx->info.nv_ptx_mma, m.warps_m, m.warps_n, m.mt, m.nt, m.bk, m.stages, m.swizzle, m.unroll);
+    size_t tile_m = (size_t)16 * m.mt * m.warps_m, tile_n = (size_t)8 * m.nt * m.warps_n;
+    size_t local[3] = {(size_t)32 * m.warps_m * m.warps_n, 1, 1};
+    size_t global[3] = {(N + tile_n - 1) / tile_n * local[0], (M + tile_m - 1) / tile_m, 1};
+    cl_uint cm = (cl_uint)M, cn = (cl_uint)N, kb = (cl_uint)(2 * K), k_chunk = kb;
+    cl_ulong ca_off = a_off, clda = 2 * lda, cb_off = b_off, cldb = 2 * ldb, out_off = out->offset, ldc = out->ld;
+    cl_ulong zero = 0, bias_off = bias ? bias->offset : 0;
+    cl_mem none = NULL, bias_mem = bias ? bias->mem : NULL;
+    cl_uint cfg = 4u | (cl_uint)out->dtype << 4 | (cl_uint)(bias ? bias->dtype : CLBNB_DTYPE_F16) << 16 |
+                  (cl_uint)(bias != NULL) << 20;
+    pthread_mutex_lock(&ctx->lock);
+    cl_kernel k = NULL;
+    clbnb_status s = clbnb_kernel_get_locked(ctx, "mma_gemm", options, "f16_gemm_mma", &k);
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_set_args(k, 21, CLBNB_ARG(a), CLBNB_ARG(ca_off), CLBNB_ARG(clda), CLBNB_ARG(b), CLBNB_ARG(cb_off),
+                           CLBNB_ARG(cldb), CLBNB_ARG(cm), CLBNB_ARG(cn), CLBNB_ARG(kb), CLBNB_ARG(k_chunk),
+                           CLBNB_ARG(none), CLBNB_ARG(out->mem), CLBNB_ARG(out_off), CLBNB_ARG(ldc), CLBNB_ARG(none),
+                           CLBNB_ARG(zero), CLBNB_ARG(none), CLBNB_ARG(zero), CLBNB_ARG(bias_mem),
+                           CLBNB_ARG(bias_off), CLBNB_ARG(cfg));
+    if (s == CLBNB_SUCCESS) s = clbnb_enqueue(queue, k, 3, global, local, num_events, wait_list, event);
+    pthread_mutex_unlock(&ctx->lock);
     return s;
 }
 

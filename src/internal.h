@@ -97,6 +97,14 @@ CLBNB_INTERNAL clbnb_status clbnb_enqueue(cl_command_queue queue, cl_kernel kern
                                           const cl_event *wait_list, cl_event *event);
 CLBNB_INTERNAL size_t clbnb_round_up(size_t v, size_t multiple);
 
+/* f16 tensor-core GEMM (cl/mma_gemm.cl, nv_mma path; emulated with CLBNB_EMULATE_PTX):
+ * out[M, N] = RN_T(A[M, K] * B[N, K]^T + bias) with A, B f16 (byte offsets, leading dims in
+ * elements), f32 accumulation; out f32/f16/bf16, bias optional. Arguments must be validated. */
+CLBNB_INTERNAL clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_mem a, size_t a_off,
+                                               size_t lda, cl_mem b, size_t b_off, size_t ldb, size_t M, size_t N,
+                                               size_t K, const clbnb_matrix *out, const clbnb_vector *bias,
+                                               cl_uint num_events, const cl_event *wait_list, cl_event *event);
+
 /* Built-in tables on the device (created on first use, owned by the context). */
 CLBNB_INTERNAL clbnb_status clbnb_builtin_table(clbnb_context *ctx, cl_command_queue queue, clbnb_quant_type type,
                                                 cl_mem *out);

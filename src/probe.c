@@ -73,9 +73,9 @@ int clbnb_context_path_available(const clbnb_context *ctx, clbnb_family family, 
     case CLBNB_PATH_CPU: return 1; /* portable: any conformant device runs them */
     case CLBNB_PATH_DOT4: return family == CLBNB_FAMILY_INT8_GEMM; /* emulated where no hardware */
     case CLBNB_PATH_NV_MMA:
-        /* tensor-core kernels exist for the int8 GEMM; CLBNB_EMULATE_PTX lets the tests run them on
-         * any device with the PTX instructions emulated */
-        return family == CLBNB_FAMILY_INT8_GEMM && (in->nv_ptx_mma || ctx->emulate_ptx);
+        /* tensor-core kernels exist for the int8 GEMM and the 4-bit large batch; CLBNB_EMULATE_PTX
+         * lets the tests run them on any device with the PTX instructions emulated */
+        return family != CLBNB_FAMILY_QUANT && (in->nv_ptx_mma || ctx->emulate_ptx);
     case CLBNB_PATH_INTEL_DPAS: return 0; /* reserved until a device can validate it */
     default: return 0;
     }
@@ -92,7 +92,9 @@ static void choose_paths(clbnb_context *ctx) {
         in->path[CLBNB_FAMILY_INT8_GEMM] = CLBNB_PATH_DOT4;
     else
         in->path[CLBNB_FAMILY_INT8_GEMM] = portable;
-    in->path[CLBNB_FAMILY_GEMM_4BIT] = portable;
+    /* 4-bit: tensor cores for the large-batch product (GEMV / small batch are memory-bound and use
+     * the portable kernels on every path) */
+    in->path[CLBNB_FAMILY_GEMM_4BIT] = in->nv_ptx_mma ? CLBNB_PATH_NV_MMA : portable;
 }
 
 

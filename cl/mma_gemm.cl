@@ -1,7 +1,11 @@
 // =================================================================================================
-// int8_gemm_mma.cl: NVIDIA tensor-core int8 GEMM from OpenCL through inline PTX (sm_80+):
-// mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32, ldmatrix for fragments, cp.async for the
-// global -> local copies (STAGES-deep pipeline). C = A * B^T, A [M, K] i8, B [N, K] i8.
+// mma_gemm.cl: NVIDIA tensor-core GEMMs from OpenCL through inline PTX (sm_80+), C = A * B^T:
+//   int8_gemm_mma  A [M, K] i8,  B [N, K] i8,  mma.sync m16n8k32 s8 -> s32 (exact)
+//   f16_gemm_mma   A [M, K] f16, B [N, K] f16, mma.sync m16n8k16 f16 -> f32 (MMA_F16=1; the 4-bit
+//                  large-batch path multiplies f16 activations by dequantized f16 weights)
+// Both consume 16 x 32-byte A tiles and 8 x 32-byte B tiles with identical fragment layouts, so one
+// kernel body serves both: rows are handled as bytes (K counts bytes: 2 per f16 element).
+// ldmatrix loads the fragments, cp.async copies global -> local (STAGES-deep pipeline).
 //
 // Work-group: WARPS_M x WARPS_N warps of 32; each warp owns a (16*MT) x (8*NT) tile of C held in
 // registers (MT*NT*4 ints). The work-group's tile is BM x BN; K advances BK bytes per stage.
@@ -51,6 +55,9 @@
 #ifndef CLBNB_PTX_EMULATE
 #define CLBNB_PTX_EMULATE 0
 #endif
+#ifndef MMA_F16
+#define MMA_F16 0 // 1: f16 x f16 -> f32 (f16_gemm_mma); 0: i8 x i8 -> i32 (int8_gemm_mma)
+#endif
 
 #define THREADS (32 * WARPS_M * WARPS_N)
 #define BM (16 * MT * WARPS_M)
@@ -90,6 +97,12 @@ inline uint smem_addr(__local const void *p) { return (uint)(size_t)p; }
     asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "          \
                  "{%0,%1,%2,%3};"                                                                                     \
                  : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])                                                     \
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
+
+#define MMA_F16_OP(c, a0, a1, a2, a3, b0, b1, scratch)                                                                \
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "          \
+                 "{%0,%1,%2,%3};"                                                                                     \
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                                                     \
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
 
 // Copies `bytes` (0..16) bytes and zero-fills the rest of the 16-byte destination.
@@ -151,6 +164,35 @@ inline void mma_emulated(int *c, uint a0, uint a1, uint a2, uint a3, uint b0, ui
 }
 #define MMA_S8(c, a0, a1, a2, a3, b0, b1, scratch) mma_emulated((c), (a0), (a1), (a2), (a3), (b0), (b1), (scratch))
 
+// m16n8k16 f16: A (row, k) is half k%2 of register (row>=8) + 2*(k>=8) of lane (row%8)*4 + (k%8)/2;
+// B (n, k) half k%2 of register 4 + (k>=8) of lane n*4 + (k%8)/2. Sums in f32 (the hardware's
+// internal order may differ: results agree to f32 rounding, which the tests allow for).
+inline float half_bits_to_float(uint bits) {
+    ushort h = (ushort)bits;
+    return vload_half(0, (__private const half *)&h);
+}
+inline void mma_f16_emulated(float *c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, __local uint *scratch) {
+    const uint lane = get_local_id(0) % 32, warp = get_local_id(0) / 32;
+    __local uint *f = scratch + warp * 32 * 6;
+    f[lane * 6 + 0] = a0, f[lane * 6 + 1] = a1, f[lane * 6 + 2] = a2, f[lane * 6 + 3] = a3;
+    f[lane * 6 + 4] = b0, f[lane * 6 + 5] = b1;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const uint g = lane / 4, t = lane % 4;
+    for (int e = 0; e < 4; e++) {
+        uint row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e % 2);
+        float sum = 0.0f;
+        for (uint k = 0; k < 16; k++) {
+            uint av = f[((row % 8) * 4 + (k % 8) / 2) * 6 + (row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0)] >> (16 * (k % 2));
+            uint bv = f[(col * 4 + (k % 8) / 2) * 6 + 4 + (k >= 8 ? 1 : 0)] >> (16 * (k % 2));
+            sum += half_bits_to_float(av) * half_bits_to_float(bv);
+        }
+        c[e] += sum;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+#define MMA_F16_OP(c, a0, a1, a2, a3, b0, b1, scratch)                                                                \
+    mma_f16_emulated((c), (a0), (a1), (a2), (a3), (b0), (b1), (scratch))
+
 inline void copy16_async(__local uchar *dst, __global const uchar *src, uint bytes) {
     for (uint i = 0; i < 16; i++) dst[i] = i < bytes ? src[i] : 0;
 }
@@ -197,9 +239,27 @@ inline void copy_chunk(__local uchar *tile, struct chunk_plan p, uint k0, uint K
 #endif
 }
 
+#if MMA_F16
+typedef float acc_t;
+#define MMA_OP MMA_F16_OP
+#define GEMM_MMA_KERNEL f16_gemm_mma
+// f32 accumulator out: out[m, n] = RN_T(acc + bias[n]) (cfg as in inc_int8_epilogue.cl)
+inline void store_f32_acc(__global uchar *out, ulong ldc, __global const uchar *bias, uint cfg, uint m, uint n,
+                          float acc) {
+    float b = EPI_HAS_BIAS(cfg) ? clbnb_load_float(bias, n, (int)EPI_BIAS(cfg)) : 0.0f;
+    clbnb_store_float(out, (ulong)m * ldc + n, (int)EPI_OUT(cfg), acc + b);
+}
+#else
+typedef int acc_t;
+#define MMA_OP MMA_S8
+#define GEMM_MMA_KERNEL int8_gemm_mma
+#endif
+
+// K counts bytes of a row (f16: twice the elements). With MMA_F16 split-K is not available (no
+// float atomics in OpenCL 1.2): k_chunk must cover K and partial must be NULL.
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
-int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global const uchar *b_base, ulong b_off,
-              ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS) {
+GEMM_MMA_KERNEL(__global const uchar *a_base, ulong a_off, ulong lda, __global const uchar *b_base, ulong b_off,
+                ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS) {
     __local uchar smem[STAGES * (A_STAGE_BYTES + B_STAGE_BYTES)] __attribute__((aligned(16)));
 #if CLBNB_PTX_EMULATE
     __local uint scratch[WARPS_M * WARPS_N * 32 * 6];
@@ -215,7 +275,7 @@ int8_gemm_mma(__global const uchar *a_base, ulong a_off, ulong lda, __global con
     const uint k_begin = get_group_id(2) * k_chunk, k_end = min(K, k_begin + k_chunk);
     const uint ktiles = k_end > k_begin ? (k_end - k_begin + BK - 1) / BK : 0;
 
-    int acc[MT][NT][4];
+    acc_t acc[MT][NT][4];
 PRAGMA_UNROLL
     for (int i = 0; i < MT; i++)
 PRAGMA_UNROLL
@@ -270,7 +330,7 @@ PRAGMA_UNROLL
 PRAGMA_UNROLL
             for (int i = 0; i < MT; i++)
 PRAGMA_UNROLL
-                for (int j = 0; j < NT; j++) MMA_S8(acc[i][j], a[i][0], a[i][1], a[i][2], a[i][3], b[j][0], b[j][1], scratch);
+                for (int j = 0; j < NT; j++) MMA_OP(acc[i][j], a[i][0], a[i][1], a[i][2], a[i][3], b[j][0], b[j][1], scratch);
         }
     }
     ASYNC_WAIT(0);
@@ -289,6 +349,10 @@ PRAGMA_UNROLL
                 if (m >= M) continue;
                 for (uint e = 0; e < 2; e++) {
                     if (n + e >= N) continue;
+#if MMA_F16
+                    store_f32_acc(out, ldc, bias, cfg, m, n + e, acc[i][j][2 * half_ + e]);
+                    continue;
+#endif
                     if (partial)
                         atomic_add(partial + (ulong)m * N + n + e, acc[i][j][2 * half_ + e]);
                     else
@@ -299,7 +363,7 @@ PRAGMA_UNROLL
     }
 }
 
-#if !CLBNB_PTX_EMULATE
+#if !CLBNB_PTX_EMULATE && !MMA_F16
 // ------------------------------------------------------------------------------------------------
 // Peak reference for the benchmarks: back-to-back mma.sync on registers, 8 independent
 // accumulator chains per warp, no memory traffic. Each mma is 16*8*32*2 = 8192 int8 ops.
