@@ -1,6 +1,7 @@
 /* bench_quant_int8.c: int8 quantization benchmarks (row-wise, global, column-wise, double quant).
  * Rates count the bytes each operation must move at least once: input read + outputs written
- * (+ stats), against the in-run copy bandwidth. GPU: f16 4096x4096 (32 MiB in); CPU: 2048x2048.
+ * (+ stats), against the in-run copy bandwidth. GPU: f16 4096x4096 (32 MiB in) and 8192x8192;
+ * CPU: 2048x2048.
  * Anchors (H100, spec 9.1 / bnb): int8_vectorwise_quant 1096 GB/s (282 with threshold 6), Triton
  * quantize_rowwise 2152 GB/s, quantize_global 715 GB/s. */
 #include <stdio.h>
@@ -99,14 +100,22 @@ static void run_op(bench_session *s, const char *name, op_kind op, clbnb_rowwise
 
 void bench_quant_int8(bench_session *s) {
     const clbnb_device_info *info = clbnb_context_device_info(s->ctx);
-    size_t dim = (info->type & CL_DEVICE_TYPE_CPU) ? 2048 : 4096;
+    /* GPU: 4096x4096 (48 MB moved, the anchors' shape) and 8192x8192 (192 MB: bandwidth-bound
+     * figure, launch overhead amortised); CPU: 2048x2048 */
+    const size_t cpu_dims[] = {2048}, gpu_dims[] = {4096, 8192};
+    int cpu = (info->type & CL_DEVICE_TYPE_CPU) != 0;
+    const size_t *dims = cpu ? cpu_dims : gpu_dims;
+    size_t ndims = cpu ? 1 : 2;
     const clbnb_rowwise_mode llm = CLBNB_ROWWISE_LLM_INT8, sb = CLBNB_ROWWISE_SWITCHBACK;
-    run_op(s, "quantize_rowwise_llm_int8", OP_ROW, llm, 0.0f, dim, dim);
-    run_op(s, "quantize_rowwise_llm_int8_thr6", OP_ROW, llm, 6.0f, dim, dim);
-    run_op(s, "quantize_rowwise_switchback", OP_ROW, sb, 0.0f, dim, dim);
-    run_op(s, "dequantize_rowwise", OP_DEQ, llm, 0.0f, dim, dim);
-    run_op(s, "quantize_global", OP_GLOBAL, llm, 0.0f, dim, dim);
-    run_op(s, "quantize_global_transpose", OP_GLOBAL_T, llm, 0.0f, dim, dim);
-    run_op(s, "quantize_columnwise_transpose", OP_COLT, llm, 0.0f, dim, dim);
-    run_op(s, "int8_double_quant", OP_DOUBLE, llm, 0.0f, dim, dim);
+    for (size_t i = 0; i < ndims; i++) {
+        size_t dim = dims[i];
+        run_op(s, "quantize_rowwise_llm_int8", OP_ROW, llm, 0.0f, dim, dim);
+        run_op(s, "quantize_rowwise_llm_int8_thr6", OP_ROW, llm, 6.0f, dim, dim);
+        run_op(s, "quantize_rowwise_switchback", OP_ROW, sb, 0.0f, dim, dim);
+        run_op(s, "dequantize_rowwise", OP_DEQ, llm, 0.0f, dim, dim);
+        run_op(s, "quantize_global", OP_GLOBAL, llm, 0.0f, dim, dim);
+        run_op(s, "quantize_global_transpose", OP_GLOBAL_T, llm, 0.0f, dim, dim);
+        run_op(s, "quantize_columnwise_transpose", OP_COLT, llm, 0.0f, dim, dim);
+        run_op(s, "int8_double_quant", OP_DOUBLE, llm, 0.0f, dim, dim);
+    }
 }

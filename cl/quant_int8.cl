@@ -26,7 +26,7 @@
 #define CHUNK 4096 // global absmax / quantize: elements of one row handled as one unit of work
 #endif
 #ifndef TILE
-#define TILE 64 // GENERIC transpose tile (TILE x TILE elements, WG work-items)
+#define TILE 64 // GENERIC transpose tile (TILE x TILE elements, WG = 256 work-items)
 #endif
 
 // Program variants differ only in IN_DTYPE / OUT_DTYPE; the mode (LLM.int8 / SwitchBack), the
@@ -100,12 +100,126 @@ inline bool is_outlier(float a, float thr) { return thr > 0.0f && a >= thr; }
 // Marks column c as holding an outlier (rare: only outlier elements get here).
 inline void flag_col(__global uint *flags, ulong c) { atomic_or((volatile __global uint *)(flags + c), 1u); }
 
+#if IN_DTYPE == CLBNB_DTYPE_F32
+#define ESIZE 4 // bytes per element of x
+#else
+#define ESIZE 2
+#endif
+// Whether element i of x lies at a 16-byte aligned address (buffers are at least 16-byte aligned).
+#define X_ALIGNED16(i) ((((i) * ESIZE) & 15) == 0)
+
+// GENERIC: 8 consecutive elements of x from element i; vec: that address is 16-byte aligned, so
+// one or two 16-byte loads replace the element-wise vload (same values).
+inline float8 load_x8v(__global const uchar *x, ulong i, bool vec) {
+    if (!vec) return load_x8(x, i);
+#if IN_DTYPE == CLBNB_DTYPE_F32
+    __global const float4 *p = (__global const float4 *)((__global const float *)x + i);
+    return (float8)(p[0], p[1]);
+#else
+    ushort8 h = as_ushort8(*(__global const uint4 *)((__global const ushort *)x + i));
+#if IN_DTYPE == CLBNB_DTYPE_F16
+    return vload_half8(0, (__private const half *)&h);
+#else
+    return as_float8(convert_uint8(h) << 16);
+#endif
+#endif
+}
+
+// 8 codes to q[i]: one 8-byte store where aligned.
+inline void store_q8(__global char *q, ulong i, char8 c) {
+    if ((i & 7) == 0)
+        *(__global uint2 *)(q + i) = as_uint2(c);
+    else
+        vstore8(c, 0, q + i);
+}
+
+// Absmax keys: the bits of |x| as an unsigned integer (same order as the float values), NaN -> 0
+// (a max over keys is fmax over |x| with NaN ignored). CPU path: integer max, no conversion.
+#if IN_DTYPE == CLBNB_DTYPE_F32
+inline uint8 abs_key8(__global const uchar *x, ulong i) {
+    uint8 u = vload8(0, (__global const uint *)x + i) & 0x7fffffffu;
+    return select(u, (uint8)0u, u > 0x7f800000u);
+}
+inline float key_float(uint k) { return as_float(k); }
+#else
+inline uint8 abs_key8(__global const uchar *x, ulong i) {
+    uint8 u = convert_uint8(vload8(0, (__global const ushort *)x + i)) & 0x7fffu;
+    return select(u, (uint8)0u, u > (IN_DTYPE == CLBNB_DTYPE_F16 ? 0x7c00u : 0x7f80u));
+}
+#if IN_DTYPE == CLBNB_DTYPE_F16
+inline float key_float(uint k) {
+    ushort h = (ushort)k;
+    return vload_half(0, (__private const half *)&h);
+}
+#else
+inline float key_float(uint k) { return as_float(k << 16); }
+#endif
+#endif
+inline uint hmax_u8(uint8 v) {
+    uint4 a = max(v.lo, v.hi);
+    uint2 b = max(a.lo, a.hi);
+    return max(b.x, b.y);
+}
+
+// GENERIC: 8 codes, per lane exactly the scalar q_code (convert_char_sat_rte(rint)).
+#if !Q8_CPU
+#define CODE8(v) convert_char8_sat_rte(rint(v))
+#else
+#define CODE8(v) q_code8(v)
+#endif
+
+// Work-group max of m (GENERIC; every work-item gets the result): local partials, one tree step
+// per level down to 32 values, then every work-item reads those 32. seg: work-items per segment
+// (power of two), each segment reduced separately.
+inline float wg_max(float m, __local float *red, uint seg) {
+    uint lid = get_local_id(0), t = lid & (seg - 1);
+    red[lid] = m;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = seg / 2; s >= 32; s >>= 1) {
+        if (t < s) red[lid] = fmax(red[lid], red[lid + s]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    uint base = lid - t, n = min(seg, 32u);
+    m = red[base];
+    for (uint i = 1; i < n; i++) m = fmax(m, red[base + i]);
+    barrier(CLK_LOCAL_MEM_FENCE); // red may be reused
+    return m;
+}
+
 // ================================================================================================
 // Row-wise quantization
 // ================================================================================================
-// GENERIC: WG/tpr rows per work-group, tpr work-items per row (power of two <= WG):
-// local-memory max, then quantize the (cache-resident) row. Outlier elements set flags[c] (zeroed
-// before) and get code 0. sdt: dtype of the stats (f32 / f16).
+#ifndef RPT
+#define RPT 2 // GENERIC row-wise: 8-element groups per work-item kept in registers between the passes
+#endif
+
+// |x| of 8 elements from column c with outliers (|x| >= thr > 0) flagged and replaced by 0.
+inline float8 outlier_zero8(float8 a, float thr, __global uint *flags, ulong c) {
+    if (thr > 0.0f) {
+        int8 o = a >= thr;
+        if (any(o)) {
+            float av[8];
+            vstore8(a, 0, av);
+            for (int k = 0; k < 8; k++)
+                if (is_outlier(av[k], thr)) flag_col(flags, c + k);
+            a = select(a, (float8)0.0f, o);
+        }
+    }
+    return a;
+}
+
+// 8 row codes (outliers 0).
+inline char8 row_code8(float8 v, float f, float thr, const int mode) {
+    char8 c = mode == MODE_LLM ? CODE8(v * f) : CODE8(127.0f * div8(v, (float8)f));
+    if (thr > 0.0f) c = select(c, (char8)0, convert_char8(fabs(v) >= thr));
+    return c;
+}
+
+// GENERIC: WG/tpr rows per work-group, tpr work-items per row (power of two <= WG). Work-item t
+// handles the 8-element groups t, t + tpr, ...: the first RPT stay in registers from the max pass
+// to the quantize pass (the whole row when cols <= 8 * RPT * tpr); 16-byte loads where the row is
+// 16-byte aligned, 8-byte stores. Outlier elements set flags[c] (zeroed before) and get code 0.
+// sdt: dtype of the stats (f32 / f16).
 inline void rowwise_wg(__global const uchar *x, ulong xoff, ulong ldx, __global char *q, ulong qoff, ulong ldq,
                        __global uchar *stats, ulong soff, int sdt, ulong rows, ulong cols, float thr,
                        __global uint *flags, uint tpr, __local float *red, const int mode) {
@@ -113,10 +227,24 @@ inline void rowwise_wg(__global const uchar *x, ulong xoff, ulong ldx, __global 
     uint t = lid & (tpr - 1);
     ulong r = get_group_id(0) * (ulong)(WG / tpr) + lid / tpr;
     bool active = r < rows;
-    ulong xb = xoff + r * ldx;
-    float m = 0.0f;
+    ulong xb = xoff + r * ldx, qb = qoff + r * ldq;
+    ulong ng = active ? cols / 8 : 0; // full groups
+    bool vec = X_ALIGNED16(xb);
+    float8 v[RPT];
+    float8 m8 = 0.0f;
+    for (uint k = 0; k < RPT; k++) {
+        ulong g = t + (ulong)k * tpr;
+        v[k] = 0.0f;
+        if (g < ng) {
+            v[k] = load_x8v(x, xb + g * 8, vec);
+            m8 = fmax(m8, outlier_zero8(fabs(v[k]), thr, flags, g * 8));
+        }
+    }
+    for (ulong g = t + (ulong)RPT * tpr; g < ng; g += tpr)
+        m8 = fmax(m8, outlier_zero8(fabs(load_x8v(x, xb + g * 8, vec)), thr, flags, g * 8));
+    float m = hmax8(m8);
     if (active) {
-        for (ulong c = t; c < cols; c += tpr) {
+        for (ulong c = ng * 8 + t; c < cols; c += tpr) {
             float a = fabs(LOADX(xb + c));
             if (is_outlier(a, thr))
                 flag_col(flags, c);
@@ -124,24 +252,24 @@ inline void rowwise_wg(__global const uchar *x, ulong xoff, ulong ldx, __global 
                 m = fmax(m, a);
         }
     }
-    red[lid] = m;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = tpr / 2; s > 0; s >>= 1) {
-        if (t < s) red[lid] = fmax(red[lid], red[lid + s]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    m = wg_max(m, red, tpr);
     if (!active) return;
-    m = red[lid - t];
     if (t == 0) clbnb_store_float(stats, soff + r, sdt, m);
     float f = row_factor(m, mode);
-    ulong qb = qoff + r * ldq;
-    for (ulong c = t; c < cols; c += tpr) {
-        float v = LOADX(xb + c);
-        q[qb + c] = is_outlier(fabs(v), thr) ? (char)0 : row_code(v, f, mode);
+    for (uint k = 0; k < RPT; k++) {
+        ulong g = t + (ulong)k * tpr;
+        if (g < ng) store_q8(q, qb + g * 8, row_code8(v[k], f, thr, mode));
+    }
+    for (ulong g = t + (ulong)RPT * tpr; g < ng; g += tpr)
+        store_q8(q, qb + g * 8, row_code8(load_x8v(x, xb + g * 8, vec), f, thr, mode));
+    for (ulong c = ng * 8 + t; c < cols; c += tpr) {
+        float val = LOADX(xb + c);
+        q[qb + c] = is_outlier(fabs(val), thr) ? (char)0 : row_code(val, f, mode);
     }
 }
 
-// CPU: one work-item per row, two sequential passes, 8 elements at a time.
+// CPU: one work-item per row, two sequential passes, 8 elements at a time; without outliers the
+// max pass runs on integer keys (no conversion).
 inline void rowwise_cpu(__global const uchar *x, ulong xoff, ulong ldx, __global char *q, ulong qoff, ulong ldq,
                         __global uchar *stats, ulong soff, int sdt, ulong rows, ulong cols, float thr,
                         __global uint *flags, const int mode) {
@@ -149,20 +277,16 @@ inline void rowwise_cpu(__global const uchar *x, ulong xoff, ulong ldx, __global
     if (r >= rows) return;
     ulong xb = xoff + r * ldx, c8 = cols & ~(ulong)7;
     bool outl = thr > 0.0f;
-    float8 m8 = 0.0f;
-    for (ulong c = 0; c < c8; c += 8) {
-        float8 a = fabs(LOADX8(xb + c));
-        if (outl) {
-            int8 o = a >= thr;
-            if (any(o)) {
-                for (int k = 0; k < 8; k++)
-                    if (is_outlier(a[k], thr)) flag_col(flags, c + k);
-                a = select(a, (float8)0.0f, o);
-            }
-        }
-        m8 = fmax(m8, a);
+    float m;
+    if (outl) {
+        float8 m8 = 0.0f;
+        for (ulong c = 0; c < c8; c += 8) m8 = fmax(m8, outlier_zero8(fabs(LOADX8(xb + c)), thr, flags, c));
+        m = hmax8(m8);
+    } else {
+        uint8 k8 = 0u;
+        for (ulong c = 0; c < c8; c += 8) k8 = max(k8, abs_key8(x, xb + c));
+        m = key_float(hmax_u8(k8));
     }
-    float m = hmax8(m8);
     for (ulong c = c8; c < cols; c++) {
         float a = fabs(LOADX(xb + c));
         if (is_outlier(a, thr))
@@ -173,12 +297,7 @@ inline void rowwise_cpu(__global const uchar *x, ulong xoff, ulong ldx, __global
     clbnb_store_float(stats, soff + r, sdt, m);
     float f = row_factor(m, mode);
     ulong qb = qoff + r * ldq;
-    for (ulong c = 0; c < c8; c += 8) {
-        float8 v = LOADX8(xb + c);
-        char8 code = mode == MODE_LLM ? q_code8(v * f) : q_code8(127.0f * div8(v, (float8)f));
-        if (outl) code = select(code, (char8)0, convert_char8(fabs(v) >= thr));
-        vstore8(code, 0, q + qb + c);
-    }
+    for (ulong c = 0; c < c8; c += 8) vstore8(row_code8(LOADX8(xb + c), f, thr, mode), 0, q + qb + c);
     for (ulong c = c8; c < cols; c++) {
         float v = LOADX(xb + c);
         q[qb + c] = is_outlier(fabs(v), thr) ? (char)0 : row_code(v, f, mode);
@@ -257,16 +376,59 @@ __kernel void zero_outlier_cols(__global char *q, ulong qoff, ulong ldq, ulong r
 // ================================================================================================
 // Row-wise dequantization: out = fl32(fl32(q * stats) * fl32(1/127)) (both modes: the product is
 // commutative and 7.874015718698502e-3f == fl32(1/127), bits 3c010204).
-// Grid-stride over (column, row); dimension 0 runs along the row (coalesced / vectorised).
 // ================================================================================================
+// 8 values to out[i] in OUT_DTYPE: 16-byte stores where aligned.
+inline void store_out8(__global uchar *out, ulong i, float8 v) {
+#if OUT_DTYPE == CLBNB_DTYPE_F32
+    __global float *o = (__global float *)out + i;
+    if (((i * 4) & 15) == 0) {
+        ((__global float4 *)o)[0] = v.lo;
+        ((__global float4 *)o)[1] = v.hi;
+    } else {
+        vstore8(v, 0, o);
+    }
+#else
+    ushort8 h;
+#if OUT_DTYPE == CLBNB_DTYPE_F16
+    vstore_half8_rte(v, 0, (__private half *)&h);
+#else
+    float fv[8];
+    ushort hv[8];
+    vstore8(v, 0, fv);
+    for (int k = 0; k < 8; k++) hv[k] = clbnb_f32_to_bf16(fv[k]);
+    h = vload8(0, hv);
+#endif
+    __global ushort *o = (__global ushort *)out + i;
+    if (((i * 2) & 15) == 0)
+        *(__global uint4 *)o = as_uint4(h);
+    else
+        vstore8(h, 0, o);
+#endif
+}
+
+// GENERIC: work-item per 16 codes of a row (16-byte loads where aligned), grid-stride over
+// (16-code group, row); dimension 0 runs along the row.
 __kernel void dequant_rowwise(__global const char *q, ulong qoff, ulong ldq, __global const uchar *stats, ulong soff,
                               int sdt, __global uchar *out, ulong ooff, ulong ldo, ulong rows, ulong cols) {
+    ulong ng = (cols + 15) / 16;
     for (ulong r = get_global_id(1); r < rows; r += get_global_size(1)) {
         float s = clbnb_load_float(stats, soff + r, sdt);
-        for (ulong c = get_global_id(0); c < cols; c += get_global_size(0)) {
-            float v = (float)q[qoff + r * ldq + c] * s;
-            v = v * 7.874015718698502e-3f;
-            clbnb_store_float(out, ooff + r * ldo + c, OUT_DTYPE, v);
+        ulong qb = qoff + r * ldq, ob = ooff + r * ldo;
+        for (ulong g = get_global_id(0); g < ng; g += get_global_size(0)) {
+            ulong c = g * 16;
+            if (c + 16 <= cols) {
+                char16 b = ((qb + c) & 15) == 0 ? as_char16(*(__global const uint4 *)(q + qb + c))
+                                                : vload16(0, q + qb + c);
+                float8 v0 = convert_float8(b.lo) * s, v1 = convert_float8(b.hi) * s;
+                store_out8(out, ob + c, v0 * 7.874015718698502e-3f);
+                store_out8(out, ob + c + 8, v1 * 7.874015718698502e-3f);
+            } else {
+                for (; c < cols; c++) {
+                    float v = (float)q[qb + c] * s;
+                    v = v * 7.874015718698502e-3f;
+                    clbnb_store_float(out, ob + c, OUT_DTYPE, v);
+                }
+            }
         }
     }
 }
@@ -306,31 +468,31 @@ __kernel void dequant_rowwise_cpu(__global const char *q, ulong qoff, ulong ldq,
 // ================================================================================================
 // Global absmax: stage 1 writes one partial maximum per work-group (GENERIC) or work-item (CPU);
 // the quantize kernels reduce the partials themselves (stage 2).
-// Work unit: a chunk of CHUNK elements of one row (nch = ceil(cols / CHUNK) chunks per row).
+// Work unit: a chunk of CHUNK elements of one row (nch = ceil(cols / CHUNK) chunks per row);
+// CHUNK is a multiple of 8, so 8-element groups of a chunk are 16-byte aligned when the row is.
 // ================================================================================================
 #if !Q8_CPU
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void absmax_partial_wg(
     __global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong nch, __global float *partials) {
     __local float red[WG];
     uint lid = get_local_id(0);
+    float8 m8 = 0.0f;
     float m = 0.0f;
     ulong total = rows * nch;
     for (ulong u = get_group_id(0); u < total; u += get_num_groups(0)) {
         ulong r = u / nch, c0 = (u - r * nch) * CHUNK, c1 = min(c0 + CHUNK, cols);
-        ulong xb = xoff + r * ldx;
-        for (ulong c = c0 + lid; c < c1; c += WG) m = fmax(m, fabs(LOADX(xb + c)));
+        ulong xb = xoff + r * ldx + c0, n8 = (c1 - c0) / 8;
+        bool vec = X_ALIGNED16(xb);
+        for (ulong g = lid; g < n8; g += WG) m8 = fmax(m8, fabs(load_x8v(x, xb + g * 8, vec)));
+        for (ulong c = n8 * 8 + lid; c < c1 - c0; c += WG) m = fmax(m, fabs(LOADX(xb + c)));
     }
-    red[lid] = m;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = WG / 2; s > 0; s >>= 1) {
-        if (lid < s) red[lid] = fmax(red[lid], red[lid + s]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0) partials[get_group_id(0)] = red[0];
+    m = wg_max(fmax(m, hmax8(m8)), red, WG);
+    if (lid == 0) partials[get_group_id(0)] = m;
 }
 #endif
 
 #if Q8_CPU
+// CPU: integer keys (no conversion).
 __kernel void absmax_partial_cpu(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong nch,
                                  __global float *partials) {
     float m = 0.0f;
@@ -339,9 +501,9 @@ __kernel void absmax_partial_cpu(__global const uchar *x, ulong xoff, ulong ldx,
         ulong r = u / nch, c0 = (u - r * nch) * CHUNK, c1 = min(c0 + CHUNK, cols);
         ulong xb = xoff + r * ldx;
         ulong c8 = c0 + ((c1 - c0) & ~(ulong)7);
-        float8 m8 = 0.0f;
-        for (ulong c = c0; c < c8; c += 8) m8 = fmax(m8, fabs(LOADX8(xb + c)));
-        m = fmax(m, hmax8(m8));
+        uint8 k8 = 0u;
+        for (ulong c = c0; c < c8; c += 8) k8 = max(k8, abs_key8(x, xb + c));
+        m = fmax(m, key_float(hmax_u8(k8)));
         for (ulong c = c8; c < c1; c++) m = fmax(m, fabs(LOADX(xb + c)));
     }
     partials[get_global_id(0)] = m;
@@ -350,9 +512,10 @@ __kernel void absmax_partial_cpu(__global const uchar *x, ulong xoff, ulong ldx,
 
 inline float global_code_factor(float a) { return clbnb_div(1.0f, a); }
 inline char global_code(float v, float inv) { return q_code(127.0f * (v * inv)); }
+inline char8 global_code8(float8 v, float inv) { return CODE8(127.0f * (v * inv)); }
 
-// GENERIC: each work-group reduces the np partials, then quantizes chunks grid-stride.
-// Work-group 0 writes the absmax output.
+// GENERIC: each work-group reduces the np partials, then quantizes chunks grid-stride (16-byte
+// loads, 8-byte stores). Work-group 0 writes the absmax output.
 #if !Q8_CPU
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void global_quant_wg(
     __global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong nch, __global const float *partials,
@@ -361,20 +524,16 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void global_quant_wg(
     uint lid = get_local_id(0);
     float m = 0.0f;
     for (uint i = lid; i < np; i += WG) m = fmax(m, partials[i]);
-    red[lid] = m;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = WG / 2; s > 0; s >>= 1) {
-        if (lid < s) red[lid] = fmax(red[lid], red[lid + s]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float a = red[0];
+    float a = wg_max(m, red, WG);
     if (get_group_id(0) == 0 && lid == 0) clbnb_store_float(amax, aoff, sdt, a);
     float inv = global_code_factor(a);
     ulong total = rows * nch;
     for (ulong u = get_group_id(0); u < total; u += get_num_groups(0)) {
         ulong r = u / nch, c0 = (u - r * nch) * CHUNK, c1 = min(c0 + CHUNK, cols);
-        ulong xb = xoff + r * ldx, qb = qoff + r * ldq;
-        for (ulong c = c0 + lid; c < c1; c += WG) q[qb + c] = global_code(LOADX(xb + c), inv);
+        ulong xb = xoff + r * ldx + c0, qb = qoff + r * ldq + c0, n8 = (c1 - c0) / 8;
+        bool vec = X_ALIGNED16(xb);
+        for (ulong g = lid; g < n8; g += WG) store_q8(q, qb + g * 8, global_code8(load_x8v(x, xb + g * 8, vec), inv));
+        for (ulong c = n8 * 8 + lid; c < c1 - c0; c += WG) q[qb + c] = global_code(LOADX(xb + c), inv);
     }
 }
 #endif
@@ -401,24 +560,36 @@ __kernel void global_quant_cpu(__global const uchar *x, ulong xoff, ulong ldx, u
 // ================================================================================================
 // Column maxima: partials[seg * cols + c] = max over rows [seg*rps, (seg+1)*rps) of |x[r,c]|,
 // outlier elements (|x| >= thr > 0) counted as 0 (int8_double_quant); thr = 0 for columnwise.
+// colmax_reduce then folds the segments into partials[c] (the stage-2 kernels read one value).
 // ================================================================================================
-// GENERIC: work-group (64 columns x WG/64 row lanes) per (column tile, row segment).
-#define CW 64
-#define CH (WG / CW)
+// GENERIC: work-group of CG 8-column groups x (WG / CG) row lanes per (column block, row segment):
+// each work-item keeps 8 column maxima (16-byte loads along the row), then a local reduction.
+#define CG 32
+#define CH (WG / CG)
 #if !Q8_CPU
-__kernel __attribute__((reqd_work_group_size(CW, CH, 1))) void colmax_wg(
+__kernel __attribute__((reqd_work_group_size(CG, CH, 1))) void colmax_wg(
     __global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong rps, float thr,
     __global float *partials) {
-    __local float red[CH][CW];
+    __local float8 red[CH][CG];
     uint tx = get_local_id(0), ty = get_local_id(1);
-    ulong c = get_group_id(0) * CW + tx, seg = get_group_id(1);
+    ulong c = (get_group_id(0) * CG + tx) * 8, seg = get_group_id(1);
     ulong r0 = seg * rps, r1 = min(r0 + rps, rows);
-    float m = 0.0f;
-    if (c < cols) {
+    float8 m = 0.0f;
+    if (c + 8 <= cols) {
         for (ulong r = r0 + ty; r < r1; r += CH) {
-            float a = fabs(LOADX(xoff + r * ldx + c));
-            if (!is_outlier(a, thr)) m = fmax(m, a);
+            ulong xb = xoff + r * ldx;
+            float8 a = fabs(load_x8v(x, xb + c, X_ALIGNED16(xb)));
+            if (thr > 0.0f) a = select(a, (float8)0.0f, a >= thr);
+            m = fmax(m, a);
         }
+    } else if (c < cols) {
+        float mv[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        for (ulong r = r0 + ty; r < r1; r += CH)
+            for (uint k = 0; c + k < cols; k++) {
+                float a = fabs(LOADX(xoff + r * ldx + c + k));
+                if (!is_outlier(a, thr)) mv[k] = fmax(mv[k], a);
+            }
+        m = vload8(0, mv);
     }
     red[ty][tx] = m;
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -426,34 +597,36 @@ __kernel __attribute__((reqd_work_group_size(CW, CH, 1))) void colmax_wg(
         if (ty < s) red[ty][tx] = fmax(red[ty][tx], red[ty + s][tx]);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (ty == 0 && c < cols) partials[seg * cols + c] = red[0][tx];
+    if (ty == 0 && c < cols) {
+        float mv[8];
+        vstore8(red[0][tx], 0, mv);
+        for (uint k = 0; k < 8 && c + k < cols; k++) partials[seg * cols + c + k] = mv[k];
+    }
 }
 #endif
 
 #if Q8_CPU
-// CPU: one work-item per (8 columns, row segment), one 8-wide load per row.
+// CPU: one work-item per row segment, all columns: streams its rows, keeping the running maxima
+// in its (cache-resident) partials row.
 __kernel void colmax_cpu(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong rps,
                          float thr, __global float *partials) {
-    ulong c0 = get_global_id(0) * 8, seg = get_global_id(1);
-    if (c0 >= cols) return;
+    ulong seg = get_global_id(0);
     ulong r0 = seg * rps, r1 = min(r0 + rps, rows);
-    if (c0 + 8 <= cols) {
-        float8 m = 0.0f;
-        for (ulong r = r0; r < r1; r++) {
-            float8 a = fabs(LOADX8(xoff + r * ldx + c0));
+    if (r0 >= rows) return;
+    __global float *p = partials + seg * cols;
+    ulong c8 = cols & ~(ulong)7;
+    for (ulong c = 0; c < cols; c++) p[c] = 0.0f;
+    for (ulong r = r0; r < r1; r++) {
+        ulong xb = xoff + r * ldx;
+        for (ulong c = 0; c < c8; c += 8) {
+            float8 a = fabs(LOADX8(xb + c));
             if (thr > 0.0f) a = select(a, (float8)0.0f, a >= thr);
-            m = fmax(m, a);
+            vstore8(fmax(vload8(0, p + c), a), 0, p + c);
         }
-        vstore8(m, 0, partials + seg * cols + c0);
-        return;
-    }
-    for (ulong c = c0; c < cols; c++) {
-        float m = 0.0f;
-        for (ulong r = r0; r < r1; r++) {
-            float a = fabs(LOADX(xoff + r * ldx + c));
-            if (!is_outlier(a, thr)) m = fmax(m, a);
+        for (ulong c = c8; c < cols; c++) {
+            float a = fabs(LOADX(xb + c));
+            if (!is_outlier(a, thr)) p[c] = fmax(p[c], a);
         }
-        partials[seg * cols + c] = m;
     }
 }
 #endif
@@ -462,6 +635,12 @@ inline float col_reduce(__global const float *partials, ulong nseg, ulong cols, 
     float m = 0.0f;
     for (ulong s = 0; s < nseg; s++) m = fmax(m, partials[s * cols + c]);
     return m;
+}
+
+// partials[c] = max over the nseg segments (in place: column c is read and written by one
+// work-item).
+__kernel void colmax_reduce(__global float *partials, ulong nseg, ulong cols) {
+    for (ulong c = get_global_id(0); c < cols; c += get_global_size(0)) partials[c] = col_reduce(partials, nseg, cols, c);
 }
 
 // ---- int8_double_quant column part (not transposed) ------------------------------------------
@@ -486,22 +665,6 @@ inline float round_in_dtype(float v) {
 #endif
 }
 
-// Grid-stride over (column, row): dimension 0 along the row; each work-item reduces its column's
-// partials once. Work-items of row lane 0 write col_stats (f32).
-__kernel void dq_col_quant(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols,
-                           __global const float *partials, ulong nseg, float thr, __global char *q, ulong qoff,
-                           ulong ldq, __global float *cstats, ulong csoff) {
-    for (ulong c = get_global_id(0); c < cols; c += get_global_size(0)) {
-        float m = col_reduce(partials, nseg, cols, c);
-        if (get_global_id(1) == 0) cstats[csoff + c] = m;
-        for (ulong r = get_global_id(1); r < rows; r += get_global_size(1)) {
-            float v = LOADX(xoff + r * ldx + c);
-            q[qoff + r * ldq + c] =
-                is_outlier(fabs(v), thr) ? (char)0 : q_code(clbnb_div(round_in_dtype(v * 127.0f), m));
-        }
-    }
-}
-
 #if Q8_CPU
 // round_in_dtype on 8 lanes (fp16: the same binade-quantum rint, by the 1.5 * 2^23 trick, which is
 // exact here since |v * scale| <= 2048).
@@ -522,147 +685,216 @@ inline float8 round_in_dtype8(float8 v) {
 #endif
 }
 
-// CPU: one work-item per (8 columns, block of rps rows), 8-wide loads along the row.
-__kernel void dq_col_quant_cpu(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols,
-                               __global const float *partials, ulong nseg, float thr, __global char *q, ulong qoff,
-                               ulong ldq, __global float *cstats, ulong csoff, ulong rps) {
-    ulong c0 = get_global_id(0) * 8, seg = get_global_id(1);
-    if (c0 >= cols) return;
-    ulong r0 = seg * rps, r1 = min(r0 + rps, rows);
-    if (c0 + 8 <= cols) {
-        float8 m;
-        for (int k = 0; k < 8; k++) m[k] = col_reduce(partials, nseg, cols, c0 + k);
-        if (seg == 0) vstore8(m, 0, cstats + csoff + c0);
-        for (ulong r = r0; r < r1; r++) {
-            float8 v = LOADX8(xoff + r * ldx + c0);
-            float8 t = round_in_dtype8(v * 127.0f);
-            char8 code = q_code8(div8(t, m));
-            if (thr > 0.0f) code = select(code, (char8)0, convert_char8(fabs(v) >= thr));
-            vstore8(code, 0, q + qoff + r * ldq + c0);
-        }
-        return;
-    }
-    for (ulong c = c0; c < cols; c++) {
-        float m = col_reduce(partials, nseg, cols, c);
-        if (seg == 0) cstats[csoff + c] = m;
-        for (ulong r = r0; r < r1; r++) {
-            float v = LOADX(xoff + r * ldx + c);
-            q[qoff + r * ldq + c] =
-                is_outlier(fabs(v), thr) ? (char)0 : q_code(clbnb_div(round_in_dtype(v * 127.0f), m));
+#endif
+
+// Code of the column part (outliers 0): per element, and for 8 elements of one row (m: the
+// 8 column maxima).
+inline char dq_col_code(float v, float m, float thr) {
+    return is_outlier(fabs(v), thr) ? (char)0 : q_code(clbnb_div(round_in_dtype(v * 127.0f), m));
+}
+
+// GENERIC: grid-stride over (8-column group, row), dimension 0 along the row: 16-byte loads,
+// 8-byte stores. m: the reduced column maxima (partials[c]); row lane 0 writes col_stats (f32).
+#if !Q8_CPU
+__kernel void dq_col_quant(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols,
+                           __global const float *m, float thr, __global char *q, ulong qoff, ulong ldq,
+                           __global float *cstats, ulong csoff) {
+    ulong ng = (cols + 7) / 8;
+    for (ulong g = get_global_id(0); g < ng; g += get_global_size(0)) {
+        ulong c = g * 8;
+        if (c + 8 <= cols) {
+            float mv[8];
+            vstore8(vload8(0, m + c), 0, mv);
+            if (get_global_id(1) == 0)
+                for (int k = 0; k < 8; k++) cstats[csoff + c + k] = mv[k];
+            for (ulong r = get_global_id(1); r < rows; r += get_global_size(1)) {
+                ulong xb = xoff + r * ldx;
+                float xv[8];
+                char cv[8];
+                vstore8(load_x8v(x, xb + c, X_ALIGNED16(xb)), 0, xv);
+                for (int k = 0; k < 8; k++) cv[k] = dq_col_code(xv[k], mv[k], thr);
+                store_q8(q, qoff + r * ldq + c, vload8(0, cv));
+            }
+        } else {
+            for (; c < cols; c++) {
+                float mc = m[c];
+                if (get_global_id(1) == 0) cstats[csoff + c] = mc;
+                for (ulong r = get_global_id(1); r < rows; r += get_global_size(1))
+                    q[qoff + r * ldq + c] = dq_col_code(LOADX(xoff + r * ldx + c), mc, thr);
+            }
         }
     }
 }
 #endif
 
+#if Q8_CPU
+// CPU: one work-item per block of rps rows, all columns, 8-wide along the row. Work-item 0
+// writes col_stats.
+__kernel void dq_col_quant_cpu(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols,
+                               __global const float *m, float thr, __global char *q, ulong qoff, ulong ldq,
+                               __global float *cstats, ulong csoff, ulong rps) {
+    ulong seg = get_global_id(0);
+    ulong r0 = seg * rps, r1 = min(r0 + rps, rows);
+    if (r0 >= rows) return;
+    if (seg == 0)
+        for (ulong c = 0; c < cols; c++) cstats[csoff + c] = m[c];
+    ulong c8 = cols & ~(ulong)7;
+    for (ulong r = r0; r < r1; r++) {
+        ulong xb = xoff + r * ldx, qb = qoff + r * ldq;
+        for (ulong c = 0; c < c8; c += 8) {
+            float8 v = LOADX8(xb + c);
+            char8 code = q_code8(div8(round_in_dtype8(v * 127.0f), vload8(0, m + c)));
+            if (thr > 0.0f) code = select(code, (char8)0, convert_char8(fabs(v) >= thr));
+            vstore8(code, 0, q + qb + c);
+        }
+        for (ulong c = c8; c < cols; c++) q[qb + c] = dq_col_code(LOADX(xb + c), m[c], thr);
+    }
+}
+#endif
+
 // ================================================================================================
-// Transposed quantization
+// Transposed quantization: qT[c, r] = code(x[r, c]).
+//   global (quantize_global transpose, kind 0): code = rint(127 * (x * (1/a))), a = max of np
+//   partials.
+//   col (columnwise, kind 1): code = rint(127 * (x / m_c)), m_c = partials[c] (reduced).
 // ================================================================================================
-// GENERIC: TILE x TILE tiles through local memory; loads coalesced along the row of x, stores
-// coalesced along the row of qT. Grid-stride over tiles.
+#define TP (TILE + 4) // local tile row pitch (bytes): keeps 4-byte alignment, spreads banks
+
+// GENERIC: TILE x TILE tiles (TILE = 64, WG = 256). Loads: 8 work-items per x row, 8 elements
+// each (16-byte loads where aligned); the codes go transposed into local memory; stores: 4
+// work-items per qT row, 16 bytes each (one 16-byte store where aligned). Grid-stride over tiles.
 inline void transpose_wg(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols,
                          __global const float *partials, ulong np, __global char *q, ulong qoff, ulong ldq,
-                         __global uchar *stats, ulong soff, int sdt, __local char (*tile)[TILE + 1],
-                         __local float *fac, __local float *red, const int kind) {
+                         __global uchar *stats, ulong soff, int sdt, __local uchar *tile, __local float *fac,
+                         __local float *red, const int kind) {
     uint lid = get_local_id(0);
-    uint tx = lid % TILE, ty = lid / TILE;
     float inv = 0.0f;
     if (kind == 0) {
         float m = 0.0f;
         for (uint i = lid; i < np; i += WG) m = fmax(m, partials[i]);
-        red[lid] = m;
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint s = WG / 2; s > 0; s >>= 1) {
-            if (lid < s) red[lid] = fmax(red[lid], red[lid + s]);
-            barrier(CLK_LOCAL_MEM_FENCE);
-        }
-        float a = red[0];
+        float a = wg_max(m, red, WG);
         if (get_group_id(0) == 0 && lid == 0) clbnb_store_float(stats, soff, sdt, a);
         inv = global_code_factor(a);
     }
+    uint lc = (lid % 8) * 8, lr = lid / 8;  // load: tile column group, first tile row
+    uint oc = lid / 4, orr = (lid % 4) * 16; // store: tile column (= qT row), first tile row
     ulong ntr = (rows + TILE - 1) / TILE, ntc = (cols + TILE - 1) / TILE;
     for (ulong u = get_group_id(0); u < ntr * ntc; u += get_num_groups(0)) {
         ulong tr = u / ntc, tc = u - tr * ntc;
         ulong r0 = tr * TILE, c0 = tc * TILE;
-        if (kind == 1 && ty == 0) {
-            ulong c = c0 + tx;
-            float f = 0.0f;
+        if (kind == 1 && lid < TILE) {
+            ulong c = c0 + lid;
+            float f = 1.0f;
             if (c < cols) {
-                f = col_reduce(partials, np, cols, c);
+                f = partials[c];
                 if (tr == 0) clbnb_store_float(stats, soff + c, sdt, f);
             }
-            fac[tx] = f;
+            fac[lid] = f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint k = ty; k < TILE; k += WG / TILE) {
-            ulong r = r0 + k, c = c0 + tx;
-            if (r < rows && c < cols) {
-                float v = LOADX(xoff + r * ldx + c);
-                tile[k][tx] = kind == 0 ? global_code(v, inv) : q_code(127.0f * clbnb_div(v, fac[tx]));
+        for (uint k = lr; k < TILE; k += WG / 8) {
+            ulong r = r0 + k, c = c0 + lc;
+            if (r >= rows) break;
+            ulong xb = xoff + r * ldx;
+            float xv[8];
+            if (c + 8 <= cols) {
+                vstore8(load_x8v(x, xb + c, X_ALIGNED16(xb)), 0, xv);
+            } else {
+                for (uint j = 0; j < 8; j++) xv[j] = c + j < cols ? LOADX(xb + c + j) : 0.0f;
+            }
+            for (uint j = 0; j < 8; j++) {
+                float v = xv[j];
+                char code = kind == 0 ? global_code(v, inv) : q_code(127.0f * clbnb_div(v, fac[lc + j]));
+                tile[(lc + j) * TP + k] = (uchar)code;
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint k = ty; k < TILE; k += WG / TILE) {
-            ulong c = c0 + k, r = r0 + tx;
-            if (r < rows && c < cols) q[qoff + c * ldq + r] = tile[tx][k];
+        {
+            ulong c = c0 + oc, r = r0 + orr;
+            if (c < cols && r < rows) {
+                __global char *dst = q + qoff + c * ldq + r;
+                __local uchar *src = tile + oc * TP + orr;
+                if (r + 16 <= rows) {
+                    uint4 w = (uint4)(*(__local uint *)src, *(__local uint *)(src + 4), *(__local uint *)(src + 8),
+                                      *(__local uint *)(src + 12));
+                    if (((qoff + c * ldq + r) & 15) == 0)
+                        *(__global uint4 *)dst = w;
+                    else
+                        vstore16(as_char16(w), 0, dst);
+                } else {
+                    for (uint j = 0; r + j < rows; j++) dst[j] = (char)src[j];
+                }
+            }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 }
 
-// CPU: one work-item per (8 columns, block of rps rows): one 8-wide load per row of x, the 8
-// codes go to 8 qT rows (8 sequential write streams).
+// CPU: one work-item per (16 columns, block of rps rows, rps a multiple of 16): 16 x 16 blocks,
+// codes by rows of 16, transposed in private memory, stored as rows of 16 bytes.
 inline void transpose_cpu(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols,
                           __global const float *partials, ulong np, __global char *q, ulong qoff, ulong ldq,
                           __global uchar *stats, ulong soff, int sdt, ulong rps, const int kind) {
-    ulong c0 = get_global_id(0) * 8, seg = get_global_id(1);
+    ulong c0 = get_global_id(0) * 16, seg = get_global_id(1);
     if (c0 >= cols) return;
     ulong r0 = seg * rps, r1 = min(r0 + rps, rows);
-    float8 f;
+    if (r0 >= rows) return;
+    float fs[16];
     if (kind == 0) {
         float a = 0.0f;
         for (ulong i = 0; i < np; i++) a = fmax(a, partials[i]);
         if (c0 == 0 && seg == 0) clbnb_store_float(stats, soff, sdt, a);
-        f = (float8)global_code_factor(a);
+        float inv = global_code_factor(a);
+        for (int k = 0; k < 16; k++) fs[k] = inv;
     } else {
-        for (int k = 0; k < 8; k++) {
-            f[k] = c0 + k < cols ? col_reduce(partials, np, cols, c0 + k) : 1.0f;
-            if (seg == 0 && c0 + k < cols) clbnb_store_float(stats, soff + c0 + k, sdt, f[k]);
+        for (int k = 0; k < 16; k++) {
+            fs[k] = c0 + k < cols ? partials[c0 + k] : 1.0f;
+            if (seg == 0 && c0 + k < cols) clbnb_store_float(stats, soff + c0 + k, sdt, fs[k]);
         }
     }
-    if (c0 + 8 <= cols) {
-        for (ulong r = r0; r < r1; r++) {
-            float8 v = LOADX8(xoff + r * ldx + c0);
-            char8 code = kind == 0 ? q_code8(127.0f * (v * f)) : q_code8(127.0f * div8(v, f));
-            for (int k = 0; k < 8; k++) q[qoff + (c0 + k) * ldq + r] = code[k];
+    float8 f0 = vload8(0, fs), f1 = vload8(1, fs);
+    ulong r = r0;
+    if (c0 + 16 <= cols) {
+        for (; r + 16 <= r1; r += 16) {
+            uchar t[16][16];
+            for (int i = 0; i < 16; i++) {
+                ulong xb = xoff + (r + i) * ldx + c0;
+                float8 v0 = LOADX8(xb), v1 = LOADX8(xb + 8);
+                char8 k0 = kind == 0 ? q_code8(127.0f * (v0 * f0)) : q_code8(127.0f * div8(v0, f0));
+                char8 k1 = kind == 0 ? q_code8(127.0f * (v1 * f1)) : q_code8(127.0f * div8(v1, f1));
+                vstore8(as_uchar8(k0), 0, t[i]);
+                vstore8(as_uchar8(k1), 1, t[i]);
+            }
+            for (int j = 0; j < 16; j++) {
+                uchar16 o = (uchar16)(t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j], t[6][j], t[7][j], t[8][j],
+                                      t[9][j], t[10][j], t[11][j], t[12][j], t[13][j], t[14][j], t[15][j]);
+                vstore16(as_char16(o), 0, q + qoff + (c0 + j) * ldq + r);
+            }
         }
-        return;
     }
-    for (ulong c = c0; c < cols; c++) {
-        float fc = f[c - c0];
-        for (ulong r = r0; r < r1; r++) {
-            float v = LOADX(xoff + r * ldx + c);
-            q[qoff + c * ldq + r] = kind == 0 ? global_code(v, fc) : q_code(127.0f * clbnb_div(v, fc));
+    for (ulong c = c0; c < min(c0 + 16, cols); c++) {
+        float fc = fs[c - c0];
+        for (ulong rr = r; rr < r1; rr++) {
+            float v = LOADX(xoff + rr * ldx + c);
+            q[qoff + c * ldq + rr] = kind == 0 ? global_code(v, fc) : q_code(127.0f * clbnb_div(v, fc));
         }
     }
 }
 
-// Transposed quantization: qT[c, r] = code(x[r, c]).
-//   global (quantize_global transpose): code = rint(127 * (x * (1/a))), a = max of np partials.
-//   col (columnwise): code = rint(127 * (x / m_c)), m_c from np row segments of column partials.
 #define TRANSPOSE_ARGS                                                                                               \
     __global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, __global const float *partials, ulong np, \
         __global char *q, ulong qoff, ulong ldq, __global uchar *stats, ulong soff, int sdt
 #define TRANSPOSE_PASS x, xoff, ldx, rows, cols, partials, np, q, qoff, ldq, stats, soff, sdt
 #if !Q8_CPU
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void transpose_global_wg(TRANSPOSE_ARGS, ulong rps) {
-    __local char tile[TILE][TILE + 1];
+    __local uint tile[TILE * TP / 4];
     __local float fac[TILE], red[WG];
-    transpose_wg(TRANSPOSE_PASS, tile, fac, red, 0);
+    transpose_wg(TRANSPOSE_PASS, (__local uchar *)tile, fac, red, 0);
 }
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void transpose_col_wg(TRANSPOSE_ARGS, ulong rps) {
-    __local char tile[TILE][TILE + 1];
+    __local uint tile[TILE * TP / 4];
     __local float fac[TILE], red[WG];
-    transpose_wg(TRANSPOSE_PASS, tile, fac, red, 1);
+    transpose_wg(TRANSPOSE_PASS, (__local uchar *)tile, fac, red, 1);
 }
 #endif
 #if Q8_CPU

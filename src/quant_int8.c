@@ -123,7 +123,9 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
                                     chain *ch, int last) {
     int cpu = use_cpu(ctx);
     cl_ulong rows = x->rows, cols = x->cols;
-    size_t tpr = cols >= 2048 ? 256 : cols >= 512 ? 128 : cols >= 128 ? 64 : 32;
+    /* GENERIC: work-items per row such that each holds at most RPT = 2 groups of 8 (cl/quant_int8.cl) */
+    size_t tpr = 8;
+    while (tpr < WG_GENERIC && tpr * 16 < cols) tpr *= 2;
     char opts[64];
     prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
     int outliers = thr > 0.0f;
@@ -143,7 +145,7 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
                              CLBNB_ARG(rows), CLBNB_ARG(cols), CLBNB_ARG(thr), CLBNB_ARG(fl), CLBNB_ARG(tpru)));
     size_t local, global;
     if (cpu) {
-        local = 16;
+        local = 1;
         global = (size_t)rows;
     } else {
         local = WG_GENERIC;
@@ -221,8 +223,9 @@ clbnb_status clbnb_dequantize_rowwise(clbnb_context *ctx, cl_command_queue queue
     cl_int sdt = (cl_int)row_stats->dtype;
     cl_ulong qoff = q->offset, ldq = q->ld, soff = elem_off(row_stats->offset, row_stats->dtype);
     cl_ulong ooff = elem_off(out->offset, out->dtype), ldo = out->ld, rows = q->rows, cols = q->cols;
+    /* CPU: (2048 columns, row) per work-item; GENERIC: (16 columns, row) per work-item, grid-stride */
     size_t local[2] = {cpu ? 1 : 256, 1};
-    size_t global[2] = {cpu ? ceil_div(q->cols, 2048) : clbnb_round_up(min_sz(q->cols, 1024), local[0]),
+    size_t global[2] = {cpu ? ceil_div(q->cols, 2048) : clbnb_round_up(min_sz(ceil_div(q->cols, 16), 1024), local[0]),
                         cpu ? q->rows : min_sz(q->rows, cus(ctx) * 64)};
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k;
@@ -280,7 +283,7 @@ static clbnb_status enqueue_absmax_partial(clbnb_context *ctx, cl_command_queue 
 }
 
 /* qT[c, r] = code(x[r, c]); kind 0: global absmax from np partials (stats = absmax[0]);
- * kind 1: column absmax from np row segments of partials (stats = col_stats). */
+ * kind 1: column absmax from the reduced column partials (stats = col_stats). */
 static clbnb_status enqueue_transpose_quant(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
                                             const clbnb_matrix *q, const clbnb_vector *stats, int kind,
                                             cl_mem partials, size_t np, chain *ch, int last) {
@@ -299,12 +302,12 @@ static clbnb_status enqueue_transpose_quant(clbnb_context *ctx, cl_command_queue
                              CLBNB_ARG(ldq), CLBNB_ARG(stats->mem), CLBNB_ARG(soff), CLBNB_ARG(sdt)));
     cl_ulong rps = 0;
     CLBNB_TRY((clbnb_status)clSetKernelArg(k, 13, sizeof rps, &rps));
-    if (cpu) {
-        size_t nseg = min_sz(x->rows, max_sz(1, ceil_div(64, ceil_div(x->cols, 8))));
-        rps = ceil_div(x->rows, nseg);
+    if (cpu) { /* (16 columns, rps rows, rps a multiple of 16) per work-item */
+        size_t nseg = min_sz(ceil_div(x->rows, 16), max_sz(1, ceil_div(cus(ctx) * 16, ceil_div(x->cols, 16))));
+        rps = clbnb_round_up(ceil_div(x->rows, nseg), 16);
         nseg = ceil_div(x->rows, (size_t)rps);
         CLBNB_TRY((clbnb_status)clSetKernelArg(k, 13, sizeof rps, &rps));
-        size_t local[2] = {1, 1}, global[2] = {ceil_div(x->cols, 8), nseg};
+        size_t local[2] = {1, 1}, global[2] = {ceil_div(x->cols, 16), nseg};
         return chain_kernel(ch, queue, k, 2, global, local, last);
     }
     size_t tiles = ceil_div(x->rows, 64) * ceil_div(x->cols, 64);
@@ -363,11 +366,11 @@ clbnb_status clbnb_quantize_global(clbnb_context *ctx, cl_command_queue queue, c
 /* Row segments for the column partials: enough work-groups / work-items to fill the device. */
 static size_t col_segments(const clbnb_context *ctx, size_t rows, size_t cols) {
     size_t nseg;
-    if (use_cpu(ctx))
-        nseg = max_sz(1, ceil_div(cus(ctx) * 32, ceil_div(cols, 8)));
-    else
-        nseg = max_sz(1, ceil_div(cus(ctx) * 8, ceil_div(cols, 64)));
-    nseg = min_sz(min_sz(nseg, 64), ceil_div(rows, 4));
+    if (use_cpu(ctx)) /* a work-item per segment, all columns */
+        nseg = cus(ctx) * 4;
+    else /* work-groups of 256 columns x 8 row lanes */
+        nseg = max_sz(1, ceil_div(cus(ctx) * 8, ceil_div(cols, 256)));
+    nseg = min_sz(min_sz(nseg, 64), ceil_div(rows, 8));
     size_t rps = ceil_div(rows, max_sz(nseg, 1));
     return ceil_div(rows, rps);
 }
@@ -387,15 +390,22 @@ static clbnb_status enqueue_colmax(clbnb_context *ctx, cl_command_queue queue, c
     if (cpu) {
         local[0] = 1;
         local[1] = 1;
-        global[0] = ceil_div(x->cols, 8);
-        global[1] = nseg;
-    } else {
-        local[0] = 64;
-        local[1] = WG_GENERIC / 64;
-        global[0] = x->cols;
+        global[0] = nseg;
+        global[1] = 1;
+    } else { /* cl/quant_int8.cl CG x CH */
+        local[0] = 32;
+        local[1] = WG_GENERIC / 32;
+        global[0] = ceil_div(x->cols, 256) * 32;
         global[1] = nseg * local[1];
     }
-    return chain_kernel(ch, queue, k, 2, global, local, 0);
+    CLBNB_TRY(chain_kernel(ch, queue, k, 2, global, local, 0));
+    if (nseg == 1) return CLBNB_SUCCESS;
+    /* fold the segments: partials[c] = column maximum */
+    CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, "colmax_reduce", &k));
+    cl_ulong nsegl = nseg;
+    CLBNB_TRY(clbnb_set_args(k, 3, CLBNB_ARG(partials), CLBNB_ARG(nsegl), CLBNB_ARG(cols)));
+    size_t l1 = 64, g1 = clbnb_round_up(min_sz(x->cols, 65536), 64);
+    return chain_kernel(ch, queue, k, 1, &g1, &l1, 0);
 }
 
 clbnb_status clbnb_quantize_columnwise_transpose(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
@@ -415,7 +425,7 @@ clbnb_status clbnb_quantize_columnwise_transpose(clbnb_context *ctx, cl_command_
     chain ch = chain_start(num_events, wait_list, event);
     pthread_mutex_lock(&ctx->lock);
     clbnb_status s = enqueue_colmax(ctx, queue, x, 0.0f, partials, nseg, &ch);
-    if (s == CLBNB_SUCCESS) s = enqueue_transpose_quant(ctx, queue, x, qT, col_stats, 1, partials, nseg, &ch, 1);
+    if (s == CLBNB_SUCCESS) s = enqueue_transpose_quant(ctx, queue, x, qT, col_stats, 1, partials, 1, &ch, 1);
     pthread_mutex_unlock(&ctx->lock);
     chain_end(&ch);
     clReleaseMemObject(partials);
@@ -465,21 +475,22 @@ clbnb_status clbnb_int8_double_quant(clbnb_context *ctx, cl_command_queue queue,
         prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
         cl_kernel k;
         s = clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "dq_col_quant_cpu" : "dq_col_quant", &k);
-        cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, rows = x->rows, cols = x->cols, npl = nseg;
+        cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, rows = x->rows, cols = x->cols;
         cl_ulong qoff = out_col->offset, ldq = out_col->ld, csoff = elem_off(col_stats->offset, CLBNB_DTYPE_F32);
         if (s == CLBNB_SUCCESS)
-            s = clbnb_set_args(k, 13, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(rows),
-                               CLBNB_ARG(cols), CLBNB_ARG(partials), CLBNB_ARG(npl), CLBNB_ARG(threshold),
-                               CLBNB_ARG(out_col->mem), CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(col_stats->mem),
-                               CLBNB_ARG(csoff));
+            s = clbnb_set_args(k, 12, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(rows),
+                               CLBNB_ARG(cols), CLBNB_ARG(partials), CLBNB_ARG(threshold), CLBNB_ARG(out_col->mem),
+                               CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(col_stats->mem), CLBNB_ARG(csoff));
+        /* GENERIC: (8 columns, row) per work-item, grid-stride */
         size_t local[2] = {cpu ? 1 : 64, cpu ? 1 : WG_GENERIC / 64};
-        size_t global[2] = {min_sz(x->cols, 65536), min_sz(x->rows, 64)};
-        if (cpu) { /* (8 columns, block of rows) per work-item */
-            size_t segs = min_sz(x->rows, max_sz(1, ceil_div(64, ceil_div(x->cols, 8))));
+        size_t global[2] = {clbnb_round_up(min_sz(ceil_div(x->cols, 8), 8192), 64),
+                            clbnb_round_up(min_sz(x->rows, 256), WG_GENERIC / 64)};
+        if (cpu) { /* block of rps rows, all columns, per work-item */
+            size_t segs = min_sz(x->rows, cus(ctx) * 4);
             cl_ulong rps = ceil_div(x->rows, segs);
-            global[0] = ceil_div(x->cols, 8);
-            global[1] = ceil_div(x->rows, (size_t)rps);
-            if (s == CLBNB_SUCCESS) s = (clbnb_status)clSetKernelArg(k, 13, sizeof rps, &rps);
+            global[0] = ceil_div(x->rows, (size_t)rps);
+            global[1] = 1;
+            if (s == CLBNB_SUCCESS) s = (clbnb_status)clSetKernelArg(k, 12, sizeof rps, &rps);
         }
         if (s == CLBNB_SUCCESS) s = chain_kernel(&ch, queue, k, 2, global, local, 1);
     }

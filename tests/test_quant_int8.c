@@ -717,6 +717,17 @@ int main(void) {
         test_global_case(ctx, q, path, 1000, 1050, CLBNB_DTYPE_F16, 1, CLBNB_DTYPE_F16, 0);
         test_columnwise_case(ctx, q, path, 1050, 1000, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0);
         test_double_quant_case(ctx, q, path, 1024, 1024, CLBNB_DTYPE_F16, 6.0f, 1);
+        /* contiguous, 16-byte aligned rows: the GENERIC kernels' 16-byte load / store paths (rows
+         * longer than the register-held part, full 64x64 transpose tiles, bf16 output) */
+        test_rowwise_case(ctx, q, path, 24, 4096, CLBNB_DTYPE_F16, CLBNB_ROWWISE_LLM_INT8, 0.0f, CLBNB_DTYPE_F32, 1);
+        test_rowwise_case(ctx, q, path, 16, 8200, CLBNB_DTYPE_F32, CLBNB_ROWWISE_SWITCHBACK, 6.0f, CLBNB_DTYPE_F16, 1);
+        test_rowwise_case(ctx, q, path, 40, 2048, CLBNB_DTYPE_BF16, CLBNB_ROWWISE_LLM_INT8, 6.0f, CLBNB_DTYPE_F32, 1);
+        test_dequant_case(ctx, q, path, 64, 1024, CLBNB_DTYPE_BF16, CLBNB_DTYPE_F32, CLBNB_ROWWISE_LLM_INT8, 1);
+        test_dequant_case(ctx, q, path, 64, 1040, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, CLBNB_ROWWISE_SWITCHBACK, 1);
+        test_global_case(ctx, q, path, 192, 1024, CLBNB_DTYPE_F16, 1, CLBNB_DTYPE_F32, 1);
+        test_global_case(ctx, q, path, 128, 2048, CLBNB_DTYPE_BF16, 0, CLBNB_DTYPE_BF16, 1);
+        test_columnwise_case(ctx, q, path, 256, 512, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 1);
+        test_double_quant_case(ctx, q, path, 256, 1024, CLBNB_DTYPE_F16, 6.0f, 1);
         test_accuracy_bars(ctx, q);
         test_validation(ctx, q);
     }
