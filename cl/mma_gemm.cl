@@ -55,6 +55,14 @@
 #ifndef CLBNB_PTX_EMULATE
 #define CLBNB_PTX_EMULATE 0
 #endif
+#ifndef ASM_VOLATILE
+#define ASM_VOLATILE 1 // 0: ldmatrix / mma are plain asm (ldmatrix with a memory clobber), so the compiler may interleave them
+#endif
+#if ASM_VOLATILE
+#define MMA_ASM asm volatile
+#else
+#define MMA_ASM asm
+#endif
 #ifndef MMA_F16
 #define MMA_F16 0 // 1: f16 x f16 -> f32 (f16_gemm_mma); 0: i8 x i8 -> i32 (int8_gemm_mma)
 #endif
@@ -89,18 +97,19 @@ inline uint smem_addr(__local const void *p) { return (uint)(size_t)p; }
 
 // 4 x (8 rows x 16 bytes): lane l supplies the address of row (l % 8) of matrix (l / 8).
 #define LDMATRIX_X4(r0, r1, r2, r3, ptr, scratch)                                                                     \
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"                                   \
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                                                            \
-                 : "r"(smem_addr(ptr)))
+    MMA_ASM("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"                                        \
+            : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                                                                 \
+            : "r"(smem_addr(ptr))                                                                                     \
+            : "memory")
 
 #define MMA_S8(c, a0, a1, a2, a3, b0, b1, scratch)                                                                    \
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "          \
+    MMA_ASM("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "               \
                  "{%0,%1,%2,%3};"                                                                                     \
                  : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])                                                     \
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
 
 #define MMA_F16_OP(c, a0, a1, a2, a3, b0, b1, scratch)                                                                \
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "          \
+    MMA_ASM("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "               \
                  "{%0,%1,%2,%3};"                                                                                     \
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                                                     \
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
@@ -255,8 +264,10 @@ typedef int acc_t;
 #define GEMM_MMA_KERNEL int8_gemm_mma
 #endif
 
-// K counts bytes of a row (f16: twice the elements). With MMA_F16 split-K is not available (no
-// float atomics in OpenCL 1.2): k_chunk must cover K and partial must be NULL.
+// K counts bytes of a row (f16: twice the elements). Split-K (work-group z covers K bytes
+// [z * k_chunk, ...)): int8 adds exact partial sums atomically into partial[M, N]; f16 (no float
+// atomics in OpenCL 1.2) writes slice z's f32 tile to partial[z][M][N], and
+// f16_gemm_splitk_reduce sums the slices in order (deterministic) and applies bias and dtype.
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
 GEMM_MMA_KERNEL(__global const uchar *a_base, ulong a_off, ulong lda, __global const uchar *b_base, ulong b_off,
                 ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS) {
@@ -350,7 +361,11 @@ PRAGMA_UNROLL
                 for (uint e = 0; e < 2; e++) {
                     if (n + e >= N) continue;
 #if MMA_F16
-                    store_f32_acc(out, ldc, bias, cfg, m, n + e, acc[i][j][2 * half_ + e]);
+                    if (partial) /* split-K slice z: f32 partial tile, summed by f16_gemm_splitk_reduce */
+                        ((__global float *)partial)[((ulong)get_group_id(2) * M + m) * N + n + e] =
+                            acc[i][j][2 * half_ + e];
+                    else
+                        store_f32_acc(out, ldc, bias, cfg, m, n + e, acc[i][j][2 * half_ + e]);
                     continue;
 #endif
                     if (partial)
@@ -362,6 +377,16 @@ PRAGMA_UNROLL
         }
     }
 }
+
+#if MMA_F16
+__kernel void f16_gemm_splitk_reduce(__global const float *partial, uint splits, uint M, uint N, EPILOGUE_PARAMS) {
+    uint n = get_global_id(0), m = get_global_id(1);
+    if (m >= M || n >= N) return;
+    float acc = 0.0f;
+    for (uint z = 0; z < splits; z++) acc += partial[((ulong)z * M + m) * N + n];
+    store_f32_acc(out_base + out_off, ldc, bias_base + bias_off, cfg, m, n, acc);
+}
+#endif
 
 #if !CLBNB_PTX_EMULATE && !MMA_F16
 // ------------------------------------------------------------------------------------------------

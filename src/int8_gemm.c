@@ -44,21 +44,21 @@ static cl_mem mem_of(const clbnb_vector *v) { return v ? v->mem : NULL; }
 /* Tile shape of the tensor-core kernel (see cl/mma_gemm.cl): warps per work-group along M
  * and N, m16 / n8 tiles per warp, bytes of K per stage, pipeline stages. Local memory is
  * STAGES * (BM + BN) * BK bytes, which must fit in 48 KiB on NVIDIA's OpenCL. The development knob
- * CLBNB_INT8_MMA_CONFIG="wm,wn,mt,nt,bk,stages,swizzle,unroll" overrides it (read per call: benchmarks sweep it). */
+ * CLBNB_INT8_MMA_CONFIG="wm,wn,mt,nt,bk,stages,swizzle,unroll,volatile" overrides it (read per call: benchmarks sweep it). */
 struct mma_config {
-    int warps_m, warps_n, mt, nt, bk, stages, swizzle, unroll;
+    int warps_m, warps_n, mt, nt, bk, stages, swizzle, unroll, asm_volatile;
 };
 
 static struct mma_config mma_config(const clbnb_context *ctx) {
     /* 128 x 128 x 64, 8 warps of 64 x 32, 2 stages, padded rows (40 KiB): the fastest of a sweep on
      * the H100 (357 TOPS at 4096^3 against 314 for 4 warps of 64 x 64; forced unrolling and the
      * swizzle measured slower there) */
-    struct mma_config c = {2, 4, 4, 4, 64, 2, 0, 0};
+    struct mma_config c = {2, 4, 4, 4, 64, 2, 0, 0, 1};
     const char *env = getenv("CLBNB_INT8_MMA_CONFIG");
     struct mma_config e;
     if (env &&
-        sscanf(env, "%d,%d,%d,%d,%d,%d,%d,%d", &e.warps_m, &e.warps_n, &e.mt, &e.nt, &e.bk, &e.stages, &e.swizzle,
-               &e.unroll) == 8 &&
+        sscanf(env, "%d,%d,%d,%d,%d,%d,%d,%d,%d", &e.warps_m, &e.warps_n, &e.mt, &e.nt, &e.bk, &e.stages, &e.swizzle,
+               &e.unroll, &e.asm_volatile) == 9 &&
         e.warps_m > 0 && e.warps_n > 0 && e.mt > 0 && e.nt > 0 && e.nt % 2 == 0 && e.bk % 32 == 0 && e.bk > 0 &&
         e.bk <= 128 && e.stages >= 2 && e.warps_m * e.warps_n <= 32)
         c = e;
@@ -109,8 +109,9 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
         struct mma_config m = mma_config(ctx);
         snprintf(options, sizeof options,
                  "-DALIGNED16=%d -DCLBNB_PTX_EMULATE=%d -DWARPS_M=%d -DWARPS_N=%d -DMT=%d -DNT=%d -DBK=%d -DSTAGES=%d "
-                 "-DSWIZZLE=%d -DUNROLL=%d",
-                 aligned, !ctx->info.nv_ptx_mma, m.warps_m, m.warps_n, m.mt, m.nt, m.bk, m.stages, m.swizzle, m.unroll);
+                 "-DSWIZZLE=%d -DUNROLL=%d -DASM_VOLATILE=%d",
+                 aligned, !ctx->info.nv_ptx_mma, m.warps_m, m.warps_n, m.mt, m.nt, m.bk, m.stages, m.swizzle, m.unroll,
+                 m.asm_volatile);
         program = "mma_gemm", kernel_name = "int8_gemm_mma";
         tile_m = (size_t)16 * m.mt * m.warps_m, tile_n = (size_t)8 * m.nt * m.warps_n, bk = (size_t)m.bk;
         local[0] = (size_t)32 * m.warps_m * m.warps_n;
@@ -179,7 +180,8 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     return s;
 }
 
-/* f16 tensor-core GEMM for the 4-bit large-batch path (see internal.h). */
+/* f16 tensor-core GEMM for the 4-bit large-batch path (see internal.h). Split-K when the output
+ * tiles cannot fill the device: slices write f32 partial tiles, a reduce kernel sums them. */
 clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_mem a, size_t a_off, size_t lda,
                                 cl_mem b, size_t b_off, size_t ldb, size_t M, size_t N, size_t K,
                                 const clbnb_matrix *out, const clbnb_vector *bias, cl_uint num_events,
@@ -188,31 +190,55 @@ clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_m
     struct mma_config m = mma_config(ctx);
     /* rows are byte rows to the kernel: 2 bytes per f16 element */
     int aligned = a_off % 16 == 0 && (lda * 2) % 16 == 0 && b_off % 16 == 0 && (ldb * 2) % 16 == 0;
-    char options[256];
+    char options[320];
     snprintf(options, sizeof options,
              "-DMMA_F16=1 -DALIGNED16=%d -DCLBNB_PTX_EMULATE=%d -DWARPS_M=%d -DWARPS_N=%d -DMT=%d -DNT=%d -DBK=%d "
-             "-DSTAGES=%d -DSWIZZLE=%d -DUNROLL=%d",
-             aligned, !ctx->info.nv_ptx_mma, m.warps_m, m.warps_n, m.mt, m.nt, m.bk, m.stages, m.swizzle, m.unroll);
-    size_t tile_m = (size_t)16 * m.mt * m.warps_m, tile_n = (size_t)8 * m.nt * m.warps_n;
+             "-DSTAGES=%d -DSWIZZLE=%d -DUNROLL=%d -DASM_VOLATILE=%d",
+             aligned, !ctx->info.nv_ptx_mma, m.warps_m, m.warps_n, m.mt, m.nt, m.bk, m.stages, m.swizzle, m.unroll,
+             m.asm_volatile);
+    size_t tile_m = (size_t)16 * m.mt * m.warps_m, tile_n = (size_t)8 * m.nt * m.warps_n, bk = (size_t)m.bk;
+    size_t tiles = ((M + tile_m - 1) / tile_m) * ((N + tile_n - 1) / tile_n);
+    cl_uint splits = choose_splits(ctx, tiles, 2 * K, bk);
+    cl_uint kb = (cl_uint)(2 * K), k_chunk = (cl_uint)(((kb + splits - 1) / splits + bk - 1) / bk * bk);
+    splits = (kb + k_chunk - 1) / k_chunk;
     size_t local[3] = {(size_t)32 * m.warps_m * m.warps_n, 1, 1};
-    size_t global[3] = {(N + tile_n - 1) / tile_n * local[0], (M + tile_m - 1) / tile_m, 1};
-    cl_uint cm = (cl_uint)M, cn = (cl_uint)N, kb = (cl_uint)(2 * K), k_chunk = kb;
+    size_t global[3] = {(N + tile_n - 1) / tile_n * local[0], (M + tile_m - 1) / tile_m, splits};
+    cl_uint cm = (cl_uint)M, cn = (cl_uint)N;
     cl_ulong ca_off = a_off, clda = 2 * lda, cb_off = b_off, cldb = 2 * ldb, out_off = out->offset, ldc = out->ld;
     cl_ulong zero = 0, bias_off = bias ? bias->offset : 0;
-    cl_mem none = NULL, bias_mem = bias ? bias->mem : NULL;
+    cl_mem none = NULL, bias_mem = bias ? bias->mem : NULL, partial = NULL;
     cl_uint cfg = 4u | (cl_uint)out->dtype << 4 | (cl_uint)(bias ? bias->dtype : CLBNB_DTYPE_F16) << 16 |
                   (cl_uint)(bias != NULL) << 20;
+    if (splits > 1) {
+        cl_int err;
+        partial = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, (size_t)splits * M * N * sizeof(float), NULL, &err);
+        if (err != CL_SUCCESS) return (clbnb_status)err;
+    }
+    cl_event sliced = NULL;
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k = NULL;
     clbnb_status s = clbnb_kernel_get_locked(ctx, "mma_gemm", options, "f16_gemm_mma", &k);
     if (s == CLBNB_SUCCESS)
         s = clbnb_set_args(k, 21, CLBNB_ARG(a), CLBNB_ARG(ca_off), CLBNB_ARG(clda), CLBNB_ARG(b), CLBNB_ARG(cb_off),
                            CLBNB_ARG(cldb), CLBNB_ARG(cm), CLBNB_ARG(cn), CLBNB_ARG(kb), CLBNB_ARG(k_chunk),
-                           CLBNB_ARG(none), CLBNB_ARG(out->mem), CLBNB_ARG(out_off), CLBNB_ARG(ldc), CLBNB_ARG(none),
-                           CLBNB_ARG(zero), CLBNB_ARG(none), CLBNB_ARG(zero), CLBNB_ARG(bias_mem),
+                           CLBNB_ARG(partial), CLBNB_ARG(out->mem), CLBNB_ARG(out_off), CLBNB_ARG(ldc),
+                           CLBNB_ARG(none), CLBNB_ARG(zero), CLBNB_ARG(none), CLBNB_ARG(zero), CLBNB_ARG(bias_mem),
                            CLBNB_ARG(bias_off), CLBNB_ARG(cfg));
-    if (s == CLBNB_SUCCESS) s = clbnb_enqueue(queue, k, 3, global, local, num_events, wait_list, event);
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_enqueue(queue, k, 3, global, local, num_events, wait_list, partial ? &sliced : event);
+    if (s == CLBNB_SUCCESS && partial) {
+        s = clbnb_kernel_get_locked(ctx, "mma_gemm", options, "f16_gemm_splitk_reduce", &k);
+        if (s == CLBNB_SUCCESS)
+            s = clbnb_set_args(k, 14, CLBNB_ARG(partial), CLBNB_ARG(splits), CLBNB_ARG(cm), CLBNB_ARG(cn),
+                               CLBNB_ARG(out->mem), CLBNB_ARG(out_off), CLBNB_ARG(ldc), CLBNB_ARG(none),
+                               CLBNB_ARG(zero), CLBNB_ARG(none), CLBNB_ARG(zero), CLBNB_ARG(bias_mem),
+                               CLBNB_ARG(bias_off), CLBNB_ARG(cfg));
+        size_t rlocal[2] = {64, 1}, rglobal[2] = {N, M};
+        if (s == CLBNB_SUCCESS) s = clbnb_enqueue(queue, k, 2, rglobal, rlocal, 1, &sliced, event);
+    }
     pthread_mutex_unlock(&ctx->lock);
+    if (sliced) clReleaseEvent(sliced);
+    if (partial) clReleaseMemObject(partial);
     return s;
 }
 

@@ -135,5 +135,14 @@ int main(void) {
                    (clbnb_context_device_info(ctx)->type & CL_DEVICE_TYPE_CPU),
                "AUTO uses the dequantize + GEMM variant for M > 64 on GPUs");
     clbnb_context_free(ctx);
+
+    /* split-K: K cut into 3 slices whose f32 partial tiles are summed by the reduce kernel */
+    setenv("CLBNB_INT8_SPLIT_K", "3", 1);
+    ctx = test_context();
+    q = test_queue(ctx);
+    TEST_STATUS(clbnb_context_set_path(ctx, CLBNB_FAMILY_GEMM_4BIT, CLBNB_PATH_NV_MMA), CLBNB_SUCCESS);
+    for (size_t i = 0; i < 3; i++) run_case(ctx, q, &cases[i], &rng);
+    unsetenv("CLBNB_INT8_SPLIT_K");
+    clbnb_context_free(ctx);
     return test_finish();
 }
