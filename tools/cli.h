@@ -8,6 +8,9 @@ int cli_devices(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_build(int argc, char **argv);
+int cli_quantize(int argc, char **argv);
+int cli_dequantize(int argc, char **argv);
+int cli_inspect(int argc, char **argv);
 
 /* Opens the device named by --device (or CLBNB_DEVICE / the default); prints why on failure. */
 clbnb_context *cli_open_context(const char *selector);
