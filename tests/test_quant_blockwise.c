@@ -8,24 +8,6 @@
 
 #include "test_quant_blockwise_ref.h"
 
-#define GUARD 32
-
-static const clbnb_dtype float_dtypes[3] = {CLBNB_DTYPE_F32, CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16};
-
-static void check_region(clbnb_context *ctx, cl_mem m, size_t off, const void *want, size_t n, size_t es, int dtype,
-                         const char *what, const char *tag) {
-    size_t total = off + n * es + GUARD;
-    unsigned char *got = malloc(total);
-    test_download(ctx, m, 0, got, total);
-    size_t bad = ref_count_diff(got + off, want, n, es, dtype), outside = 0, first = (size_t)-1;
-    for (size_t i = 0; i < n && first == (size_t)-1; i++)
-        if (ref_count_diff(got + off + i * es, (const char *)want + i * es, 1, es, dtype)) first = i;
-    for (size_t i = 0; i < off; i++) outside += got[i] != TEST_POISON;
-    for (size_t i = off + n * es; i < total; i++) outside += got[i] != TEST_POISON;
-    TEST_CHECK(bad == 0 && outside == 0, "%s %s: %zu of %zu elements differ (first %zu), %zu bytes outside touched", what,
-               tag, bad, n, first, outside);
-    free(got);
-}
 
 /* A random sorted 256-entry code in [-1, 1] (any sorted code must work, spec 2.3). */
 static void random_code(test_rng *rng, float *code) {

@@ -8,7 +8,6 @@
 
 #include "test_quant_blockwise_ref.h"
 
-static const clbnb_dtype float_dtypes[3] = {CLBNB_DTYPE_F32, CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16};
 
 static void run(clbnb_context *ctx, cl_command_queue q, test_rng *rng, clbnb_quant_type type, size_t bs, int nested,
                 clbnb_dtype dt, int ndim, const size_t *shape, const char *path) {
