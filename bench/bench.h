@@ -59,6 +59,7 @@ void bench_quant_int8(bench_session *s);      /* bench_quant_int8.c: row-wise, g
 
 void bench_int8_gemm(bench_session *s); /* bench_int8_gemm.c (issue 4) */
 void bench_gemm_4bit(bench_session *s); /* bench_gemm_4bit.c (issue 5) */
+void bench_layers(bench_session *s);   /* bench_layers.c (issue 7) */
 
 void bench_run_all(bench_session *s);
 

@@ -6,4 +6,5 @@ void bench_run_all(bench_session *s) {
     bench_quant(s);
     bench_int8_gemm(s);
     bench_gemm_4bit(s);
+    bench_layers(s);
 }

@@ -14,6 +14,7 @@
 #include "clbnb_quant.h"
 #include "clbnb_int8_gemm.h"
 #include "clbnb_gemm_4bit.h"
+#include "clbnb_layers.h"
 #include "clbnb_checkpoint.h"
 
 #endif /* CLBNB_H */

@@ -1,0 +1,172 @@
+// =================================================================================================
+// layers.cl: the small kernels of the layer objects (src/layer_*.c): dtype conversion with an
+// optional bias, column sums, the LLM.int8 outlier product, the outlier pool, the dequantized int8
+// weight for backward, and the embedding gathers (plain, StableEmbedding LayerNorm, block-wise
+// 8-bit and 4-bit tables). Dtypes travel as runtime int arguments (clbnb dtype codes).
+// All kernels are barrier-free and give the same bits on every path.
+// =================================================================================================
+
+// Rounds v to what dtype rdt holds (rdt < 0 or f32: unchanged).
+inline float lay_round(float v, int rdt) {
+    if (rdt == CLBNB_DTYPE_F16) return clbnb_round_f16(v);
+    if (rdt == CLBNB_DTYPE_BF16) return clbnb_bf16_to_f32(clbnb_f32_to_bf16(v));
+    return v;
+}
+
+// dst[r, c] = RN_ddt(RN_rdt(src[r, c]) + bias[c]); offsets / lds in elements; bdt < 0: no bias.
+__kernel void lay_convert(__global const uchar *src, ulong soff, ulong lds, int sdt, int rdt, __global uchar *dst,
+                          ulong doff, ulong ldd, int ddt, ulong rows, ulong cols, __global const uchar *bias,
+                          ulong boff, int bdt) {
+    const ulong c = get_global_id(0), r = get_global_id(1);
+    if (c >= cols || r >= rows) return;
+    float v = lay_round(clbnb_load_float(src, soff + r * lds + c, sdt), rdt);
+    if (bdt >= 0) v += clbnb_load_float(bias, boff + c, bdt);
+    clbnb_store_float(dst, doff + r * ldd + c, ddt, v);
+}
+
+// sums[c] = RN_ddt(sum_r src[r, c]), f32, ascending r. One work-item per column (coalesced rows).
+__kernel void lay_colsum(__global const uchar *src, ulong soff, ulong lds, int sdt, ulong rows, ulong cols,
+                         __global uchar *dst, ulong doff, int ddt) {
+    const ulong c = get_global_id(0);
+    if (c >= cols) return;
+    float acc = 0.0f;
+    for (ulong r = 0; r < rows; r++) acc += clbnb_load_float(src, soff + r * lds + c, sdt);
+    clbnb_store_float(dst, doff + c, ddt, acc);
+}
+
+// LLM.int8 outlier product (MatMul8bitLt, threshold > 0):
+//   out[m, n] = RN_odt(out[m, n] + sum_j x[m, c_j] * RN_xdt(fl32(fl32(cb[n, c_j] * scb[n]) * fl32(1/127))))
+// over the count[0] outlier columns c_j (ascending), read on the device.
+__kernel void lay_outlier_add(__global uchar *out, ulong ooff, ulong ldo, int odt, __global const uchar *x,
+                              ulong xoff, ulong ldx, int xdt, __global const char *cb, ulong cboff, ulong ldcb,
+                              __global const float *scb, ulong scboff, __global const int *ocols,
+                              __global const int *ocount, ulong rows, ulong cols) {
+    const ulong n = get_global_id(0), m = get_global_id(1);
+    if (n >= cols || m >= rows) return;
+    const int cnt = ocount[0];
+    if (cnt <= 0) return;
+    const float s = scb[scboff + n];
+    float acc = 0.0f;
+    for (int j = 0; j < cnt; j++) {
+        const ulong c = (ulong)ocols[j];
+        float w = lay_round((float)cb[cboff + n * ldcb + c] * s * 7.874015718698502e-3f, xdt);
+        acc += clbnb_load_float(x, xoff + m * ldx + c, xdt) * w;
+    }
+    const ulong o = ooff + m * ldo + n;
+    clbnb_store_float(out, o, odt, clbnb_load_float(out, o, odt) + acc);
+}
+
+// Outlier pool: pool[c_j] = 1 for the count[0] outlier columns.
+__kernel void lay_pool_mark(__global const int *ocols, __global const int *ocount, __global uint *pool, ulong k) {
+    const ulong j = get_global_id(0);
+    if (j >= k || (long)j >= (long)ocount[0]) return;
+    const int c = ocols[j];
+    if (c >= 0 && (ulong)c < k) pool[c] = 1u;
+}
+
+// Dequantized int8 weight rows for backward: dst[r, c] = RN_rdt(cb[row0 + r, c] * fl32(scb[row0 + r] * fl32(1/127)))
+// stored as f32 (compact, ld = cols).
+__kernel void lay_dequant_cb(__global const char *cb, ulong cboff, ulong ldcb, __global const float *scb,
+                             ulong scboff, ulong row0, ulong rows, ulong cols, int rdt, __global float *dst) {
+    const ulong c = get_global_id(0), r = get_global_id(1);
+    if (c >= cols || r >= rows) return;
+    const float s = scb[scboff + row0 + r] * 7.874015718698502e-3f;
+    dst[r * cols + c] = lay_round((float)cb[cboff + (row0 + r) * ldcb + c] * s, rdt);
+}
+
+// ---- embeddings ---------------------------------------------------------------------------------
+// Row of index i (or -1 when out of range).
+inline long lay_row(__global const int *idx, ulong ioff, ulong i, ulong nrows) {
+    const int v = idx[ioff + i];
+    return (v >= 0 && (ulong)v < nrows) ? (long)v : -1L;
+}
+
+// out[i, j] = table[idx[i], j]; zeros for out-of-range indices.
+__kernel void lay_gather(__global const uchar *table, ulong toff, ulong ldt, int tdt, ulong nrows,
+                         __global const int *idx, ulong ioff, __global uchar *out, ulong ooff, ulong ldo, int odt,
+                         ulong n, ulong dim) {
+    const ulong j = get_global_id(0), i = get_global_id(1);
+    if (j >= dim || i >= n) return;
+    const long r = lay_row(idx, ioff, i, nrows);
+    const float v = r < 0 ? 0.0f : clbnb_load_float(table, toff + (ulong)r * ldt + j, tdt);
+    clbnb_store_float(out, ooff + i * ldo + j, odt, v);
+}
+
+// Block-wise 8-bit table (flat, compact [nrows, dim]): out = RN_odt(code[q] * absmax[f / bs]).
+__kernel void lay_gather_q8(__global const uchar *codes, __global const float *absmax, __global const float *code,
+                            ulong bs, ulong nrows, __global const int *idx, ulong ioff, __global uchar *out,
+                            ulong ooff, ulong ldo, int odt, ulong n, ulong dim) {
+    const ulong j = get_global_id(0), i = get_global_id(1);
+    if (j >= dim || i >= n) return;
+    const long r = lay_row(idx, ioff, i, nrows);
+    float v = 0.0f;
+    if (r >= 0) {
+        const ulong f = (ulong)r * dim + j;
+        v = code[codes[f]] * absmax[f / bs];
+    }
+    clbnb_store_float(out, ooff + i * ldo + j, odt, v);
+}
+
+// 4-bit table (flat, element 2k in the high nibble): out = RN_odt(table16[nibble] * absmax[f / bs]).
+__kernel void lay_gather_q4(__global const uchar *packed, __global const float *absmax, __global const float *table16,
+                            ulong bs, ulong nrows, __global const int *idx, ulong ioff, __global uchar *out,
+                            ulong ooff, ulong ldo, int odt, ulong n, ulong dim) {
+    const ulong j = get_global_id(0), i = get_global_id(1);
+    if (j >= dim || i >= n) return;
+    const long r = lay_row(idx, ioff, i, nrows);
+    float v = 0.0f;
+    if (r >= 0) {
+        const ulong f = (ulong)r * dim + j;
+        const uchar b = packed[f >> 1];
+        const uint nib = (f & 1) ? (b & 15u) : (b >> 4);
+        v = table16[nib] * absmax[f / bs];
+    }
+    clbnb_store_float(out, ooff + i * ldo + j, odt, v);
+}
+
+// StableEmbedding: one work-item per output row. x = f32(table[idx[i], :]);
+// mean = S(x) / d, var = S((x - mean)^2) / d, y = (x - mean) * rsqrt-free 1/sqrt(var + eps) * g + b;
+// S() sums 64 strided partials then a fixed pairwise tree (the same bits on every device).
+#ifndef LAY_LN_PARTS
+#define LAY_LN_PARTS 64 // partial sums per row
+#endif
+inline float lay_ln_sum(__global const uchar *row, ulong dim, int tdt, float mean, int centered) {
+    float p[LAY_LN_PARTS];
+    for (int t = 0; t < LAY_LN_PARTS; t++) {
+        float a = 0.0f;
+        for (ulong k = (ulong)t; k < dim; k += LAY_LN_PARTS) {
+            float v = clbnb_load_float(row, k, tdt);
+            if (centered) {
+                v -= mean;
+                v = v * v;
+            }
+            a += v;
+        }
+        p[t] = a;
+    }
+    for (int s = LAY_LN_PARTS / 2; s > 0; s >>= 1)
+        for (int t = 0; t < s; t++) p[t] += p[t + s];
+    return p[0];
+}
+
+__kernel void lay_stable_embedding(__global const uchar *table, ulong toff, ulong ldt, int tdt, ulong nrows,
+                                   __global const int *idx, ulong ioff, __global const float *gamma,
+                                   __global const float *beta, float eps, __global uchar *out, ulong ooff, ulong ldo,
+                                   int odt, ulong n, ulong dim) {
+    const ulong i = get_global_id(0);
+    if (i >= n) return;
+    const long r = lay_row(idx, ioff, i, nrows);
+    if (r < 0) {
+        for (ulong j = 0; j < dim; j++) clbnb_store_float(out, ooff + i * ldo + j, odt, 0.0f);
+        return;
+    }
+    __global const uchar *row = table + (toff + (ulong)r * ldt) * (ulong)(tdt == CLBNB_DTYPE_F32 ? 4 : 2);
+    const float fd = (float)dim;
+    const float mean = clbnb_div(lay_ln_sum(row, dim, tdt, 0.0f, 0), fd);
+    const float var = clbnb_div(lay_ln_sum(row, dim, tdt, mean, 1), fd);
+    const float rstd = clbnb_div(1.0f, sqrt(var + eps));
+    for (ulong j = 0; j < dim; j++) {
+        const float v = (clbnb_load_float(row, j, tdt) - mean) * rstd * gamma[j] + beta[j];
+        clbnb_store_float(out, ooff + i * ldo + j, odt, v);
+    }
+}

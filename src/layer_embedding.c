@@ -1,0 +1,158 @@
+/* layer_embedding.c: Embedding (gather, padding_idx), StableEmbedding (gather + LayerNorm in f32 +
+ * cast back) and quantized-table embeddings (block-wise 8-bit and NF4/FP4 rows dequantized on the
+ * fly). Kernels: cl/layers.cl (lay_gather, lay_stable_embedding, lay_gather_q8, lay_gather_q4). */
+#include <stdlib.h>
+
+#include "layers_internal.h"
+
+struct clbnb_embedding {
+    clbnb_context *ctx;
+    clbnb_embedding_kind kind;
+    size_t num, dim, blocksize;
+    clbnb_dtype dt;
+    cl_mem table;  /* plain / stable: [num, dim] dt; quantized: codes u8 [num*dim] or packed [ceil(num*dim/2)] */
+    cl_mem absmax; /* quantized: f32 [n_blocks] */
+    cl_mem code;   /* quantized: f32 [256] or [16] (owned by the context: not released) */
+    cl_mem gamma, beta; /* stable: f32 [dim] */
+};
+
+void clbnb_embedding_free(clbnb_embedding *l) {
+    if (!l) return;
+    cl_mem mems[] = {l->table, l->absmax, l->gamma, l->beta};
+    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
+        if (mems[i]) clReleaseMemObject(mems[i]);
+    free(l);
+}
+
+static clbnb_status upload_floats(clbnb_context *ctx, cl_command_queue q, const float *v, float dflt, size_t n,
+                                  cl_mem *out) {
+    CLBNB_TRY(lay_alloc(ctx, n * 4, out));
+    float *h = malloc(n * 4);
+    if (!h) return CLBNB_ERROR_OUT_OF_HOST_MEMORY;
+    for (size_t i = 0; i < n; i++) h[i] = v ? v[i] : dflt;
+    cl_int err = clEnqueueWriteBuffer(q, *out, CL_TRUE, 0, n * 4, h, 0, NULL, NULL);
+    free(h);
+    return (clbnb_status)err;
+}
+
+clbnb_status clbnb_embedding_init(clbnb_embedding **out, clbnb_context *ctx, cl_command_queue queue,
+                                  const clbnb_matrix *table, clbnb_embedding_kind kind, long padding_idx,
+                                  size_t blocksize, const float *ln_weight, const float *ln_bias) {
+    if (!out) return CLBNB_ERROR_NULL_ARGUMENT;
+    CLBNB_TRY(lay_check_call(ctx, queue, 0, NULL));
+    if ((unsigned)kind > CLBNB_EMBEDDING_4BIT_FP4) return CLBNB_ERROR_INVALID_ARGUMENT;
+    CLBNB_TRY(lay_check_mat(table, CLBNB_DT_FLOAT, 0, 0));
+    if (padding_idx < -1 || (padding_idx >= 0 && (size_t)padding_idx >= table->rows)) return CLBNB_ERROR_INVALID_ARGUMENT;
+    if (table->rows > 0x7fffffffu) return CLBNB_ERROR_INVALID_SHAPE; /* i32 indices */
+    const int q8 = kind == CLBNB_EMBEDDING_BLOCKWISE8, q4 = kind >= CLBNB_EMBEDDING_4BIT_NF4;
+    if (q8 && (!clbnb_is_pow2(blocksize) || blocksize < 16)) return CLBNB_ERROR_INVALID_BLOCKSIZE;
+    if (q4 && (!clbnb_is_pow2(blocksize) || blocksize < 32 || blocksize > 4096)) return CLBNB_ERROR_INVALID_BLOCKSIZE;
+    size_t numel;
+    CLBNB_TRY(lay_size_mul(table->rows, table->cols, 4, &numel));
+    numel /= 4;
+
+    clbnb_embedding *l = calloc(1, sizeof *l);
+    if (!l) return CLBNB_ERROR_OUT_OF_HOST_MEMORY;
+    l->ctx = ctx;
+    l->kind = kind;
+    l->num = table->rows;
+    l->dim = table->cols;
+    l->blocksize = blocksize;
+    l->dt = table->dtype;
+    lay_seq seq;
+    cl_mem copy = NULL;
+    clbnb_status s = lay_seq_begin(&seq, queue, 0, NULL);
+    if (s == CLBNB_SUCCESS) s = lay_copy_matrix(ctx, &seq, table, table->dtype, &copy);
+    if (s == CLBNB_SUCCESS && padding_idx >= 0) {
+        /* nn.Embedding zeroes the padding row at creation */
+        unsigned char zero = 0;
+        size_t es = clbnb_dtype_size(table->dtype);
+        s = lay_seq_step(&seq);
+        if (s == CLBNB_SUCCESS)
+            s = (clbnb_status)clEnqueueFillBuffer(queue, copy, &zero, 1, (size_t)padding_idx * l->dim * es, l->dim * es,
+                                                  0, NULL, NULL);
+    }
+    if (s == CLBNB_SUCCESS && (q8 || q4)) {
+        clbnb_vector x = clbnb_vector_make(copy, 0, numel, table->dtype);
+        size_t nb = clbnb_blocks_count(numel, blocksize);
+        s = lay_alloc(ctx, nb * 4, &l->absmax);
+        if (s == CLBNB_SUCCESS) s = lay_alloc(ctx, q8 ? numel : clbnb_packed_4bit_bytes(numel), &l->table);
+        clbnb_vector am = clbnb_vector_make(l->absmax, 0, nb, CLBNB_DTYPE_F32);
+        clbnb_vector data = clbnb_vector_make(l->table, 0, q8 ? numel : clbnb_packed_4bit_bytes(numel), CLBNB_DTYPE_U8);
+        clbnb_quant_type t = q8 ? CLBNB_QUANT_BLOCKWISE8 : kind == CLBNB_EMBEDDING_4BIT_NF4 ? CLBNB_QUANT_NF4 : CLBNB_QUANT_FP4;
+        if (s == CLBNB_SUCCESS) s = lay_seq_step(&seq);
+        if (s == CLBNB_SUCCESS)
+            s = q8 ? clbnb_quantize_blockwise(ctx, queue, &x, NULL, blocksize, &data, &am, 0, NULL, NULL)
+                   : clbnb_quantize_4bit(ctx, queue, &x, t, blocksize, &data, &am, 0, NULL, NULL);
+        if (s == CLBNB_SUCCESS) s = clbnb_builtin_table(ctx, queue, t, &l->code);
+    } else if (s == CLBNB_SUCCESS) {
+        l->table = copy;
+        copy = NULL;
+    }
+    if (s == CLBNB_SUCCESS && kind == CLBNB_EMBEDDING_STABLE) {
+        s = upload_floats(ctx, queue, ln_weight, 1.0f, l->dim, &l->gamma);
+        if (s == CLBNB_SUCCESS) s = upload_floats(ctx, queue, ln_bias, 0.0f, l->dim, &l->beta);
+    }
+    if (s == CLBNB_SUCCESS) s = (clbnb_status)clFinish(queue);
+    if (copy) clReleaseMemObject(copy);
+    if (s != CLBNB_SUCCESS) {
+        clFinish(queue);
+        clbnb_embedding_free(l);
+        return s;
+    }
+    *out = l;
+    return CLBNB_SUCCESS;
+}
+
+clbnb_status clbnb_embedding_forward(clbnb_embedding *l, cl_command_queue queue, const clbnb_vector *indices,
+                                     const clbnb_matrix *out, cl_uint num_events, const cl_event *wait_list,
+                                     cl_event *event) {
+    if (!l) return CLBNB_ERROR_NULL_ARGUMENT;
+    clbnb_context *ctx = l->ctx;
+    CLBNB_TRY(lay_check_call(ctx, queue, num_events, wait_list));
+    CLBNB_TRY(lay_check_vec(indices, CLBNB_DT(CLBNB_DTYPE_I32), 1));
+    CLBNB_TRY(lay_check_mat(out, CLBNB_DT_FLOAT, indices->n, l->dim));
+    if (out->mem == indices->mem && out->offset < indices->offset + indices->n * 4 &&
+        indices->offset < out->offset + lay_mat_bytes(out))
+        return CLBNB_ERROR_INVALID_ARGUMENT;
+
+    lay_seq seq;
+    CLBNB_TRY(lay_seq_begin(&seq, queue, num_events, wait_list));
+    CLBNB_TRY(lay_seq_step(&seq));
+    cl_ulong zero = 0, ld = l->dim, nrows = l->num, ioff = indices->offset / 4, n = indices->n, dim = l->dim;
+    cl_ulong ooff = out->offset / clbnb_dtype_size(out->dtype), ldo = out->ld, bs = l->blocksize;
+    cl_int tdt = (cl_int)l->dt, odt = (cl_int)out->dtype;
+    size_t local[2] = {lay_is_cpu(ctx) ? 16 : 64, 1}, global[2] = {l->dim, indices->n};
+    pthread_mutex_lock(&ctx->lock);
+    cl_kernel k = NULL;
+    clbnb_status s;
+    if (l->kind == CLBNB_EMBEDDING_PLAIN) {
+        s = clbnb_kernel_get_locked(ctx, "layers", "", "lay_gather", &k);
+        if (s == CLBNB_SUCCESS)
+            s = clbnb_set_args(k, 13, CLBNB_ARG(l->table), CLBNB_ARG(zero), CLBNB_ARG(ld), CLBNB_ARG(tdt),
+                               CLBNB_ARG(nrows), CLBNB_ARG(indices->mem), CLBNB_ARG(ioff), CLBNB_ARG(out->mem),
+                               CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(odt), CLBNB_ARG(n), CLBNB_ARG(dim));
+    } else if (l->kind == CLBNB_EMBEDDING_STABLE) {
+        float eps = 1e-5f;
+        global[0] = indices->n;
+        local[0] = lay_is_cpu(ctx) ? 8 : 64;
+        s = clbnb_kernel_get_locked(ctx, "layers", "", "lay_stable_embedding", &k);
+        if (s == CLBNB_SUCCESS)
+            s = clbnb_set_args(k, 16, CLBNB_ARG(l->table), CLBNB_ARG(zero), CLBNB_ARG(ld), CLBNB_ARG(tdt),
+                               CLBNB_ARG(nrows), CLBNB_ARG(indices->mem), CLBNB_ARG(ioff), CLBNB_ARG(l->gamma),
+                               CLBNB_ARG(l->beta), CLBNB_ARG(eps), CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo),
+                               CLBNB_ARG(odt), CLBNB_ARG(n), CLBNB_ARG(dim));
+    } else {
+        s = clbnb_kernel_get_locked(ctx, "layers", "", l->kind == CLBNB_EMBEDDING_BLOCKWISE8 ? "lay_gather_q8" : "lay_gather_q4",
+                                    &k);
+        if (s == CLBNB_SUCCESS)
+            s = clbnb_set_args(k, 13, CLBNB_ARG(l->table), CLBNB_ARG(l->absmax), CLBNB_ARG(l->code), CLBNB_ARG(bs),
+                               CLBNB_ARG(nrows), CLBNB_ARG(indices->mem), CLBNB_ARG(ioff), CLBNB_ARG(out->mem),
+                               CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(odt), CLBNB_ARG(n), CLBNB_ARG(dim));
+    }
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_enqueue(queue, k, l->kind == CLBNB_EMBEDDING_STABLE ? 1 : 2, global, local, 0, NULL, NULL);
+    pthread_mutex_unlock(&ctx->lock);
+    CLBNB_TRY(s);
+    return lay_seq_end(&seq, event);
+}
