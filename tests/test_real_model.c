@@ -44,7 +44,13 @@ static void cli_path(char *cli, size_t size) {
     snprintf(cli, size, "%s/../tools/clbnb", self);
 }
 
-static const float *as_f32(const clbnb_st_tensor *t) { return t->dtype == CLBNB_ST_F32 ? t->data : NULL; }
+/* An aligned f32 copy of a tensor (tensor data need not be aligned in a safetensors file). */
+static float *as_f32(const clbnb_st_tensor *t) {
+    if (t->dtype != CLBNB_ST_F32) return NULL;
+    float *x = malloc(t->nbytes ? t->nbytes : 1);
+    if (x) memcpy(x, t->data, t->nbytes);
+    return x;
+}
 
 int main(void) {
     char model[PATH_MAX], cli[PATH_MAX];
@@ -86,7 +92,7 @@ int main(void) {
             continue;
         }
         converted++;
-        const float *x = as_f32(t);
+        float *x = as_f32(t);
         TEST_CHECK(x != NULL && t->ndim == 2, "%s: a 2-D f32 weight was converted", t->name);
         if (!x) continue;
         size_t n = (size_t)t->numel, nb = (n + 63) / 64;
@@ -107,7 +113,8 @@ int main(void) {
             for (size_t k = 0; k < n; k++) mean += x[k];
             mean /= (double)n;
             for (size_t k = 0; k < n; k++) {
-                float got = ((const float *)r->data)[k];
+                float got;
+                memcpy(&got, (const char *)r->data + 4 * k, 4);
                 mism += memcmp(&got, &rec[k], 4) != 0;
                 err += fabs((double)x[k] - got);
                 var += ((double)x[k] - mean) * ((double)x[k] - mean);
@@ -117,7 +124,7 @@ int main(void) {
             TEST_CHECK(mism == 0, "%s: dequantized values equal the reference formula (%zu differ)", t->name, mism);
             TEST_CHECK(rel < 0.11, "%s: mean abs error / std = %.4f (bar 0.11)", t->name, rel);
         }
-        free(packed), free(absmax), free(rec);
+        free(packed), free(absmax), free(rec), free(x);
     }
     printf("all-MiniLM-L6-v2: %zu tensors converted to NF4, %zu kept; worst mean abs error / std %.4f\n", converted,
            kept, worst);

@@ -263,7 +263,10 @@ int cli_quantize(int argc, char **argv) {
             float *scb = malloc(rows * 4);
             if (!h || !cb || !scb) s = CLBNB_ERROR_OUT_OF_HOST_MEMORY;
             for (size_t k = 0; s == CLBNB_SUCCESS && k < nel; k++)
-                h[k] = t->dtype == CLBNB_ST_F16 ? ((const uint16_t *)t->data)[k] : f32_to_f16(to_float(t->data, k, t->dtype));
+                if (t->dtype == CLBNB_ST_F16) /* tensor data need not be aligned in a safetensors file */
+                    memcpy(&h[k], (const char *)t->data + 2 * k, 2);
+                else
+                    h[k] = f32_to_f16(to_float(t->data, k, t->dtype));
             cl_int e = CL_SUCCESS;
             cl_mem xm = NULL, qm = NULL, sm = NULL;
             if (s == CLBNB_SUCCESS) {
