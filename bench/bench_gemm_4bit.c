@@ -82,6 +82,10 @@ void bench_gemm_4bit(bench_session *s) {
     for (size_t i = 0; i < nshapes; i += 2)
         run_one(s, "gemm_4bit_nf4_m16", 16, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);
     if (cpu) run_one(s, "dequant_sgemm_m16", 16, 4096, 4096, 0, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
+    /* GPUs: the dequantize + GEMM route (tensor cores on the nv_mma path) at M = 16, against which
+     * clbnb_gemm_4bit_auto_variant picks the fused small-batch kernel */
+    for (size_t i = 0; !cpu && i < nshapes; i += 2)
+        run_one(s, "dequant_gemm_4bit_m16", 16, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
     if (cpu) run_one(s, "dequant_sgemm_m128", 128, 4096, 4096, 0, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
     for (size_t i = 0; i < nshapes; i += 2)
         run_one(s, "gemm_4bit_nf4_m128", 128, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);

@@ -65,7 +65,7 @@ __kernel void g4_convert(__global const uchar *src, ulong soff, ulong lds, int s
                          ulong boff, int bias_dtype) {
     const ulong c = get_global_id(0), r = get_global_id(1);
     if (c >= cols || r >= rows) return;
-    float v = clbnb_g4_load_rt(src, soff + r * lds + c, sdtype);
+    float v = clbnb_load_float(src, soff + r * lds + c, sdtype);
     if (bias_dtype >= 0) v += clbnb_g4_bias(bias, boff, bias_dtype, c);
-    clbnb_g4_store_rt(dst, doff + r * ldd + c, ddtype, v);
+    clbnb_store_float(dst, doff + r * ldd + c, ddtype, v);
 }

@@ -178,17 +178,3 @@ inline float clbnb_g4_bias(__global const uchar *bias, ulong boff, int bias_dtyp
     return clbnb_bf16_to_f32(((__global const ushort *)bias)[boff + n]);
 }
 
-// Runtime-dtype element load / store (for the small conversion kernels).
-inline float clbnb_g4_load_rt(__global const uchar *base, ulong i, int dtype) {
-    if (dtype == CLBNB_DTYPE_F32) return ((__global const float *)base)[i];
-    if (dtype == CLBNB_DTYPE_F16) return vload_half(i, (__global const half *)base);
-    return clbnb_bf16_to_f32(((__global const ushort *)base)[i]);
-}
-inline void clbnb_g4_store_rt(__global uchar *base, ulong i, int dtype, float v) {
-    if (dtype == CLBNB_DTYPE_F32)
-        ((__global float *)base)[i] = v;
-    else if (dtype == CLBNB_DTYPE_F16)
-        vstore_half_rte(v, i, (__global half *)base);
-    else
-        ((__global ushort *)base)[i] = clbnb_f32_to_bf16(v);
-}

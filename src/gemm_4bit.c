@@ -131,13 +131,15 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
                               cl_event *event) {
     const size_t m = x->rows, k = x->cols, n = out->cols;
     const int fast = (k % w->blocksize == 0) && (w->poff % 16 == 0);
-    char options[96], kname[32];
-    int warps = 8;
+    char options[128], kname[32];
+    int warps = 8, rn = 1;
     cl_uint param;
     size_t global[2], local[2];
 
     pthread_mutex_lock(&ctx->lock);
     clbnb_path path = ctx->info.path[CLBNB_FAMILY_GEMM_4BIT];
+    const int cpu_dev = (ctx->info.type & CL_DEVICE_TYPE_CPU) != 0;
+    const size_t cus = ctx->info.compute_units ? ctx->info.compute_units : 1;
     if (!fast) {
         /* any K: element-wise kernel, up to 4 rows of x per work-item */
         snprintf(kname, sizeof kname, "g4_general");
@@ -155,26 +157,39 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
             param = 1;
             global[0] = n;
             local[0] = 16;
-        } else {
-            /* CLBNB_PATH_GENERIC (and, until it has its own kernels, CLBNB_PATH_NV_MMA): 4 weight
-             * rows per warp; smaller work-groups while there are fewer than ~2 per compute unit */
-            if (variant != CLBNB_GEMM_4BIT_GEMV && m > 8) mb = 16;
-            snprintf(kname, sizeof kname, "g4_gpu_mb%zu", mb);
-            size_t cus = ctx->info.compute_units ? ctx->info.compute_units : 1;
-            size_t mchunks = (m + mb - 1) / mb, want = (mb >= 8 ? 1 : 2) * cus;
-            /* (not on CPU devices, where it would only multiply program builds) */
-            while (warps > 1 && !(ctx->info.type & CL_DEVICE_TYPE_CPU) &&
-                   (n + 4 * (size_t)warps - 1) / (4 * (size_t)warps) * mchunks < want)
+        } else if (variant == CLBNB_GEMM_4BIT_GEMV || m == 1) {
+            /* CLBNB_PATH_GENERIC (and CLBNB_PATH_NV_MMA): 4 weight rows per warp, one row of x;
+             * smaller work-groups while there are fewer than ~2 per compute unit (not on CPU
+             * devices, where it would only multiply program builds) */
+            mb = 1;
+            while (warps > 1 && !cpu_dev && (n + 4 * (size_t)warps - 1) / (4 * (size_t)warps) * m < 2 * cus)
                 warps >>= 1;
+            snprintf(kname, sizeof kname, "g4_gpu_mb1");
             param = 0;
             global[0] = (n + 4 * (size_t)warps - 1) / (4 * (size_t)warps) * 32 * (size_t)warps;
+            local[0] = 32 * (size_t)warps;
+        } else {
+            /* register-tiled small batch: 32 * rn weight rows x mb rows of x per work-group, K split
+             * over the warps. H100 (M = 16): 4 warps x 4 rows per item where that gives at least
+             * one work-group per compute unit (8192 x 28672: 421 us vs 748 us), else 16 warps x 1
+             * row (4096 x 4096: 62 us vs 188 us). CPU devices: one shape (one program build). */
+            mb = m <= 2 ? 2 : m <= 4 ? 4 : m <= 8 ? 8 : 16;
+            warps = 4;
+            rn = 4;
+            if (!cpu_dev && (n + 127) / 128 * ((m + mb - 1) / mb) < cus) {
+                warps = 16;
+                rn = 1;
+            }
+            snprintf(kname, sizeof kname, "g4_gt_mb%zu", mb);
+            param = 0;
+            global[0] = (n + 32 * (size_t)rn - 1) / (32 * (size_t)rn) * 32 * (size_t)warps;
             local[0] = 32 * (size_t)warps;
         }
         global[1] = (m + mb - 1) / mb;
         local[1] = 1;
     }
-    snprintf(options, sizeof options, "-DX_DTYPE=%d -DOUT_DTYPE=%d -DG4_WARPS=%d", (int)x->dtype, (int)out->dtype,
-             warps);
+    snprintf(options, sizeof options, "-DX_DTYPE=%d -DOUT_DTYPE=%d -DG4_WARPS=%d -DG4T_RN=%d", (int)x->dtype,
+             (int)out->dtype, warps, rn);
     cl_kernel kern = NULL;
     clbnb_status s = clbnb_kernel_get_locked(ctx, "gemm_4bit", options, kname, &kern);
     if (s == CLBNB_SUCCESS) {

@@ -342,35 +342,47 @@ static void bars_gemv(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
                 for (size_t i = 0; i < n * k; i++) b[i] = test_rng_normal(rng) / sqrtf((float)dim);
                 g4state s;
                 state_quantized(ctx, &s, &c, b);
-                g4io io;
-                io_make(ctx, rng, &io, 1, k, n, c.xdt, c.odt, 0, c.bdt, 1.0f);
+                /* bitsandbytes averages the three metrics over its iterations (100); here over
+                 * GEMV_ITERS fresh activations on the same quantized weights: one draw alone puts
+                 * the heavy-tailed relative error near its bar now and then */
+                enum { GEMV_ITERS = 8 };
+                double sum_err[2] = {0, 0}, sum_rel[2] = {0, 0}, sum_mx[2] = {0, 0};
                 double *ref = malloc(n * sizeof(double));
-                g4_matmul_ref(io.x, s.w, NULL, 1, n, k, ref, NULL);
                 float *got = malloc(n * 4);
-                for (int p = 0; p < 2; p++) {
-                    clbnb_context_set_path(ctx, CLBNB_FAMILY_GEMM_4BIT, p ? CLBNB_PATH_CPU : CLBNB_PATH_GENERIC);
-                    TEST_STATUS(clbnb_gemm_4bit(ctx, q, &io.vx, &s.vpacked, &s.am,
-                                                c.fp4 ? CLBNB_QUANT_FP4 : CLBNB_QUANT_NF4, c.bs, NULL, &io.vout, 0, NULL,
-                                                NULL),
-                                CLBNB_SUCCESS);
-                    io_download(ctx, &io, got);
-                    double err = 0, rel = 0, mx = 0;
-                    for (size_t i = 0; i < n; i++) {
-                        double c1 = test_round_to_dtype((float)ref[i], c.odt);
-                        double e = fabs(c1 - got[i]);
-                        err += e;
-                        rel += e / (fabs(c1) + 1e-5);
-                        mx = e > mx ? e : mx;
+                for (int it = 0; it < GEMV_ITERS; it++) {
+                    g4io io;
+                    io_make(ctx, rng, &io, 1, k, n, c.xdt, c.odt, 0, c.bdt, 1.0f);
+                    g4_matmul_ref(io.x, s.w, NULL, 1, n, k, ref, NULL);
+                    for (int p = 0; p < 2; p++) {
+                        clbnb_context_set_path(ctx, CLBNB_FAMILY_GEMM_4BIT, p ? CLBNB_PATH_CPU : CLBNB_PATH_GENERIC);
+                        TEST_STATUS(clbnb_gemm_4bit(ctx, q, &io.vx, &s.vpacked, &s.am,
+                                                    c.fp4 ? CLBNB_QUANT_FP4 : CLBNB_QUANT_NF4, c.bs, NULL, &io.vout, 0,
+                                                    NULL, NULL),
+                                    CLBNB_SUCCESS);
+                        io_download(ctx, &io, got);
+                        double err = 0, rel = 0, mx = 0;
+                        for (size_t i = 0; i < n; i++) {
+                            double c1 = test_round_to_dtype((float)ref[i], c.odt);
+                            double e = fabs(c1 - got[i]);
+                            err += e;
+                            rel += e / (fabs(c1) + 1e-5);
+                            mx = e > mx ? e : mx;
+                        }
+                        double sd = sqrt((double)dim);
+                        sum_err[p] += err / (double)n / sd, sum_rel[p] += rel / (double)n / sd, sum_mx[p] += mx / sd;
                     }
-                    double sd = sqrt((double)dim);
-                    err = err / (double)n / sd, rel = rel / (double)n / sd, mx = mx / sd;
+                    io_free(&io);
+                }
+                for (int p = 0; p < 2; p++) {
+                    double err = sum_err[p] / GEMV_ITERS, rel = sum_rel[p] / GEMV_ITERS, mx = sum_mx[p] / GEMV_ITERS;
                     const double(*t)[2] = tab[di][dim > 512];
                     TEST_CHECK(err < t[0][0] + 7 * t[0][1] && rel < t[1][0] + 7 * t[1][1] && mx < t[2][0] + 7 * t[2][1],
-                               "test_gemv_4bit bar %s dim=%zu [%zu,%zu] %s nested=%d path=%d: err %.3g rel %.3g max %.3g",
-                               clbnb_dtype_name(c.xdt), dim, n, k, c.fp4 ? "fp4" : "nf4", c.nested, p, err, rel, mx);
+                               "test_gemv_4bit bar %s dim=%zu [%zu,%zu] %s nested=%d path=%d: err %.3g rel %.3g max %.3g "
+                               "(mean of %d draws)",
+                               clbnb_dtype_name(c.xdt), dim, n, k, c.fp4 ? "fp4" : "nf4", c.nested, p, err, rel, mx,
+                               GEMV_ITERS);
                 }
                 free(b), free(ref), free(got);
-                io_free(&io);
                 state_free(&s);
             }
 }
