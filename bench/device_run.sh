@@ -21,16 +21,28 @@ CLBNB_PATH=generic ctest --test-dir "$build" --timeout 400 -R "layers|demo|cli|c
 "$cli" bench --runs "${RUNS:-100}" --json "$out/bench.json" > "$out/bench.txt" 2>&1
 "$cli" demo > "$out/demo.txt" 2>&1
 
+# `timed LABEL CMD...`: elapsed time and peak resident memory (elapsed only without /usr/bin/time)
+timed() {
+    local label="$1"
+    shift
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -f "$label %e s %M KB" "$@"
+    else
+        local t0
+        t0=$(date +%s%N)
+        "$@"
+        echo "$label $(( ($(date +%s%N) - t0) / 1000000 )) ms (peak memory: no /usr/bin/time here)" >&2
+    fi
+}
+
 # conversion of a synthetic >= 1 GB checkpoint against a plain copy of the same file
 if command -v python3 >/dev/null; then
     python3 bench/make_checkpoint.py /tmp/clbnb-synth.safetensors 1 > "$out/convert.txt" 2>&1
     sync
-    { /usr/bin/time -f "copy %e s %M KB" cp /tmp/clbnb-synth.safetensors /tmp/clbnb-synth-copy.safetensors; } \
-        2>> "$out/convert.txt"
-    { /usr/bin/time -f "quantize %e s %M KB" "$cli" quantize /tmp/clbnb-synth.safetensors \
-        /tmp/clbnb-synth-nf4.safetensors --type nf4 --double-quant; } >> "$out/convert.txt" 2>&1
-    { /usr/bin/time -f "runtime baseline (clbnb devices) %e s %M KB" "$cli" devices > /dev/null; } \
-        2>> "$out/convert.txt"
+    timed copy cp /tmp/clbnb-synth.safetensors /tmp/clbnb-synth-copy.safetensors 2>> "$out/convert.txt"
+    timed quantize "$cli" quantize /tmp/clbnb-synth.safetensors /tmp/clbnb-synth-nf4.safetensors --type nf4 \
+        --double-quant >> "$out/convert.txt" 2>&1
+    timed "runtime baseline (clbnb devices)" "$cli" devices > /dev/null 2>> "$out/convert.txt"
     rm -f /tmp/clbnb-synth*.safetensors
 fi
 
