@@ -242,6 +242,9 @@ int cli_quantize(int argc, char **argv) {
                 if (e == CL_SUCCESS) pm = clCreateBuffer(clbnb_context_cl_context(ctx), CL_MEM_READ_WRITE, pb, NULL, &e);
                 s = (clbnb_status)e;
             }
+            /* the device holds its own copy now (COPY_HOST_PTR copies during creation): drop the mapped
+             * pages so the input tensor is not resident twice */
+            clbnb_checkpoint_release_pages(ck, t);
             clbnb_vector xv = clbnb_vector_make(xm, 0, (size_t)t->numel, to_clbnb(t->dtype));
             clbnb_vector pv = clbnb_vector_make(pm, 0, pb, CLBNB_DTYPE_U8);
             if (s == CLBNB_SUCCESS) s = clbnb_quantize_state(ctx, q, &xv, qs, &pv, 0, NULL, NULL);
@@ -267,6 +270,7 @@ int cli_quantize(int argc, char **argv) {
                     memcpy(&h[k], (const char *)t->data + 2 * k, 2);
                 else
                     h[k] = f32_to_f16(to_float(t->data, k, t->dtype));
+            clbnb_checkpoint_release_pages(ck, t); /* h holds the values now */
             cl_int e = CL_SUCCESS;
             cl_mem xm = NULL, qm = NULL, sm = NULL;
             if (s == CLBNB_SUCCESS) {
