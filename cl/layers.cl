@@ -170,3 +170,45 @@ __kernel void lay_stable_embedding(__global const uchar *table, ulong toff, ulon
         clbnb_store_float(out, ooff + i * ldo + j, odt, v);
     }
 }
+
+// ---- Embedding backward (dense table gradient, deterministic scatter-add) -----------------------
+// links[i] = smallest j > i with the same valid row as position i (-1: none); links[n + i] = 1 when
+// i is the first position of its row (0 otherwise, and for out-of-range / padding rows). O(n) each.
+__kernel void lay_emb_links(__global const int *idx, ulong ioff, ulong n, ulong nrows, long pad,
+                            __global int *links) {
+    const ulong i = get_global_id(0);
+    if (i >= n) return;
+    const long r = lay_row(idx, ioff, i, nrows);
+    int next = -1, head = r >= 0 && r != pad;
+    if (head) {
+        const int v = idx[ioff + i];
+        for (ulong j = 0; j < i && head; j++) head = idx[ioff + j] != v;
+        for (ulong j = i + 1; j < n; j++)
+            if (idx[ioff + j] == v) {
+                next = (int)j;
+                break;
+            }
+    }
+    links[i] = next;
+    links[n + i] = head;
+}
+
+// grad[r, c] = RN_ddt(sum of g[i, c] over the positions i of row r, ascending i, f32), 0 for rows
+// without a position. One work-item per (column, table row): it zeroes its element; the rows that
+// have positions are then written by lay_emb_scatter (ordered after this kernel).
+__kernel void lay_emb_zero(__global uchar *dst, ulong doff, ulong ldd, int ddt, ulong nrows, ulong dim) {
+    const ulong c = get_global_id(0), r = get_global_id(1);
+    if (c >= dim || r >= nrows) return;
+    clbnb_store_float(dst, doff + r * ldd + c, ddt, 0.0f);
+}
+
+// One work-item per (column, position): the first position of each row sums its chain.
+__kernel void lay_emb_scatter(__global const uchar *g, ulong goff, ulong ldg, int gdt, __global const int *idx,
+                              ulong ioff, ulong n, __global const int *links, __global uchar *dst, ulong doff,
+                              ulong ldd, int ddt, ulong dim) {
+    const ulong c = get_global_id(0), i = get_global_id(1);
+    if (c >= dim || i >= n || !links[n + i]) return;
+    float acc = 0.0f;
+    for (long j = (long)i; j >= 0; j = links[j]) acc += clbnb_load_float(g, goff + (ulong)j * ldg + c, gdt);
+    clbnb_store_float(dst, doff + (ulong)idx[ioff + i] * ldd + c, ddt, acc);
+}

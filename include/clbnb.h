@@ -6,6 +6,7 @@
  *                  NF4 / FP4 4-bit, double quantization, QuantState
  *   clbnb_int8_gemm.h   int8 GEMM with fused dequantization and bias (LLM.int8, SwitchBack)
  *   clbnb_gemm_4bit.h   4-bit NF4/FP4 dequantizing GEMV / GEMM and its input gradient
+ *   clbnb_fp8.h    create_fp8_map codes, tensor-wise quantization, FP8-simulated matmuls
  */
 #ifndef CLBNB_H
 #define CLBNB_H
@@ -16,5 +17,6 @@
 #include "clbnb_gemm_4bit.h"
 #include "clbnb_layers.h"
 #include "clbnb_checkpoint.h"
+#include "clbnb_fp8.h"
 
 #endif /* CLBNB_H */

@@ -31,6 +31,7 @@
 #ifndef CLBNB_LAYERS_H
 #define CLBNB_LAYERS_H
 
+#include "clbnb_checkpoint.h"
 #include "clbnb_gemm_4bit.h"
 #include "clbnb_int8_gemm.h"
 #include "clbnb_quant.h"
@@ -235,7 +236,45 @@ CLBNB_API clbnb_status clbnb_embedding_init(clbnb_embedding **out, clbnb_context
 CLBNB_API clbnb_status clbnb_embedding_forward(clbnb_embedding *layer, cl_command_queue queue,
                                                const clbnb_vector *indices, const clbnb_matrix *out,
                                                cl_uint num_events, const cl_event *wait_list, cl_event *event);
+/* Backward of Embedding (PLAIN kind; nn.Embedding's dense weight gradient): grad_table [num, dim]
+ * (any float dtype) = scatter-add of the grad_out [n, dim] rows into the rows of `indices`:
+ * grad_table[r, :] = RN(sum over the positions i with indices[i] == r, in ascending i, in f32, of
+ * grad_out[i, :]). Deterministic (no atomics; bit-identical on every device and run). Rows that no
+ * index names are zero; the padding_idx row gets no gradient (zero); out-of-range indices
+ * contribute nothing. The whole grad_table is overwritten (not accumulated). Cost: O(n^2) integer
+ * comparisons on the indices plus O(n * dim) sums (n <= 2^31 - 1). Other kinds: STABLE ->
+ * CLBNB_ERROR_NOT_IMPLEMENTED (LayerNorm backward), quantized tables (frozen) ->
+ * CLBNB_ERROR_INVALID_ARGUMENT. */
+CLBNB_API clbnb_status clbnb_embedding_backward(clbnb_embedding *layer, cl_command_queue queue,
+                                                const clbnb_vector *indices, const clbnb_matrix *grad_out,
+                                                const clbnb_matrix *grad_table, cl_uint num_events,
+                                                const cl_event *wait_list, cl_event *event);
 CLBNB_API void clbnb_embedding_free(clbnb_embedding *layer);
+
+/* ============================================================================================ */
+/* Layers from bitsandbytes checkpoints (clbnb_checkpoint.h, spec 4.3 / 4.4)                     */
+/* ============================================================================================ */
+/* A Linear4bit from the weights of a 4-bit checkpoint entry (w->info.kind NF4/FP4, from
+ * clbnb_checkpoint_load_linear): on success the layer takes over w's state and packed buffer (any
+ * quant_storage: the same byte stream), copies the bias, and *w is released and zeroed; on failure
+ * *w is left untouched (still the caller's). params: only compute_dtype is used; NULL = defaults.
+ * Errors: CLBNB_ERROR_INVALID_QUANT_TYPE (an int8 entry), CLBNB_ERROR_QUANT_STATE_MISMATCH (state
+ * and info disagree), CLBNB_ERROR_INVALID_ARGUMENT (info.has_bias without a bias buffer or back),
+ * and those of clbnb_linear4_init_quantized. */
+CLBNB_API clbnb_status clbnb_linear4_init_from_weights(clbnb_linear4 **out, clbnb_context *ctx, cl_command_queue queue,
+                                                       clbnb_linear_weights *w, const clbnb_linear4_params *params);
+/* A Linear8bitLt (has_fp16_weights 0) from an int8 entry (CB, SCB, bias in its checkpoint dtype):
+ * the layer copies them; on success *w is released and zeroed, on failure left untouched. params
+ * NULL = defaults (threshold 0; pass 6.0 for Hugging Face's llm_int8_threshold). */
+CLBNB_API clbnb_status clbnb_linear8_init_from_weights(clbnb_linear8 **out, clbnb_context *ctx, cl_command_queue queue,
+                                                       clbnb_linear_weights *w, const clbnb_linear8_params *params);
+/* clbnb_checkpoint_load_linear + the matching init_from_weights for module `prefix`. */
+CLBNB_API clbnb_status clbnb_linear4_from_checkpoint(clbnb_linear4 **out, const clbnb_checkpoint *ck, clbnb_context *ctx,
+                                                     cl_command_queue queue, const char *prefix,
+                                                     const clbnb_linear4_params *params, clbnb_file_error *err);
+CLBNB_API clbnb_status clbnb_linear8_from_checkpoint(clbnb_linear8 **out, const clbnb_checkpoint *ck, clbnb_context *ctx,
+                                                     cl_command_queue queue, const char *prefix,
+                                                     const clbnb_linear8_params *params, clbnb_file_error *err);
 
 #ifdef __cplusplus
 }

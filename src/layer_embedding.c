@@ -1,6 +1,7 @@
 /* layer_embedding.c: Embedding (gather, padding_idx), StableEmbedding (gather + LayerNorm in f32 +
  * cast back) and quantized-table embeddings (block-wise 8-bit and NF4/FP4 rows dequantized on the
- * fly). Kernels: cl/layers.cl (lay_gather, lay_stable_embedding, lay_gather_q8, lay_gather_q4). */
+ * fly). Kernels: cl/layers.cl (lay_gather, lay_stable_embedding, lay_gather_q8, lay_gather_q4; backward:
+ * lay_emb_links, lay_emb_zero, lay_emb_scatter). */
 #include <stdlib.h>
 
 #include "layers_internal.h"
@@ -14,6 +15,7 @@ struct clbnb_embedding {
     cl_mem absmax; /* quantized: f32 [n_blocks] */
     cl_mem code;   /* quantized: f32 [256] or [16] (owned by the context: not released) */
     cl_mem gamma, beta; /* stable: f32 [dim] */
+    long pad;           /* padding_idx, -1 for none */
 };
 
 void clbnb_embedding_free(clbnb_embedding *l) {
@@ -59,6 +61,7 @@ clbnb_status clbnb_embedding_init(clbnb_embedding **out, clbnb_context *ctx, cl_
     l->dim = table->cols;
     l->blocksize = blocksize;
     l->dt = table->dtype;
+    l->pad = padding_idx;
     lay_seq seq;
     cl_mem copy = NULL;
     clbnb_status s = lay_seq_begin(&seq, queue, 0, NULL);
@@ -153,6 +156,69 @@ clbnb_status clbnb_embedding_forward(clbnb_embedding *l, cl_command_queue queue,
     if (s == CLBNB_SUCCESS)
         s = clbnb_enqueue(queue, k, l->kind == CLBNB_EMBEDDING_STABLE ? 1 : 2, global, local, 0, NULL, NULL);
     pthread_mutex_unlock(&ctx->lock);
+    CLBNB_TRY(s);
+    return lay_seq_end(&seq, event);
+}
+
+/* Dense table gradient of Embedding (torch's embedding_backward without scale_grad_by_freq):
+ * deterministic, no atomics: lay_emb_links chains the positions of each row (ascending), then the
+ * table is zeroed and the first position of each row sums its chain in f32. */
+clbnb_status clbnb_embedding_backward(clbnb_embedding *l, cl_command_queue queue, const clbnb_vector *indices,
+                                      const clbnb_matrix *grad_out, const clbnb_matrix *grad_table, cl_uint num_events,
+                                      const cl_event *wait_list, cl_event *event) {
+    if (!l) return CLBNB_ERROR_NULL_ARGUMENT;
+    clbnb_context *ctx = l->ctx;
+    CLBNB_TRY(lay_check_call(ctx, queue, num_events, wait_list));
+    if (l->kind == CLBNB_EMBEDDING_STABLE) return CLBNB_ERROR_NOT_IMPLEMENTED;
+    if (l->kind != CLBNB_EMBEDDING_PLAIN) return CLBNB_ERROR_INVALID_ARGUMENT; /* quantized tables are frozen */
+    CLBNB_TRY(lay_check_vec(indices, CLBNB_DT(CLBNB_DTYPE_I32), 1));
+    if (indices->offset % 4) return CLBNB_ERROR_INVALID_ARGUMENT;
+    if (indices->n > 0x7fffffffu) return CLBNB_ERROR_INVALID_SHAPE;
+    CLBNB_TRY(lay_check_mat(grad_out, CLBNB_DT_FLOAT, indices->n, l->dim));
+    CLBNB_TRY(lay_check_mat(grad_table, CLBNB_DT_FLOAT, l->num, l->dim));
+    CLBNB_TRY(lay_no_overlap(grad_table, grad_out));
+    if (grad_table->mem == indices->mem && grad_table->offset < indices->offset + indices->n * 4 &&
+        indices->offset < grad_table->offset + lay_mat_bytes(grad_table))
+        return CLBNB_ERROR_INVALID_ARGUMENT;
+
+    cl_mem links = NULL;
+    CLBNB_TRY(lay_alloc(ctx, indices->n * 8, &links));
+    lay_seq seq;
+    clbnb_status s = lay_seq_begin(&seq, queue, num_events, wait_list);
+    cl_ulong ioff = indices->offset / 4, n = indices->n, nrows = l->num, dim = l->dim;
+    cl_ulong goff = grad_out->offset / clbnb_dtype_size(grad_out->dtype), ldg = grad_out->ld;
+    cl_ulong doff = grad_table->offset / clbnb_dtype_size(grad_table->dtype), ldd = grad_table->ld;
+    cl_int gdt = (cl_int)grad_out->dtype, ddt = (cl_int)grad_table->dtype;
+    cl_long pad = l->pad;
+    const size_t lx = lay_is_cpu(ctx) ? 16 : 64;
+    for (int step = 0; step < 3 && s == CLBNB_SUCCESS; step++) {
+        s = lay_seq_step(&seq);
+        if (s != CLBNB_SUCCESS) break;
+        pthread_mutex_lock(&ctx->lock);
+        cl_kernel k = NULL;
+        static const char *names[3] = {"lay_emb_links", "lay_emb_zero", "lay_emb_scatter"};
+        s = clbnb_kernel_get_locked(ctx, "layers", "", names[step], &k);
+        if (s == CLBNB_SUCCESS && step == 0) {
+            s = clbnb_set_args(k, 6, CLBNB_ARG(indices->mem), CLBNB_ARG(ioff), CLBNB_ARG(n), CLBNB_ARG(nrows),
+                               CLBNB_ARG(pad), CLBNB_ARG(links));
+            size_t global = indices->n, local = lx;
+            if (s == CLBNB_SUCCESS) s = clbnb_enqueue(queue, k, 1, &global, &local, 0, NULL, NULL);
+        } else if (s == CLBNB_SUCCESS && step == 1) {
+            s = clbnb_set_args(k, 6, CLBNB_ARG(grad_table->mem), CLBNB_ARG(doff), CLBNB_ARG(ldd), CLBNB_ARG(ddt),
+                               CLBNB_ARG(nrows), CLBNB_ARG(dim));
+            size_t global[2] = {l->dim, l->num}, local[2] = {lx, 1};
+            if (s == CLBNB_SUCCESS) s = clbnb_enqueue(queue, k, 2, global, local, 0, NULL, NULL);
+        } else if (s == CLBNB_SUCCESS) {
+            s = clbnb_set_args(k, 13, CLBNB_ARG(grad_out->mem), CLBNB_ARG(goff), CLBNB_ARG(ldg), CLBNB_ARG(gdt),
+                               CLBNB_ARG(indices->mem), CLBNB_ARG(ioff), CLBNB_ARG(n), CLBNB_ARG(links),
+                               CLBNB_ARG(grad_table->mem), CLBNB_ARG(doff), CLBNB_ARG(ldd), CLBNB_ARG(ddt),
+                               CLBNB_ARG(dim));
+            size_t global[2] = {l->dim, indices->n}, local[2] = {lx, 1};
+            if (s == CLBNB_SUCCESS) s = clbnb_enqueue(queue, k, 2, global, local, 0, NULL, NULL);
+        }
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    clReleaseMemObject(links);
     CLBNB_TRY(s);
     return lay_seq_end(&seq, event);
 }
