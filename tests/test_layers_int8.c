@@ -478,9 +478,12 @@ int main(void) {
             };
             for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_case(ctx, q, &rng, &shapes[i], pn);
         }
-        /* test_linear_no_igemmlt: 1024 -> 3072, threshold 6, x randn(3, 1024) fp16 */
+        /* test_linear_no_igemmlt: 1024 -> 3072, threshold 6, x randn(3, 1024) fp16. bitsandbytes
+         * checks one draw (9216 outputs: at most 2 outside). Outside counts are correlated within a
+         * row (one row's absmax sets its step), so they are pooled over 48 draws per path: with 12
+         * the pooled count (mean ~1.4e-4) still crossed the bar in about 1 run in 25. */
         l8case li = {3, 1024, 3072, CLBNB_DTYPE_F16, 6.0f, 0, 1, 0, 0, 1};
-        for (int it = 0; it < 12; it++) run_case(ctx, q, &rng, &li, pn);
+        for (int it = 0; it < 48; it++) run_case(ctx, q, &rng, &li, pn);
     }
     TEST_CHECK(li_total && (double)li_outside < 2.5e-4 * (double)li_total,
                "test_linear_no_igemmlt: %zu of %zu outputs outside isclose(atol 0.02, rtol 1e-5) (bound 2.5e-4)",
