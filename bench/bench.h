@@ -22,11 +22,11 @@ typedef struct bench_session {
     const char *filter;     /* substring of operation names to run; NULL = all */
     int runs;               /* timed runs per measurement (median taken) */
     int warmup;
-    double copy_gbps;       /* in-run copy bandwidth, read + write counted (0 until measured) */
-    cl_mem flush;           /* overwritten before each timed run */
+    double copy_gbps; /* in-run copy bandwidth, read + write counted (0 until measured) */
+    cl_mem flush;     /* overwritten before each timed run */
     size_t flush_bytes;
-    cJSON *records;         /* array of JSON records */
-    FILE *out;              /* table output (stdout) */
+    cJSON *records; /* array of JSON records */
+    FILE *out;      /* table output (stdout) */
     int failures;
 } bench_session;
 
@@ -52,14 +52,14 @@ cl_mem bench_random_floats(bench_session *s, size_t n, clbnb_dtype dtype, unsign
 cl_mem bench_alloc(bench_session *s, size_t bytes);
 
 /* --- the benchmarks (bench_registry.c runs them in this order) --- */
-void bench_copy(bench_session *s);  /* must run first: the others report ratios against it */
-void bench_quant(bench_session *s); /* quantization operations (issue 3): the two below */
+void bench_copy(bench_session *s);            /* must run first: the others report ratios against it */
+void bench_quant(bench_session *s);           /* quantization operations (issue 3): the two below */
 void bench_quant_blockwise(bench_session *s); /* bench_quant_blockwise.c: 8-bit, NF4/FP4, nested */
 void bench_quant_int8(bench_session *s);      /* bench_quant_int8.c: row-wise, global, column-wise, double */
 
 void bench_int8_gemm(bench_session *s); /* bench_int8_gemm.c (issue 4) */
 void bench_gemm_4bit(bench_session *s); /* bench_gemm_4bit.c (issue 5) */
-void bench_layers(bench_session *s);   /* bench_layers.c (issue 7) */
+void bench_layers(bench_session *s);    /* bench_layers.c (issue 7) */
 
 void bench_run_all(bench_session *s);
 

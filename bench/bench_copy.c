@@ -20,7 +20,8 @@ void bench_copy(bench_session *s) {
     const clbnb_device_info *info = clbnb_context_device_info(s->ctx);
     /* GPU: 1 GiB moved per run (512 MiB each way), as the anchor figures; CPU: 256 MiB */
     size_t bytes = (info->type & CL_DEVICE_TYPE_CPU) ? ((size_t)128 << 20) : ((size_t)512 << 20);
-    while (bytes > info->max_alloc_bytes / 2 && bytes > (1u << 20)) bytes /= 2;
+    while (bytes > info->max_alloc_bytes / 2 && bytes > (1u << 20))
+        bytes /= 2;
     struct copy_args a = {s, bench_random_buffer(s, bytes, 1), bench_alloc(s, bytes), bytes};
     double us = -1;
     if (a.src && a.dst) us = bench_time_us(s, enqueue_copy, &a);

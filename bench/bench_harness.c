@@ -99,8 +99,8 @@ cl_mem bench_random_buffer(bench_session *s, size_t bytes, unsigned seed) {
         host[i] = (unsigned char)(x >> 24);
     }
     cl_int err;
-    cl_mem m = clCreateBuffer(clbnb_context_cl_context(s->ctx), CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, bytes, host,
-                              &err);
+    cl_mem m =
+        clCreateBuffer(clbnb_context_cl_context(s->ctx), CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, bytes, host, &err);
     free(host);
     return err == CL_SUCCESS ? m : NULL;
 }
@@ -128,8 +128,8 @@ cl_mem bench_random_floats(bench_session *s, size_t n, clbnb_dtype dtype, unsign
         }
     }
     cl_int err;
-    cl_mem m = clCreateBuffer(clbnb_context_cl_context(s->ctx), CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, n * es, host,
-                              &err);
+    cl_mem m =
+        clCreateBuffer(clbnb_context_cl_context(s->ctx), CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, n * es, host, &err);
     free(host);
     return err == CL_SUCCESS ? m : NULL;
 }

@@ -55,15 +55,19 @@ struct sgemm_args {
 static clbnb_status enqueue_sgemm(void *user, cl_command_queue queue, int iteration, cl_event *event) {
     struct sgemm_args *g = user;
     (void)iteration;
-    CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, g->M, g->N, g->K,
-                                        1.0f, g->a, 0, g->K, g->b, 0, g->K, 0.0f, g->c, 0, g->N, &queue, event);
+    CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, g->M, g->N,
+                                        g->K, 1.0f, g->a, 0, g->K, g->b, 0, g->K, 0.0f, g->c, 0, g->N, &queue, event);
     return st == CLBlastSuccess ? CLBNB_SUCCESS : CLBNB_ERROR_INVALID_ARGUMENT;
 }
 
 /* CLBlast SGEMM GFLOP/s at n^3 (0 on failure). */
 static double sgemm_gflops(bench_session *s, size_t n) {
-    struct sgemm_args g = {n, n, n, bench_random_floats(s, n * n, CLBNB_DTYPE_F32, 21),
-                           bench_random_floats(s, n * n, CLBNB_DTYPE_F32, 22), bench_alloc(s, n * n * 4)};
+    struct sgemm_args g = {n,
+                           n,
+                           n,
+                           bench_random_floats(s, n * n, CLBNB_DTYPE_F32, 21),
+                           bench_random_floats(s, n * n, CLBNB_DTYPE_F32, 22),
+                           bench_alloc(s, n * n * 4)};
     double us = (g.a && g.b && g.c) ? bench_time_us(s, enqueue_sgemm, &g) : -1;
     double gflops = us > 0 ? 2.0 * (double)n * n * n / (us * 1e3) : 0;
     char shape[64];
@@ -88,8 +92,8 @@ static clbnb_status enqueue_peak(void *user, cl_command_queue queue, int iterati
     (void)iteration;
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k = NULL;
-    clbnb_status st = clbnb_kernel_get_locked(ctx, "mma_gemm", "-DALIGNED16=1 -DCLBNB_PTX_EMULATE=0",
-                                              "int8_mma_peak", &k);
+    clbnb_status st =
+        clbnb_kernel_get_locked(ctx, "mma_gemm", "-DALIGNED16=1 -DCLBNB_PTX_EMULATE=0", "int8_mma_peak", &k);
     if (st == CLBNB_SUCCESS) st = clbnb_set_args(k, 2, CLBNB_ARG(p->out), CLBNB_ARG(p->iters));
     size_t local = 512;
     if (st == CLBNB_SUCCESS) st = clbnb_enqueue(queue, k, 1, &p->global, &local, 0, NULL, event);
@@ -125,7 +129,7 @@ void bench_int8_gemm(bench_session *s) {
     size_t sizes_gpu[] = {4096, 8192}, sizes_cpu[] = {1024};
     for (size_t p = 0; p < 4; p++) {
         if (!clbnb_context_path_available(ctx, CLBNB_FAMILY_INT8_GEMM, paths[p])) continue;
-        if (paths[p] == CLBNB_PATH_NV_MMA && !info->nv_ptx_mma) continue; /* emulation: tests only */
+        if (paths[p] == CLBNB_PATH_NV_MMA && !info->nv_ptx_mma) continue;                    /* emulation: tests only */
         if (paths[p] == CLBNB_PATH_DOT4 && info->dot4_impl == CLBNB_DOT4_EMULATED) continue; /* = generic */
         if (paths[p] == CLBNB_PATH_CPU && !cpu) continue;
         char op[64];
@@ -161,8 +165,8 @@ void bench_int8_gemm(bench_session *s) {
                 double gbps = us > 0 ? bytes / (us * 1e3) : 0;
                 char shape[64];
                 snprintf(shape, sizeof shape, "%zux%zux%zu", M, N, K);
-                bench_report(s, "int8_gemm_small_m", shape, us, gbps, "GB/s", s->copy_gbps > 0 ? gbps / s->copy_gbps : 0,
-                             "copy");
+                bench_report(s, "int8_gemm_small_m", shape, us, gbps, "GB/s",
+                             s->copy_gbps > 0 ? gbps / s->copy_gbps : 0, "copy");
             }
         }
     }

@@ -82,14 +82,17 @@ static cl_mem lb_x(bench_session *s, size_t m, size_t k, int outliers, unsigned 
 void bench_layers(bench_session *s) {
     const char *ops[] = {"linear8", "switchback", "standard_linear", "linear4", "int8_mixed_dequant"};
     int any = 0;
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) any |= bench_selected(s, ops[i]);
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        any |= bench_selected(s, ops[i]);
     if (!any) return;
     const clbnb_device_info *info = clbnb_context_device_info(s->ctx);
     const int cpu = (info->type & CL_DEVICE_TYPE_CPU) != 0;
     const size_t M = cpu ? 256 : 2048, K = cpu ? 1024 : 4096, N = K;
     const double f = 2.0 * (double)M * (double)N * (double)K;
-    cl_mem w16 = bench_random_floats(s, N * K, CLBNB_DTYPE_F16, 41), w32 = bench_random_floats(s, N * K, CLBNB_DTYPE_F32, 42);
-    cl_mem x16 = lb_x(s, M, K, 0, 43), x16o = lb_x(s, M, K, 8, 44), x32 = bench_random_floats(s, M * K, CLBNB_DTYPE_F32, 45);
+    cl_mem w16 = bench_random_floats(s, N * K, CLBNB_DTYPE_F16, 41),
+           w32 = bench_random_floats(s, N * K, CLBNB_DTYPE_F32, 42);
+    cl_mem x16 = lb_x(s, M, K, 0, 43), x16o = lb_x(s, M, K, 8, 44),
+           x32 = bench_random_floats(s, M * K, CLBNB_DTYPE_F32, 45);
     cl_mem out = bench_alloc(s, M * N * 4), g16 = bench_random_floats(s, M * N, CLBNB_DTYPE_F16, 46);
     cl_mem gx = bench_alloc(s, M * K * 2), gw = bench_alloc(s, N * K * 2), gb = bench_alloc(s, N * 2);
     cl_mem xq = bench_random_buffer(s, M * K, 47), wq = bench_random_buffer(s, N * K, 48);
@@ -98,7 +101,8 @@ void bench_layers(bench_session *s) {
         s->failures++;
         goto done;
     }
-    clbnb_matrix W16 = clbnb_matrix_make(w16, 0, N, K, CLBNB_DTYPE_F16), W32 = clbnb_matrix_make(w32, 0, N, K, CLBNB_DTYPE_F32);
+    clbnb_matrix W16 = clbnb_matrix_make(w16, 0, N, K, CLBNB_DTYPE_F16),
+                 W32 = clbnb_matrix_make(w32, 0, N, K, CLBNB_DTYPE_F32);
     struct lb_args a;
     memset(&a, 0, sizeof a);
     a.x = clbnb_matrix_make(x16, 0, M, K, CLBNB_DTYPE_F16);

@@ -23,7 +23,8 @@ static clbnb_status enqueue_op(void *user, cl_command_queue queue, int iteration
     (void)iteration;
     switch (a->op) {
     case OP_Q8: return clbnb_quantize_blockwise(ctx, queue, &a->x, NULL, a->bs, &a->data, &a->absmax, 0, NULL, event);
-    case OP_DQ8: return clbnb_dequantize_blockwise(ctx, queue, &a->data, &a->absmax, NULL, a->bs, &a->out, 0, NULL, event);
+    case OP_DQ8:
+        return clbnb_dequantize_blockwise(ctx, queue, &a->data, &a->absmax, NULL, a->bs, &a->out, 0, NULL, event);
     case OP_Q4: return clbnb_quantize_4bit(ctx, queue, &a->x, a->type, a->bs, &a->data, &a->absmax, 0, NULL, event);
     case OP_DQ4: {
         clbnb_absmax am = clbnb_absmax_plain(&a->absmax);
@@ -78,7 +79,8 @@ static void run_op(bench_session *s, const char *name, op_kind op, clbnb_quant_t
     if (op == OP_COMPRESS)
         snprintf(shape, sizeof shape, "%zu absmax bs2=256", nb);
     else
-        snprintf(shape, sizeof shape, "%zuM %s->%s bs%zu", n >> 20, clbnb_dtype_name(op == OP_Q8 || op == OP_Q4 ? xdt : CLBNB_DTYPE_U8),
+        snprintf(shape, sizeof shape, "%zuM %s->%s bs%zu", n >> 20,
+                 clbnb_dtype_name(op == OP_Q8 || op == OP_Q4 ? xdt : CLBNB_DTYPE_U8),
                  clbnb_dtype_name(op == OP_Q8 || op == OP_Q4 ? CLBNB_DTYPE_U8 : odt), bs);
     bench_report(s, name, shape, us, gbps, "GB/s", s->copy_gbps > 0 ? gbps / s->copy_gbps : 0, "copy");
     cl_mem all[] = {xm, dm, am, om, qm, a2m, offm};

@@ -91,7 +91,8 @@ static void run_op(bench_session *s, const char *name, op_kind op, clbnb_rowwise
     }
     double gbps = us > 0 ? bytes / (us * 1e3) : 0;
     char shape[64];
-    snprintf(shape, sizeof shape, "%zux%zu %s->%s", rows, cols, op == OP_DEQ ? "i8" : "f16", op == OP_DEQ ? "f16" : "i8");
+    snprintf(shape, sizeof shape, "%zux%zu %s->%s", rows, cols, op == OP_DEQ ? "i8" : "f16",
+             op == OP_DEQ ? "f16" : "i8");
     bench_report(s, name, shape, us, gbps, "GB/s", s->copy_gbps > 0 ? gbps / s->copy_gbps : 0, "copy");
     cl_mem all[] = {xm, qm, q2m, om, rsm, csm, ocm, cntm, am};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)

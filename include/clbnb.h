@@ -11,12 +11,12 @@
 #ifndef CLBNB_H
 #define CLBNB_H
 
-#include "clbnb_core.h"
-#include "clbnb_quant.h"
-#include "clbnb_int8_gemm.h"
-#include "clbnb_gemm_4bit.h"
-#include "clbnb_layers.h"
 #include "clbnb_checkpoint.h"
+#include "clbnb_core.h"
 #include "clbnb_fp8.h"
+#include "clbnb_gemm_4bit.h"
+#include "clbnb_int8_gemm.h"
+#include "clbnb_layers.h"
+#include "clbnb_quant.h"
 
 #endif /* CLBNB_H */

@@ -67,9 +67,22 @@ CLBNB_API const char *clbnb_file_error_name(clbnb_file_error_code code);
 /* safetensors dtypes                                                                           */
 /* ============================================================================================ */
 typedef enum clbnb_st_dtype {
-    CLBNB_ST_BOOL = 0, CLBNB_ST_U8, CLBNB_ST_I8, CLBNB_ST_F8_E4M3, CLBNB_ST_F8_E5M2, CLBNB_ST_I16,
-    CLBNB_ST_U16, CLBNB_ST_F16, CLBNB_ST_BF16, CLBNB_ST_I32, CLBNB_ST_U32, CLBNB_ST_F32, CLBNB_ST_F64,
-    CLBNB_ST_I64, CLBNB_ST_U64, CLBNB_ST_DTYPE_COUNT
+    CLBNB_ST_BOOL = 0,
+    CLBNB_ST_U8,
+    CLBNB_ST_I8,
+    CLBNB_ST_F8_E4M3,
+    CLBNB_ST_F8_E5M2,
+    CLBNB_ST_I16,
+    CLBNB_ST_U16,
+    CLBNB_ST_F16,
+    CLBNB_ST_BF16,
+    CLBNB_ST_I32,
+    CLBNB_ST_U32,
+    CLBNB_ST_F32,
+    CLBNB_ST_F64,
+    CLBNB_ST_I64,
+    CLBNB_ST_U64,
+    CLBNB_ST_DTYPE_COUNT
 } clbnb_st_dtype;
 
 CLBNB_API const char *clbnb_st_dtype_name(clbnb_st_dtype dtype); /* "F32", ...; "?" if invalid */
@@ -147,13 +160,12 @@ CLBNB_API clbnb_status clbnb_st_writer_open(clbnb_st_writer **out, const char *p
                                             clbnb_file_error *err);
 /* Appends bytes to the current streamed tensor (a tensor may be written in several pieces; the
  * writer moves to the next one when the current one is complete). */
-CLBNB_API clbnb_status clbnb_st_writer_write(clbnb_st_writer *w, const void *data, size_t bytes,
-                                             clbnb_file_error *err);
+CLBNB_API clbnb_status clbnb_st_writer_write(clbnb_st_writer *w, const void *data, size_t bytes, clbnb_file_error *err);
 /* Name of the streamed tensor expected next (NULL when all streamed tensors are complete). */
 CLBNB_API const char *clbnb_st_writer_next(const clbnb_st_writer *w);
 /* Supplies a deferred tensor's content (n elements <= the declared maximum; copied). */
-CLBNB_API clbnb_status clbnb_st_writer_put_deferred(clbnb_st_writer *w, const char *name, const void *data,
-                                                    size_t n, clbnb_file_error *err);
+CLBNB_API clbnb_status clbnb_st_writer_put_deferred(clbnb_st_writer *w, const char *name, const void *data, size_t n,
+                                                    clbnb_file_error *err);
 /* Checks that every tensor is complete, writes the final header, flushes, fsyncs, renames the
  * temporary file to path and frees the writer (also on failure, removing the temporary file). */
 CLBNB_API clbnb_status clbnb_st_writer_finish(clbnb_st_writer *w, clbnb_file_error *err);
@@ -189,7 +201,7 @@ typedef struct clbnb_quant_state_info {
     int ndim;
     size_t shape[CLBNB_MAX_DIMS];
     int nested;
-    size_t nested_blocksize; /* 256 in bitsandbytes */
+    size_t nested_blocksize;  /* 256 in bitsandbytes */
     clbnb_dtype nested_dtype; /* F32 */
     float nested_offset;
 } clbnb_quant_state_info;
@@ -223,8 +235,8 @@ CLBNB_API clbnb_status clbnb_quant_state_declare(const clbnb_quant_state_info *i
  * syncing the offset) and writes the streamed tensors of clbnb_quant_state_declare in order, plus
  * the deferred JSON when nested. The writer's next tensor must be weight_key. */
 CLBNB_API clbnb_status clbnb_quant_state_save(clbnb_st_writer *w, clbnb_context *ctx, cl_command_queue queue,
-                                              clbnb_quant_state *qs, const clbnb_vector *packed,
-                                              const char *weight_key, clbnb_file_error *err);
+                                              clbnb_quant_state *qs, const clbnb_vector *packed, const char *weight_key,
+                                              clbnb_file_error *err);
 /* Creates a device QuantState from the keys under weight_key (W.absmax, W.quant_map,
  * W.nested_absmax, W.nested_quant_map, W.quant_state.bitsandbytes__nf4|fp4), checking that
  * every tensor's dtype and length agree with the JSON. The packed data W itself is not read. */
@@ -246,18 +258,18 @@ typedef struct clbnb_linear_info {
     clbnb_linear_kind kind;
     size_t out_features, in_features; /* N, K */
     int has_bias;
-    clbnb_dtype bias_dtype;   /* when has_bias */
-    clbnb_dtype dtype;        /* 4-bit: original dtype from the JSON; int8: F16 */
-    size_t blocksize;         /* 4-bit */
-    int nested;               /* 4-bit */
+    clbnb_dtype bias_dtype;    /* when has_bias */
+    clbnb_dtype dtype;         /* 4-bit: original dtype from the JSON; int8: F16 */
+    size_t blocksize;          /* 4-bit */
+    int nested;                /* 4-bit */
     clbnb_dtype quant_storage; /* 4-bit: dtype of W; int8: I8 */
 } clbnb_linear_info;
 
 /* Lists the quantized linear weights (4-bit: a W.quant_state.bitsandbytes__* key; 8-bit: an
  * int8 2-D W with <module>.SCB) sorted by prefix. *list is malloc'ed (free() it). Inconsistent
  * entries fail with the tensor named. */
-CLBNB_API clbnb_status clbnb_checkpoint_list_linear(const clbnb_checkpoint *ck, clbnb_linear_info **list,
-                                                    size_t *count, clbnb_file_error *err);
+CLBNB_API clbnb_status clbnb_checkpoint_list_linear(const clbnb_checkpoint *ck, clbnb_linear_info **list, size_t *count,
+                                                    clbnb_file_error *err);
 
 /* Device buffers of one quantized linear weight; owned by the struct until released. */
 typedef struct clbnb_linear_weights {

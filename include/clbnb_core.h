@@ -44,27 +44,27 @@ extern "C" {
 typedef enum clbnb_status {
     CLBNB_SUCCESS = 0,
     /* library range */
-    CLBNB_ERROR_NULL_ARGUMENT = -4000,      /* a required pointer or handle is NULL            */
-    CLBNB_ERROR_INVALID_ARGUMENT = -4001,   /* an argument is out of its documented range      */
-    CLBNB_ERROR_OUT_OF_HOST_MEMORY = -4002, /* malloc failed                                   */
-    CLBNB_ERROR_SIZE_OVERFLOW = -4003,      /* size arithmetic would overflow                  */
-    CLBNB_ERROR_BUFFER_TOO_SMALL = -4004,   /* a buffer does not hold the requested region     */
-    CLBNB_ERROR_UNSUPPORTED_DTYPE = -4005,  /* the operation does not take this data type      */
-    CLBNB_ERROR_INVALID_BLOCKSIZE = -4006,  /* blocksize not allowed for this operation        */
-    CLBNB_ERROR_INVALID_SHAPE = -4007,      /* zero or inconsistent dimensions / leading dims  */
-    CLBNB_ERROR_NO_DEVICE = -4008,          /* no OpenCL platform or device is present         */
-    CLBNB_ERROR_DEVICE_NOT_FOUND = -4009,   /* the device selector matched no device           */
-    CLBNB_ERROR_KERNEL_NOT_FOUND = -4010,   /* no kernel source of that name                   */
-    CLBNB_ERROR_BUILD_FAILED = -4011,       /* kernel compilation failed: see build log        */
-    CLBNB_ERROR_INVALID_PATH = -4012,       /* unknown kernel path name, or not on this device */
+    CLBNB_ERROR_NULL_ARGUMENT = -4000,        /* a required pointer or handle is NULL            */
+    CLBNB_ERROR_INVALID_ARGUMENT = -4001,     /* an argument is out of its documented range      */
+    CLBNB_ERROR_OUT_OF_HOST_MEMORY = -4002,   /* malloc failed                                   */
+    CLBNB_ERROR_SIZE_OVERFLOW = -4003,        /* size arithmetic would overflow                  */
+    CLBNB_ERROR_BUFFER_TOO_SMALL = -4004,     /* a buffer does not hold the requested region     */
+    CLBNB_ERROR_UNSUPPORTED_DTYPE = -4005,    /* the operation does not take this data type      */
+    CLBNB_ERROR_INVALID_BLOCKSIZE = -4006,    /* blocksize not allowed for this operation        */
+    CLBNB_ERROR_INVALID_SHAPE = -4007,        /* zero or inconsistent dimensions / leading dims  */
+    CLBNB_ERROR_NO_DEVICE = -4008,            /* no OpenCL platform or device is present         */
+    CLBNB_ERROR_DEVICE_NOT_FOUND = -4009,     /* the device selector matched no device           */
+    CLBNB_ERROR_KERNEL_NOT_FOUND = -4010,     /* no kernel source of that name                   */
+    CLBNB_ERROR_BUILD_FAILED = -4011,         /* kernel compilation failed: see build log        */
+    CLBNB_ERROR_INVALID_PATH = -4012,         /* unknown kernel path name, or not on this device */
     CLBNB_ERROR_QUANT_STATE_MISMATCH = -4013, /* a QuantState does not fit the tensor/op       */
-    CLBNB_ERROR_NON_FINITE = -4014,         /* NaN or Inf where a finite value is required     */
-    CLBNB_ERROR_K_TOO_LARGE = -4015,        /* int32 accumulation could overflow for this K    */
-    CLBNB_ERROR_INVALID_QUANT_TYPE = -4016, /* unknown or unsupported quantization type        */
-    CLBNB_ERROR_WRONG_CONTEXT = -4017,      /* queue or buffer belongs to another context      */
-    CLBNB_ERROR_IO = -4018,                 /* file I/O failed                                 */
-    CLBNB_ERROR_INVALID_FORMAT = -4019,     /* malformed file or serialized state              */
-    CLBNB_ERROR_NOT_IMPLEMENTED = -4020     /* valid request that this build cannot serve      */
+    CLBNB_ERROR_NON_FINITE = -4014,           /* NaN or Inf where a finite value is required     */
+    CLBNB_ERROR_K_TOO_LARGE = -4015,          /* int32 accumulation could overflow for this K    */
+    CLBNB_ERROR_INVALID_QUANT_TYPE = -4016,   /* unknown or unsupported quantization type        */
+    CLBNB_ERROR_WRONG_CONTEXT = -4017,        /* queue or buffer belongs to another context      */
+    CLBNB_ERROR_IO = -4018,                   /* file I/O failed                                 */
+    CLBNB_ERROR_INVALID_FORMAT = -4019,       /* malformed file or serialized state              */
+    CLBNB_ERROR_NOT_IMPLEMENTED = -4020       /* valid request that this build cannot serve      */
 } clbnb_status;
 
 /* Name of a status (clbnb's own codes and every OpenCL error code). Never NULL. */
@@ -126,11 +126,11 @@ typedef enum clbnb_family {
 } clbnb_family;
 
 typedef enum clbnb_path {
-    CLBNB_PATH_GENERIC = 0,     /* portable OpenCL C 1.2, local-memory work-groups (GPU shape)  */
-    CLBNB_PATH_CPU = 1,         /* portable OpenCL C 1.2, barrier-free (CPU devices, PoCL)      */
-    CLBNB_PATH_DOT4 = 2,        /* 4-way int8 dot product: PTX dp4a / khr dot / amdgcn sdot4    */
-    CLBNB_PATH_NV_MMA = 3,      /* NVIDIA tensor cores through inline PTX mma.sync              */
-    CLBNB_PATH_INTEL_DPAS = 4,  /* Intel XMX (reserved; no device to validate it yet)           */
+    CLBNB_PATH_GENERIC = 0,    /* portable OpenCL C 1.2, local-memory work-groups (GPU shape)  */
+    CLBNB_PATH_CPU = 1,        /* portable OpenCL C 1.2, barrier-free (CPU devices, PoCL)      */
+    CLBNB_PATH_DOT4 = 2,       /* 4-way int8 dot product: PTX dp4a / khr dot / amdgcn sdot4    */
+    CLBNB_PATH_NV_MMA = 3,     /* NVIDIA tensor cores through inline PTX mma.sync              */
+    CLBNB_PATH_INTEL_DPAS = 4, /* Intel XMX (reserved; no device to validate it yet)           */
     CLBNB_PATH_COUNT = 5
 } clbnb_path;
 
@@ -166,27 +166,27 @@ typedef struct clbnb_device_info {
     uint64_t max_alloc_bytes;
     uint64_t local_mem_bytes;
     size_t max_work_group_size;
-    uint32_t simd_width;          /* warp / wavefront / preferred work-group multiple        */
+    uint32_t simd_width; /* warp / wavefront / preferred work-group multiple        */
     uint32_t address_bits;
     uint32_t profiling_resolution_ns;
-    int nv_cc_major, nv_cc_minor; /* cl_nv_device_attribute_query, -1 when absent           */
+    int nv_cc_major, nv_cc_minor;         /* cl_nv_device_attribute_query, -1 when absent           */
     int amd_gfxip_major, amd_gfxip_minor; /* cl_amd_device_attribute_query, -1 when absent  */
     /* extension strings */
-    int has_fp16_ext;             /* cl_khr_fp16 advertised                                  */
+    int has_fp16_ext; /* cl_khr_fp16 advertised                                  */
     int has_fp64;
-    int has_subgroups;            /* cl_khr_subgroups                                        */
-    int has_khr_int_dot;          /* cl_khr_integer_dot_product                              */
-    uint32_t khr_int_dot_caps;    /* query 0x1073                                            */
+    int has_subgroups;                         /* cl_khr_subgroups                                        */
+    int has_khr_int_dot;                       /* cl_khr_integer_dot_product                              */
+    uint32_t khr_int_dot_caps;                 /* query 0x1073                                            */
     int khr_int_dot_packed_signed_accelerated; /* query 0x1075, signed field                 */
     int has_intel_subgroups;
-    int has_intel_dpas;           /* cl_intel_subgroup_matrix_multiply_accumulate           */
+    int has_intel_dpas; /* cl_intel_subgroup_matrix_multiply_accumulate           */
     int has_intel_2d_block_io;
     uint32_t intel_subgroup_sizes[8]; /* CL_DEVICE_SUB_GROUP_SIZES_INTEL, 0-terminated        */
     /* compile tests (where extension strings lie) */
-    int fp16_arithmetic;          /* `half` arithmetic compiles and runs                     */
-    int nv_ptx_dp4a;              /* inline PTX dp4a.s32.s32 compiles                         */
-    int nv_ptx_mma;               /* inline PTX mma.sync m16n8k32 s8 compiles                 */
-    int amd_sdot4;                /* __has_builtin(__builtin_amdgcn_sdot4)                    */
+    int fp16_arithmetic; /* `half` arithmetic compiles and runs                     */
+    int nv_ptx_dp4a;     /* inline PTX dp4a.s32.s32 compiles                         */
+    int nv_ptx_mma;      /* inline PTX mma.sync m16n8k32 s8 compiles                 */
+    int amd_sdot4;       /* __has_builtin(__builtin_amdgcn_sdot4)                    */
     clbnb_dot4_impl dot4_impl;
     /* chosen path per family (after CLBNB_PATH overrides) */
     clbnb_path path[CLBNB_FAMILY_COUNT];
@@ -235,11 +235,11 @@ CLBNB_API clbnb_status clbnb_context_warm_up(clbnb_context *ctx, clbnb_progress_
 
 /* Program build statistics of this context. */
 typedef struct clbnb_build_stats {
-    uint32_t programs_from_source;  /* compiled from OpenCL C                              */
-    uint32_t programs_from_disk;    /* loaded from the on-disk binary cache               */
-    uint32_t cache_rejected;        /* cache files found but ignored (corrupt, foreign)   */
-    uint32_t cache_write_failures;  /* binaries that could not be saved (read-only dir)   */
-    double build_ms;                /* wall time spent in clBuildProgram                  */
+    uint32_t programs_from_source; /* compiled from OpenCL C                              */
+    uint32_t programs_from_disk;   /* loaded from the on-disk binary cache               */
+    uint32_t cache_rejected;       /* cache files found but ignored (corrupt, foreign)   */
+    uint32_t cache_write_failures; /* binaries that could not be saved (read-only dir)   */
+    double build_ms;               /* wall time spent in clBuildProgram                  */
 } clbnb_build_stats;
 CLBNB_API clbnb_status clbnb_context_build_stats(const clbnb_context *ctx, clbnb_build_stats *out);
 
@@ -254,9 +254,9 @@ CLBNB_API clbnb_status clbnb_device_count(size_t *count);
 
 /* Copies `bytes` bytes from src+src_offset to dst+dst_offset with a clbnb kernel (16-byte vector
  * loads and stores when both offsets allow it). Regions must not overlap. */
-CLBNB_API clbnb_status clbnb_buffer_copy(clbnb_context *ctx, cl_command_queue queue, cl_mem dst,
-                                         size_t dst_offset, cl_mem src, size_t src_offset, size_t bytes,
-                                         cl_uint num_events, const cl_event *wait_list, cl_event *event);
+CLBNB_API clbnb_status clbnb_buffer_copy(clbnb_context *ctx, cl_command_queue queue, cl_mem dst, size_t dst_offset,
+                                         cl_mem src, size_t src_offset, size_t bytes, cl_uint num_events,
+                                         const cl_event *wait_list, cl_event *event);
 
 #ifdef __cplusplus
 }

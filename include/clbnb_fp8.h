@@ -34,7 +34,8 @@ CLBNB_API clbnb_status clbnb_fp8_map_create(float code[256], int is_signed, int 
                                             int total_bits);
 
 /* bitsandbytes research get_block_sizes: the next power of two >= features, clamped to [64, 4096]
- * (features 0 -> 1024, bitsandbytes' initial value). bsz = clbnb_fp8_block_size(in_features), bsz2 = ...(out_features). */
+ * (features 0 -> 1024, bitsandbytes' initial value). bsz = clbnb_fp8_block_size(in_features), bsz2 = ...(out_features).
+ */
 CLBNB_API size_t clbnb_fp8_block_size(size_t features);
 
 /* Tensor-wise quantization (bitsandbytes functional.quantize / dequantize, CUDA kQuantize):

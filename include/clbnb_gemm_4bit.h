@@ -76,10 +76,10 @@ CLBNB_API clbnb_status clbnb_gemm_4bit(clbnb_context *ctx, cl_command_queue queu
 /* clbnb_gemm_4bit with the variant forced (for tests and benchmarks); AUTO = clbnb_gemm_4bit.
  * An unknown variant returns CLBNB_ERROR_INVALID_ARGUMENT. Every variant accepts every shape. */
 CLBNB_API clbnb_status clbnb_gemm_4bit_ex(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
-                                          const clbnb_vector *packed, const clbnb_absmax *absmax,
-                                          clbnb_quant_type type, size_t blocksize, const clbnb_vector *bias,
-                                          const clbnb_matrix *out, clbnb_gemm_4bit_variant variant,
-                                          cl_uint num_events, const cl_event *wait_list, cl_event *event);
+                                          const clbnb_vector *packed, const clbnb_absmax *absmax, clbnb_quant_type type,
+                                          size_t blocksize, const clbnb_vector *bias, const clbnb_matrix *out,
+                                          clbnb_gemm_4bit_variant variant, cl_uint num_events,
+                                          const cl_event *wait_list, cl_event *event);
 
 /* The variant AUTO picks for M rows on this context's device (for reporting). */
 CLBNB_API clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, size_t m);
@@ -91,8 +91,8 @@ CLBNB_API clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_conte
  * f32, then rounds once to grad_x's dtype. Errors as clbnb_gemm_4bit. */
 CLBNB_API clbnb_status clbnb_gemm_4bit_grad_input(clbnb_context *ctx, cl_command_queue queue,
                                                   const clbnb_matrix *grad_out, const clbnb_vector *packed,
-                                                  const clbnb_absmax *absmax, clbnb_quant_type type,
-                                                  size_t blocksize, const clbnb_matrix *grad_x, cl_uint num_events,
+                                                  const clbnb_absmax *absmax, clbnb_quant_type type, size_t blocksize,
+                                                  const clbnb_matrix *grad_x, cl_uint num_events,
                                                   const cl_event *wait_list, cl_event *event);
 
 #ifdef __cplusplus

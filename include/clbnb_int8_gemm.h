@@ -37,8 +37,8 @@ CLBNB_API clbnb_status clbnb_int8_linear_matmul(clbnb_context *ctx, cl_command_q
 CLBNB_API clbnb_status clbnb_int8_scaled_matmul(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *a,
                                                 const clbnb_matrix *b, const clbnb_vector *row_stats,
                                                 const clbnb_vector *col_stats, const clbnb_vector *bias,
-                                                const clbnb_matrix *out, cl_uint num_events,
-                                                const cl_event *wait_list, cl_event *event);
+                                                const clbnb_matrix *out, cl_uint num_events, const cl_event *wait_list,
+                                                cl_event *event);
 
 /* SwitchBack int8_matmul_mixed_dequantize (spec 5.6): row-wise A stats x one global B scale:
  *   c = fl32(w * fl32(x[m] * fl32(acc * D))), D = fl32(1 / (127 * 127)),

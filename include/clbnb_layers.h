@@ -127,10 +127,10 @@ CLBNB_API void clbnb_linear8_free(clbnb_linear8 *layer);
 /* SwitchBackLinear (bitsandbytes.nn.triton_based_modules, 0.49.2; spec 5.6)                     */
 /* ============================================================================================ */
 typedef enum clbnb_switchback_variant {
-    CLBNB_SWITCHBACK_GLOBAL = 0,     /* SwitchBackLinearGlobal: rowwise(X) x global(W); backward
-                                        rowwise(G) x global-transposed(W)                           */
-    CLBNB_SWITCHBACK_VECTORWISE = 1, /* SwitchBackLinearVectorwise: rowwise(X) x rowwise(W);
-                                        backward rowwise(G) x columnwise-transposed(W)              */
+    CLBNB_SWITCHBACK_GLOBAL = 0,                 /* SwitchBackLinearGlobal: rowwise(X) x global(W); backward
+                                                    rowwise(G) x global-transposed(W)                           */
+    CLBNB_SWITCHBACK_VECTORWISE = 1,             /* SwitchBackLinearVectorwise: rowwise(X) x rowwise(W);
+                                                    backward rowwise(G) x columnwise-transposed(W)              */
     CLBNB_SWITCHBACK_GLOBAL_MEMORY_EFFICIENT = 2 /* SwitchBackLinearGlobalMemoryEfficient: keeps only
                                         int8 X + its f16 row maxima for backward; grad_w uses the
                                         dequantized X                                               */
@@ -145,20 +145,19 @@ CLBNB_API clbnb_status clbnb_switchback_init(clbnb_switchback **out, clbnb_conte
 /* Forward: X_int8, state_X = quantize_rowwise(x) (f16 maxima); W quantized on each call (global or
  * row-wise) unless prepare_for_eval ran; out = int8_matmul_{mixed,rowwise}_dequantize(...) + bias.
  * x [M, K], out [M, N] float. The memory-efficient variant saves X_int8/state_X for backward. */
-CLBNB_API clbnb_status clbnb_switchback_forward(clbnb_switchback *layer, cl_command_queue queue,
-                                                const clbnb_matrix *x, const clbnb_matrix *out, cl_uint num_events,
-                                                const cl_event *wait_list, cl_event *event);
+CLBNB_API clbnb_status clbnb_switchback_forward(clbnb_switchback *layer, cl_command_queue queue, const clbnb_matrix *x,
+                                                const clbnb_matrix *out, cl_uint num_events, const cl_event *wait_list,
+                                                cl_event *event);
 /* Backward: grad_x [M, K] through int8 (rowwise(G) x global-transposed W, or x columnwise-
  * transposed W for the vector-wise variant); grad_w [N, K] = G^T X in f32 (CLBlast) rounded once
  * (the memory-efficient variant uses X = fp16(dequantize_rowwise(X_int8, state_X)) saved by the
  * last forward, whose M must equal grad_out.rows; x may be NULL there; the other variants need x
  * for grad_w); grad_bias [N] = column sums of G in f32. Outputs may be NULL. After
  * prepare_for_eval backward returns CLBNB_ERROR_INVALID_ARGUMENT (the weight is gone). */
-CLBNB_API clbnb_status clbnb_switchback_backward(clbnb_switchback *layer, cl_command_queue queue,
-                                                 const clbnb_matrix *x, const clbnb_matrix *grad_out,
-                                                 const clbnb_matrix *grad_x, const clbnb_matrix *grad_w,
-                                                 const clbnb_vector *grad_bias, cl_uint num_events,
-                                                 const cl_event *wait_list, cl_event *event);
+CLBNB_API clbnb_status clbnb_switchback_backward(clbnb_switchback *layer, cl_command_queue queue, const clbnb_matrix *x,
+                                                 const clbnb_matrix *grad_out, const clbnb_matrix *grad_x,
+                                                 const clbnb_matrix *grad_w, const clbnb_vector *grad_bias,
+                                                 cl_uint num_events, const cl_event *wait_list, cl_event *event);
 /* prepare_for_eval: quantizes W once (global, or row-wise for the vector-wise variant), releases
  * the full-precision weight; forward then only quantizes X. */
 CLBNB_API clbnb_status clbnb_switchback_prepare_for_eval(clbnb_switchback *layer, cl_command_queue queue);
@@ -234,8 +233,8 @@ CLBNB_API clbnb_status clbnb_embedding_init(clbnb_embedding **out, clbnb_context
 /* indices i32 [n] -> out [n, dim] (any float dtype; bitsandbytes returns the table's dtype).
  * An index outside [0, num_embeddings) yields a row of zeros (no error can be raised from a kernel). */
 CLBNB_API clbnb_status clbnb_embedding_forward(clbnb_embedding *layer, cl_command_queue queue,
-                                               const clbnb_vector *indices, const clbnb_matrix *out,
-                                               cl_uint num_events, const cl_event *wait_list, cl_event *event);
+                                               const clbnb_vector *indices, const clbnb_matrix *out, cl_uint num_events,
+                                               const cl_event *wait_list, cl_event *event);
 /* Backward of Embedding (PLAIN kind; nn.Embedding's dense weight gradient): grad_table [num, dim]
  * (any float dtype) = scatter-add of the grad_out [n, dim] rows into the rows of `indices`:
  * grad_table[r, :] = RN(sum over the positions i with indices[i] == r, in ascending i, in f32, of
@@ -269,11 +268,11 @@ CLBNB_API clbnb_status clbnb_linear4_init_from_weights(clbnb_linear4 **out, clbn
 CLBNB_API clbnb_status clbnb_linear8_init_from_weights(clbnb_linear8 **out, clbnb_context *ctx, cl_command_queue queue,
                                                        clbnb_linear_weights *w, const clbnb_linear8_params *params);
 /* clbnb_checkpoint_load_linear + the matching init_from_weights for module `prefix`. */
-CLBNB_API clbnb_status clbnb_linear4_from_checkpoint(clbnb_linear4 **out, const clbnb_checkpoint *ck, clbnb_context *ctx,
-                                                     cl_command_queue queue, const char *prefix,
+CLBNB_API clbnb_status clbnb_linear4_from_checkpoint(clbnb_linear4 **out, const clbnb_checkpoint *ck,
+                                                     clbnb_context *ctx, cl_command_queue queue, const char *prefix,
                                                      const clbnb_linear4_params *params, clbnb_file_error *err);
-CLBNB_API clbnb_status clbnb_linear8_from_checkpoint(clbnb_linear8 **out, const clbnb_checkpoint *ck, clbnb_context *ctx,
-                                                     cl_command_queue queue, const char *prefix,
+CLBNB_API clbnb_status clbnb_linear8_from_checkpoint(clbnb_linear8 **out, const clbnb_checkpoint *ck,
+                                                     clbnb_context *ctx, cl_command_queue queue, const char *prefix,
                                                      const clbnb_linear8_params *params, clbnb_file_error *err);
 
 #ifdef __cplusplus

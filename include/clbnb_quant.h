@@ -55,19 +55,17 @@ typedef enum clbnb_rowwise_mode {
  * capacity >= cols) with their number in outlier_count (i32, n >= 1), and zeroed in q (every row
  * when rows > 1; only the outlier elements when rows == 1). With threshold == 0 outlier_cols and
  * outlier_count may be NULL. A row whose absmax is 0 gets codes 0. */
-CLBNB_API clbnb_status clbnb_quantize_rowwise(clbnb_context *ctx, cl_command_queue queue,
-                                              const clbnb_matrix *x, const clbnb_matrix *q,
-                                              const clbnb_vector *row_stats, clbnb_rowwise_mode mode,
-                                              float threshold, const clbnb_vector *outlier_cols,
-                                              const clbnb_vector *outlier_count, cl_uint num_events,
-                                              const cl_event *wait_list, cl_event *event);
+CLBNB_API clbnb_status clbnb_quantize_rowwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                              const clbnb_matrix *q, const clbnb_vector *row_stats,
+                                              clbnb_rowwise_mode mode, float threshold,
+                                              const clbnb_vector *outlier_cols, const clbnb_vector *outlier_count,
+                                              cl_uint num_events, const cl_event *wait_list, cl_event *event);
 
 /* q [rows, cols] i8, row_stats [rows] (f32 or f16) -> out [rows, cols] (f32/f16/bf16):
  * LLM_INT8: out = q * stats * fl32(1/127); SWITCHBACK: out = stats * q * (1/127). */
-CLBNB_API clbnb_status clbnb_dequantize_rowwise(clbnb_context *ctx, cl_command_queue queue,
-                                                const clbnb_matrix *q, const clbnb_vector *row_stats,
-                                                const clbnb_matrix *out, clbnb_rowwise_mode mode,
-                                                cl_uint num_events, const cl_event *wait_list,
+CLBNB_API clbnb_status clbnb_dequantize_rowwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *q,
+                                                const clbnb_vector *row_stats, const clbnb_matrix *out,
+                                                clbnb_rowwise_mode mode, cl_uint num_events, const cl_event *wait_list,
                                                 cl_event *event);
 
 /* ============================================================================================ */
@@ -114,15 +112,15 @@ CLBNB_API size_t clbnb_packed_4bit_bytes(size_t n);
  * entries on the device, or NULL for the built-in dynamic map. Nearest code, ties to the even
  * index (spec 2.3). blocksize: any power of two >= 16 (bitsandbytes CUDA: 64..4096). */
 CLBNB_API clbnb_status clbnb_quantize_blockwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *x,
-                                                const clbnb_vector *code, size_t blocksize,
-                                                const clbnb_vector *codes, const clbnb_vector *absmax,
-                                                cl_uint num_events, const cl_event *wait_list, cl_event *event);
+                                                const clbnb_vector *code, size_t blocksize, const clbnb_vector *codes,
+                                                const clbnb_vector *absmax, cl_uint num_events,
+                                                const cl_event *wait_list, cl_event *event);
 
 /* out = RN_T(code[q] * absmax[i / bs]); out dtype f32/f16/bf16. */
-CLBNB_API clbnb_status clbnb_dequantize_blockwise(clbnb_context *ctx, cl_command_queue queue,
-                                                  const clbnb_vector *codes, const clbnb_vector *absmax,
-                                                  const clbnb_vector *code, size_t blocksize, const clbnb_vector *out,
-                                                  cl_uint num_events, const cl_event *wait_list, cl_event *event);
+CLBNB_API clbnb_status clbnb_dequantize_blockwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *codes,
+                                                  const clbnb_vector *absmax, const clbnb_vector *code,
+                                                  size_t blocksize, const clbnb_vector *out, cl_uint num_events,
+                                                  const cl_event *wait_list, cl_event *event);
 
 /* As clbnb_dequantize_blockwise, with the absmax given as a plain or nested descriptor (declared
  * below; nested: absmax = fl32(fl32(code2[q] * absmax2[b / blocksize2]) + offset), read directly by
@@ -138,8 +136,8 @@ CLBNB_API clbnb_status clbnb_dequantize_blockwise_ex(clbnb_context *ctx, cl_comm
  * the code of 0.0), absmax f32 [ceil(n/bs)]. blocksize in {32, 64, ..., 4096}. */
 CLBNB_API clbnb_status clbnb_quantize_4bit(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *x,
                                            clbnb_quant_type type, size_t blocksize, const clbnb_vector *packed,
-                                           const clbnb_vector *absmax, cl_uint num_events,
-                                           const cl_event *wait_list, cl_event *event);
+                                           const clbnb_vector *absmax, cl_uint num_events, const cl_event *wait_list,
+                                           cl_event *event);
 
 /* Absmax of a block-wise state: plain f32, or nested (double-quantized, spec 3). */
 typedef struct clbnb_absmax {
@@ -157,8 +155,8 @@ CLBNB_API clbnb_absmax clbnb_absmax_plain(const clbnb_vector *absmax);
  * (nested: absmax = fl32(fl32(code2[q] * absmax2[b / blocksize2]) + offset)). */
 CLBNB_API clbnb_status clbnb_dequantize_4bit(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *packed,
                                              const clbnb_absmax *absmax, clbnb_quant_type type, size_t blocksize,
-                                             const clbnb_vector *out, cl_uint num_events,
-                                             const cl_event *wait_list, cl_event *event);
+                                             const clbnb_vector *out, cl_uint num_events, const cl_event *wait_list,
+                                             cl_event *event);
 
 /* Double quantization of a f32 absmax vector (spec 3): offset = mean(absmax) (device reduction),
  * qabsmax u8 = quantize_blockwise(absmax - offset, dynamic map, blocksize2), absmax2 f32. */
@@ -180,18 +178,18 @@ CLBNB_API clbnb_status clbnb_absmax_decompress(clbnb_context *ctx, cl_command_qu
 typedef struct clbnb_quant_state {
     clbnb_quant_type quant_type;
     size_t blocksize;
-    clbnb_dtype dtype;           /* original dtype of the quantized tensor                       */
+    clbnb_dtype dtype; /* original dtype of the quantized tensor                       */
     int ndim;
     size_t shape[CLBNB_MAX_DIMS];
     size_t numel;
     size_t n_blocks;
-    cl_mem absmax;               /* f32 [n_blocks], or u8 [n_blocks] when nested               */
-    cl_mem code;                 /* f32 [16] (4-bit) or [256] (8-bit)                          */
+    cl_mem absmax; /* f32 [n_blocks], or u8 [n_blocks] when nested               */
+    cl_mem code;   /* f32 [16] (4-bit) or [256] (8-bit)                          */
     int nested;
-    cl_mem nested_absmax;        /* f32 [ceil(n_blocks / nested_blocksize)]                     */
-    cl_mem nested_code;          /* f32 [256]                                                   */
-    cl_mem offset_buf;           /* f32 [1] on the device                                       */
-    float offset;                /* host copy of the offset, valid when offset_valid            */
+    cl_mem nested_absmax; /* f32 [ceil(n_blocks / nested_blocksize)]                     */
+    cl_mem nested_code;   /* f32 [256]                                                   */
+    cl_mem offset_buf;    /* f32 [1] on the device                                       */
+    float offset;         /* host copy of the offset, valid when offset_valid            */
     int offset_valid;
     size_t nested_blocksize;
 } clbnb_quant_state;
@@ -199,8 +197,8 @@ typedef struct clbnb_quant_state {
 /* Allocates the state's device buffers (the code buffer is filled with the built-in table).
  * type: NF4/FP4 (blocksize 32..4096) or BLOCKWISE8; nested selects double quantization. */
 CLBNB_API clbnb_status clbnb_quant_state_init(clbnb_quant_state **out, clbnb_context *ctx, cl_command_queue queue,
-                                              clbnb_quant_type type, size_t blocksize, clbnb_dtype dtype,
-                                              int ndim, const size_t *shape, int nested);
+                                              clbnb_quant_type type, size_t blocksize, clbnb_dtype dtype, int ndim,
+                                              const size_t *shape, int nested);
 CLBNB_API void clbnb_quant_state_free(clbnb_quant_state *qs);
 
 /* Size in bytes of the quantized data for a state (packed nibbles or 8-bit codes). */
@@ -214,8 +212,8 @@ CLBNB_API clbnb_status clbnb_quantize_state(clbnb_context *ctx, cl_command_queue
 
 /* Dequantizes `data` with the state into out (f32/f16/bf16, numel elements). */
 CLBNB_API clbnb_status clbnb_dequantize_state(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *data,
-                                              const clbnb_quant_state *qs, const clbnb_vector *out,
-                                              cl_uint num_events, const cl_event *wait_list, cl_event *event);
+                                              const clbnb_quant_state *qs, const clbnb_vector *out, cl_uint num_events,
+                                              const cl_event *wait_list, cl_event *event);
 
 /* Reads the nested offset back to qs->offset (blocking). */
 CLBNB_API clbnb_status clbnb_quant_state_sync_offset(clbnb_quant_state *qs, cl_command_queue queue);

@@ -6,7 +6,6 @@
 
 /* Fills err (if not NULL) and returns status. */
 CLBNB_INTERNAL clbnb_status clbnb_ferr(clbnb_file_error *err, clbnb_status status, clbnb_file_error_code code,
-                                       const char *tensor, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+                                       const char *tensor, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -37,7 +37,8 @@ void clbnb_format_python_float(float f, char *buf, size_t size) {
     int nd = 0;
     for (; *s && *s != 'e'; s++)
         if (*s >= '0' && *s <= '9') digits[nd++] = *s;
-    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
     digits[nd] = '\0';
     int e = atoi(s + 1);
     char out[64];
@@ -45,24 +46,29 @@ void clbnb_format_python_float(float f, char *buf, size_t size) {
     if (neg) out[o++] = '-';
     if (e >= -4 && e < 16) {
         if (e >= 0) {
-            for (int i = 0; i <= e; i++) out[o++] = i < nd ? digits[i] : '0';
+            for (int i = 0; i <= e; i++)
+                out[o++] = i < nd ? digits[i] : '0';
             out[o++] = '.';
             if (nd > e + 1)
-                for (int i = e + 1; i < nd; i++) out[o++] = digits[i];
+                for (int i = e + 1; i < nd; i++)
+                    out[o++] = digits[i];
             else
                 out[o++] = '0';
         } else {
             out[o++] = '0';
             out[o++] = '.';
-            for (int i = 0; i < -e - 1; i++) out[o++] = '0';
-            for (int i = 0; i < nd; i++) out[o++] = digits[i];
+            for (int i = 0; i < -e - 1; i++)
+                out[o++] = '0';
+            for (int i = 0; i < nd; i++)
+                out[o++] = digits[i];
         }
         out[o] = '\0';
     } else {
         out[o++] = digits[0];
         if (nd > 1) {
             out[o++] = '.';
-            for (int i = 1; i < nd; i++) out[o++] = digits[i];
+            for (int i = 1; i < nd; i++)
+                out[o++] = digits[i];
         }
         snprintf(out + o, sizeof out - o, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
     }
@@ -71,7 +77,10 @@ void clbnb_format_python_float(float f, char *buf, size_t size) {
 
 /* ---- JSON ------------------------------------------------------------------------------------- */
 static const char *torch_dtype_name(clbnb_dtype d) {
-    return d == CLBNB_DTYPE_F32 ? "float32" : d == CLBNB_DTYPE_F16 ? "float16" : d == CLBNB_DTYPE_BF16 ? "bfloat16" : NULL;
+    return d == CLBNB_DTYPE_F32    ? "float32"
+           : d == CLBNB_DTYPE_F16  ? "float16"
+           : d == CLBNB_DTYPE_BF16 ? "bfloat16"
+                                   : NULL;
 }
 static int torch_dtype_parse(const char *s) {
     if (!s) return -1;
@@ -90,9 +99,11 @@ clbnb_status clbnb_quant_state_json_write(const clbnb_quant_state_info *in, char
     if (in->ndim < 0 || in->ndim > CLBNB_MAX_DIMS) return CLBNB_ERROR_INVALID_SHAPE;
     char tmp[1024];
     size_t o = 0;
-    o += (size_t)snprintf(tmp + o, sizeof tmp - o, "{\"quant_type\": \"%s\", \"blocksize\": %zu, \"dtype\": \"%s\", \"shape\": [",
-                          in->quant_type == CLBNB_QUANT_NF4 ? "nf4" : "fp4", in->blocksize, torch_dtype_name(in->dtype));
-    for (int i = 0; i < in->ndim; i++) o += (size_t)snprintf(tmp + o, sizeof tmp - o, "%s%zu", i ? ", " : "", in->shape[i]);
+    o += (size_t)snprintf(
+        tmp + o, sizeof tmp - o, "{\"quant_type\": \"%s\", \"blocksize\": %zu, \"dtype\": \"%s\", \"shape\": [",
+        in->quant_type == CLBNB_QUANT_NF4 ? "nf4" : "fp4", in->blocksize, torch_dtype_name(in->dtype));
+    for (int i = 0; i < in->ndim; i++)
+        o += (size_t)snprintf(tmp + o, sizeof tmp - o, "%s%zu", i ? ", " : "", in->shape[i]);
     o += (size_t)snprintf(tmp + o, sizeof tmp - o, "]");
     if (in->nested) {
         char f[64];
@@ -103,8 +114,10 @@ clbnb_status clbnb_quant_state_json_write(const clbnb_quant_state_info *in, char
     }
     o += (size_t)snprintf(tmp + o, sizeof tmp - o, "}");
     *len = o;
-    if (size > o) memcpy(buf, tmp, o + 1);
-    else if (size) return CLBNB_ERROR_BUFFER_TOO_SMALL;
+    if (size > o)
+        memcpy(buf, tmp, o + 1);
+    else if (size)
+        return CLBNB_ERROR_BUFFER_TOO_SMALL;
     return CLBNB_SUCCESS;
 }
 
@@ -128,37 +141,47 @@ clbnb_status clbnb_quant_state_json_parse(const char *json, size_t len, clbnb_qu
         cJSON_Delete(root);
         return clbnb_ferr(err, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_JSON, NULL, "QuantState JSON is malformed");
     }
-    static const char *valid[] = {"quant_type", "blocksize", "dtype", "shape", "nested_blocksize", "nested_dtype",
-                                  "nested_offset"};
+    static const char *valid[] = {"quant_type",       "blocksize",    "dtype",        "shape",
+                                  "nested_blocksize", "nested_dtype", "nested_offset"};
     clbnb_status s = CLBNB_SUCCESS;
     const cJSON *item[7] = {0};
     for (const cJSON *e = root->child; e && s == CLBNB_SUCCESS; e = e->next) {
         size_t k = 0;
-        while (k < 7 && strcmp(e->string, valid[k]) != 0) k++;
-        if (k == 7) s = QS_ERR("QuantState JSON: unexpected key \"%.64s\"", e->string);
-        else if (item[k]) s = QS_ERR("QuantState JSON: key \"%s\" appears twice", valid[k]);
-        else item[k] = e;
+        while (k < 7 && strcmp(e->string, valid[k]) != 0)
+            k++;
+        if (k == 7)
+            s = QS_ERR("QuantState JSON: unexpected key \"%.64s\"", e->string);
+        else if (item[k])
+            s = QS_ERR("QuantState JSON: key \"%s\" appears twice", valid[k]);
+        else
+            item[k] = e;
     }
     for (int k = 0; k < 4 && s == CLBNB_SUCCESS; k++)
         if (!item[k]) s = QS_ERR("QuantState JSON: missing \"%s\"", valid[k]);
     if (s == CLBNB_SUCCESS) {
         const char *qt = cJSON_IsString(item[0]) ? item[0]->valuestring : NULL;
-        if (qt && strcmp(qt, "nf4") == 0) out->quant_type = CLBNB_QUANT_NF4;
-        else if (qt && strcmp(qt, "fp4") == 0) out->quant_type = CLBNB_QUANT_FP4;
-        else s = QS_ERR("QuantState JSON: quant_type must be \"nf4\" or \"fp4\"");
+        if (qt && strcmp(qt, "nf4") == 0)
+            out->quant_type = CLBNB_QUANT_NF4;
+        else if (qt && strcmp(qt, "fp4") == 0)
+            out->quant_type = CLBNB_QUANT_FP4;
+        else
+            s = QS_ERR("QuantState JSON: quant_type must be \"nf4\" or \"fp4\"");
     }
     if (s == CLBNB_SUCCESS && (!get_size(item[1], &out->blocksize) || !bs4_ok(out->blocksize)))
         s = clbnb_ferr(err, CLBNB_ERROR_INVALID_BLOCKSIZE, CLBNB_FERR_BAD_QUANT_STATE, NULL,
                        "QuantState JSON: blocksize must be a power of two in 32..4096");
     if (s == CLBNB_SUCCESS) {
         int d = torch_dtype_parse(cJSON_IsString(item[2]) ? item[2]->valuestring : NULL);
-        if (d < 0) s = clbnb_ferr(err, CLBNB_ERROR_UNSUPPORTED_DTYPE, CLBNB_FERR_BAD_QUANT_STATE, NULL,
-                                  "QuantState JSON: dtype must be \"float32\", \"float16\" or \"bfloat16\"");
-        else out->dtype = (clbnb_dtype)d;
+        if (d < 0)
+            s = clbnb_ferr(err, CLBNB_ERROR_UNSUPPORTED_DTYPE, CLBNB_FERR_BAD_QUANT_STATE, NULL,
+                           "QuantState JSON: dtype must be \"float32\", \"float16\" or \"bfloat16\"");
+        else
+            out->dtype = (clbnb_dtype)d;
     }
     if (s == CLBNB_SUCCESS) {
         int nd = cJSON_IsArray(item[3]) ? cJSON_GetArraySize(item[3]) : -1;
-        if (nd < 1 || nd > CLBNB_MAX_DIMS) s = QS_ERR("QuantState JSON: shape must be an array of 1..%d integers", CLBNB_MAX_DIMS);
+        if (nd < 1 || nd > CLBNB_MAX_DIMS)
+            s = QS_ERR("QuantState JSON: shape must be an array of 1..%d integers", CLBNB_MAX_DIMS);
         out->ndim = nd;
         size_t numel = 1;
         int i = 0;
@@ -208,7 +231,8 @@ clbnb_status clbnb_quant_state_get_info(const clbnb_quant_state *qs, clbnb_quant
     out->blocksize = qs->blocksize;
     out->dtype = qs->dtype;
     out->ndim = qs->ndim;
-    for (int i = 0; i < qs->ndim && i < CLBNB_MAX_DIMS; i++) out->shape[i] = qs->shape[i];
+    for (int i = 0; i < qs->ndim && i < CLBNB_MAX_DIMS; i++)
+        out->shape[i] = qs->shape[i];
     out->nested = qs->nested;
     if (qs->nested) {
         out->nested_blocksize = qs->nested_blocksize;
@@ -221,7 +245,8 @@ clbnb_status clbnb_quant_state_get_info(const clbnb_quant_state *qs, clbnb_quant
 /* ---- declaring / saving ----------------------------------------------------------------------- */
 static size_t info_numel(const clbnb_quant_state_info *in) {
     size_t n = 1;
-    for (int i = 0; i < in->ndim; i++) n *= in->shape[i];
+    for (int i = 0; i < in->ndim; i++)
+        n *= in->shape[i];
     return n;
 }
 
@@ -244,16 +269,16 @@ clbnb_status clbnb_quant_state_declare(const clbnb_quant_state_info *info, clbnb
     size_t nb = clbnb_blocks_count(n, info->blocksize);
     memset(decls, 0, 6 * sizeof *decls);
     size_t k = 0;
-#define DECL(suffix, dt, nd, s0, s1, def)                                                          \
-    do {                                                                                           \
-        snprintf(names[k], CLBNB_CKPT_NAME_MAX, "%s%s", wk, suffix);                               \
-        decls[k].name = names[k];                                                                  \
-        decls[k].dtype = dt;                                                                       \
-        decls[k].ndim = nd;                                                                        \
-        decls[k].shape[0] = s0;                                                                    \
-        decls[k].shape[1] = s1;                                                                    \
-        decls[k].deferred = def;                                                                   \
-        k++;                                                                                       \
+#define DECL(suffix, dt, nd, s0, s1, def)                                                                              \
+    do {                                                                                                               \
+        snprintf(names[k], CLBNB_CKPT_NAME_MAX, "%s%s", wk, suffix);                                                   \
+        decls[k].name = names[k];                                                                                      \
+        decls[k].dtype = dt;                                                                                           \
+        decls[k].ndim = nd;                                                                                            \
+        decls[k].shape[0] = s0;                                                                                        \
+        decls[k].shape[1] = s1;                                                                                        \
+        decls[k].deferred = def;                                                                                       \
+        k++;                                                                                                           \
     } while (0)
     DECL("", clbnb_st_dtype_from_clbnb(storage), 2, packed / isz, 1, 0);
     DECL(".absmax", info->nested ? CLBNB_ST_U8 : CLBNB_ST_F32, 1, nb, 0, 0);
@@ -342,7 +367,8 @@ static const clbnb_st_tensor *need(const clbnb_checkpoint *ck, const char *wk, c
     char name[CLBNB_CKPT_NAME_MAX + 64];
     snprintf(name, sizeof name, "%s%s", wk, suffix);
     const clbnb_st_tensor *t = clbnb_checkpoint_find(ck, name);
-    if (!t) *s = NAME_ERR(CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_NOT_FOUND, name, "tensor '%s' is missing", name);
+    if (!t)
+        *s = NAME_ERR(CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_NOT_FOUND, name, "tensor '%s' is missing", name);
     else if (t->dtype != dt)
         *s = NAME_ERR(CLBNB_ERROR_UNSUPPORTED_DTYPE, CLBNB_FERR_BAD_QUANT_STATE, name, "tensor '%s' is %s, expected %s",
                       name, clbnb_st_dtype_name(t->dtype), clbnb_st_dtype_name(dt));
@@ -350,7 +376,8 @@ static const clbnb_st_tensor *need(const clbnb_checkpoint *ck, const char *wk, c
         *s = NAME_ERR(CLBNB_ERROR_QUANT_STATE_MISMATCH, CLBNB_FERR_BAD_QUANT_STATE, name,
                       "tensor '%s' has %llu elements, the QuantState needs %llu", name, (unsigned long long)t->numel,
                       (unsigned long long)numel);
-    else return t;
+    else
+        return t;
     return NULL;
 }
 
@@ -362,9 +389,11 @@ static clbnb_status find_state_json(const clbnb_checkpoint *ck, const char *wk, 
     snprintf(f4, sizeof f4, "%s%s", wk, qs_suffix(CLBNB_QUANT_FP4));
     const clbnb_st_tensor *a = clbnb_checkpoint_find(ck, n4), *b = clbnb_checkpoint_find(ck, f4);
     if (!a && !b)
-        return NAME_ERR(CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_NOT_FOUND, n4, "no QuantState for '%s' (%s or __fp4)", wk, n4);
+        return NAME_ERR(CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_NOT_FOUND, n4, "no QuantState for '%s' (%s or __fp4)",
+                        wk, n4);
     if (a && b)
-        return NAME_ERR(CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE, n4, "'%s' has both nf4 and fp4 QuantStates", wk);
+        return NAME_ERR(CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE, n4,
+                        "'%s' has both nf4 and fp4 QuantStates", wk);
     const clbnb_st_tensor *t = a ? a : b;
     if (t->dtype != CLBNB_ST_U8 || t->ndim != 1)
         return NAME_ERR(CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE, t->name,
@@ -448,11 +477,12 @@ static clbnb_status bias_info(const clbnb_checkpoint *ck, clbnb_linear_info *li,
     if (!b) return CLBNB_SUCCESS;
     int d = clbnb_st_dtype_to_clbnb(b->dtype);
     if (d != CLBNB_DTYPE_F32 && d != CLBNB_DTYPE_F16 && d != CLBNB_DTYPE_BF16)
-        return NAME_ERR(CLBNB_ERROR_UNSUPPORTED_DTYPE, CLBNB_FERR_BAD_ENTRY, name, "bias '%s' is %s (F32/F16/BF16 expected)",
-                        name, clbnb_st_dtype_name(b->dtype));
+        return NAME_ERR(CLBNB_ERROR_UNSUPPORTED_DTYPE, CLBNB_FERR_BAD_ENTRY, name,
+                        "bias '%s' is %s (F32/F16/BF16 expected)", name, clbnb_st_dtype_name(b->dtype));
     if (b->numel != li->out_features)
-        return NAME_ERR(CLBNB_ERROR_INVALID_SHAPE, CLBNB_FERR_BAD_ENTRY, name, "bias '%s' has %llu elements, expected %zu",
-                        name, (unsigned long long)b->numel, li->out_features);
+        return NAME_ERR(CLBNB_ERROR_INVALID_SHAPE, CLBNB_FERR_BAD_ENTRY, name,
+                        "bias '%s' has %llu elements, expected %zu", name, (unsigned long long)b->numel,
+                        li->out_features);
     li->bias_dtype = (clbnb_dtype)d;
     return CLBNB_SUCCESS;
 }
@@ -464,14 +494,15 @@ static clbnb_status info_4bit(const clbnb_checkpoint *ck, const char *prefix, cl
     clbnb_quant_state_info info;
     CLBNB_TRY(find_state_json(ck, wk, &info, err));
     if (info.ndim != 2)
-        return NAME_ERR(CLBNB_ERROR_INVALID_SHAPE, CLBNB_FERR_BAD_QUANT_STATE, wk, "'%s': QuantState shape is %d-D, a linear weight is 2-D", wk, info.ndim);
+        return NAME_ERR(CLBNB_ERROR_INVALID_SHAPE, CLBNB_FERR_BAD_QUANT_STATE, wk,
+                        "'%s': QuantState shape is %d-D, a linear weight is 2-D", wk, info.ndim);
     const clbnb_st_tensor *w = clbnb_checkpoint_find(ck, wk);
     if (!w) return NAME_ERR(CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_NOT_FOUND, wk, "tensor '%s' is missing", wk);
     int sd = clbnb_st_dtype_to_clbnb(w->dtype);
     size_t pb = clbnb_packed_4bit_bytes(info.shape[0] * info.shape[1]);
     if (sd != CLBNB_DTYPE_U8 && sd != CLBNB_DTYPE_F16 && sd != CLBNB_DTYPE_BF16 && sd != CLBNB_DTYPE_F32)
-        return NAME_ERR(CLBNB_ERROR_UNSUPPORTED_DTYPE, CLBNB_FERR_BAD_QUANT_STATE, wk, "'%s': quant_storage %s not supported", wk,
-                        clbnb_st_dtype_name(w->dtype));
+        return NAME_ERR(CLBNB_ERROR_UNSUPPORTED_DTYPE, CLBNB_FERR_BAD_QUANT_STATE, wk,
+                        "'%s': quant_storage %s not supported", wk, clbnb_st_dtype_name(w->dtype));
     if (w->nbytes != pb)
         return NAME_ERR(CLBNB_ERROR_QUANT_STATE_MISMATCH, CLBNB_FERR_BAD_QUANT_STATE, wk,
                         "'%s' holds %zu bytes, the QuantState's %zu x %zu elements pack into %zu", wk, w->nbytes,
@@ -495,7 +526,8 @@ static clbnb_status info_int8(const clbnb_checkpoint *ck, const char *prefix, cl
     const clbnb_st_tensor *w = clbnb_checkpoint_find(ck, name);
     if (!w) return NAME_ERR(CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_NOT_FOUND, name, "tensor '%s' is missing", name);
     if (w->dtype != CLBNB_ST_I8 || w->ndim != 2 || w->numel == 0)
-        return NAME_ERR(CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, name, "'%s' must be a non-empty 2-D I8 tensor (CB)", name);
+        return NAME_ERR(CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, name,
+                        "'%s' must be a non-empty 2-D I8 tensor (CB)", name);
     if (w->shape[0] > SIZE_MAX / 2 || w->shape[1] > SIZE_MAX / 2)
         return NAME_ERR(CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_SHAPE_OVERFLOW, name, "'%s' too large", name);
     snprintf(name, sizeof name, "%s.SCB", prefix);
@@ -516,7 +548,8 @@ static clbnb_status info_int8(const clbnb_checkpoint *ck, const char *prefix, cl
                             "'%s' must be a single integer (0 = row)", name);
         uint64_t v = 0;
         const unsigned char *p = wf->data;
-        for (size_t i = 0; i < es; i++) v |= (uint64_t)p[i] << (8 * i);
+        for (size_t i = 0; i < es; i++)
+            v |= (uint64_t)p[i] << (8 * i);
         if (v != 0) {
             const char *fmt = clbnb_weight_format_name(v < 4 ? (int)v : -1);
             return NAME_ERR(CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_WEIGHT_FORMAT, name,
@@ -564,7 +597,8 @@ clbnb_status clbnb_checkpoint_list_linear(const clbnb_checkpoint *ck, clbnb_line
         memcpy(prefix, name, stem);
         prefix[stem] = '\0';
         int dup = 0;
-        for (size_t j = 0; j < k; j++) dup |= strcmp(l[j].prefix, prefix) == 0;
+        for (size_t j = 0; j < k; j++)
+            dup |= strcmp(l[j].prefix, prefix) == 0;
         if (dup) continue; /* both nf4 and fp4 keys: reported by info_4bit of the first */
         s = is4 ? info_4bit(ck, prefix, &l[k], err) : info_int8(ck, prefix, &l[k], err);
         if (s == CLBNB_SUCCESS) k++;
@@ -590,8 +624,8 @@ void clbnb_linear_weights_release(clbnb_linear_weights *w) {
 
 static cl_mem make_buffer(clbnb_context *ctx, const void *p, size_t bytes, clbnb_status *s) {
     cl_int e = CL_SUCCESS;
-    cl_mem m = clCreateBuffer(clbnb_context_cl_context(ctx), CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, bytes,
-                              (void *)p, &e);
+    cl_mem m =
+        clCreateBuffer(clbnb_context_cl_context(ctx), CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, bytes, (void *)p, &e);
     if (e != CL_SUCCESS) *s = (clbnb_status)e;
     return m;
 }

@@ -45,13 +45,15 @@ clbnb_status clbnb_device_count(size_t *count) {
     if (!count) return CLBNB_ERROR_NULL_ARGUMENT;
     size_t n = 0;
     clbnb_status s;
-    while ((s = clbnb_device_enumerate(n, NULL, NULL)) == CLBNB_SUCCESS) n++;
+    while ((s = clbnb_device_enumerate(n, NULL, NULL)) == CLBNB_SUCCESS)
+        n++;
     *count = n;
     return (s == CLBNB_ERROR_DEVICE_NOT_FOUND || s == CLBNB_ERROR_NO_DEVICE) ? CLBNB_SUCCESS : s;
 }
 
 static void lowercase(char *s) {
-    for (; *s; s++) *s = (char)tolower((unsigned char)*s);
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
 }
 
 /* The text a selector substring is matched against: platform name and version, device name,
@@ -89,7 +91,8 @@ static clbnb_status select_device(const char *selector, cl_platform_id *plat, cl
     }
     /* an all-digit selector is an index */
     const char *c = selector;
-    while (*c && isdigit((unsigned char)*c)) c++;
+    while (*c && isdigit((unsigned char)*c))
+        c++;
     if (*c == '\0') {
         char *end;
         unsigned long long idx = strtoull(selector, &end, 10);
@@ -140,7 +143,8 @@ clbnb_status clbnb_context_init(clbnb_context **out, cl_context context, cl_devi
     err = clGetContextInfo(context, CL_CONTEXT_DEVICES, sizeof(cl_device_id) * ndev, devs, NULL);
     if (err != CL_SUCCESS) return (clbnb_status)err;
     int member = 0;
-    for (cl_uint i = 0; i < ndev; i++) member |= devs[i] == device;
+    for (cl_uint i = 0; i < ndev; i++)
+        member |= devs[i] == device;
     if (!member) return CLBNB_ERROR_WRONG_CONTEXT;
 
     clbnb_context *ctx = calloc(1, sizeof *ctx);
@@ -200,9 +204,7 @@ cl_device_id clbnb_context_device(const clbnb_context *ctx) { return ctx ? ctx->
 cl_command_queue clbnb_context_default_queue(const clbnb_context *ctx) { return ctx ? ctx->default_queue : NULL; }
 const clbnb_device_info *clbnb_context_device_info(const clbnb_context *ctx) { return ctx ? &ctx->info : NULL; }
 
-const char *clbnb_context_build_log(const clbnb_context *ctx) {
-    return (ctx && ctx->build_log) ? ctx->build_log : "";
-}
+const char *clbnb_context_build_log(const clbnb_context *ctx) { return (ctx && ctx->build_log) ? ctx->build_log : ""; }
 
 clbnb_status clbnb_context_build_stats(const clbnb_context *ctx, clbnb_build_stats *out) {
     if (!ctx || !out) return CLBNB_ERROR_NULL_ARGUMENT;

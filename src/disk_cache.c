@@ -47,9 +47,12 @@ void clbnb_cache_key(const clbnb_context *ctx, const char *source, size_t source
     XXH128_hash_t h = {0, 0};
     if (st) {
         XXH3_128bits_reset(st);
-        const char *parts[] = {clbnb_version(), options, ctx->info.device_name, ctx->info.driver_version,
-                               ctx->info.device_version, ctx->info.platform_version, ctx->info.platform_name};
-        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) XXH3_128bits_update(st, parts[i], strlen(parts[i]) + 1);
+        const char *parts[] = {clbnb_version(),          options,
+                               ctx->info.device_name,    ctx->info.driver_version,
+                               ctx->info.device_version, ctx->info.platform_version,
+                               ctx->info.platform_name};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+            XXH3_128bits_update(st, parts[i], strlen(parts[i]) + 1);
         XXH3_128bits_update(st, source, source_len);
         h = XXH3_128bits_digest(st);
         XXH3_freeState(st);
@@ -105,7 +108,8 @@ int clbnb_cache_store(const char *dir, const char *hex, const unsigned char *bin
     static const char letters[] = "abcdefghijklmnopqrstuvwxyz";
     char suffix[9];
     uint64_t r = XXH64(&bin, sizeof bin, (uint64_t)getpid() ^ (uint64_t)size);
-    for (int i = 0; i < 8; i++) suffix[i] = letters[(r >> (i * 5)) % 26];
+    for (int i = 0; i < 8; i++)
+        suffix[i] = letters[(r >> (i * 5)) % 26];
     suffix[8] = '\0';
     snprintf(tmp, sizeof tmp, "%s.tmp.%d.%s", path, (int)getpid(), suffix);
     FILE *f = fopen(tmp, "wb");

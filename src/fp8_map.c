@@ -43,10 +43,12 @@ clbnb_status clbnb_fp8_map_create(float code[256], int is_signed, int exponent_b
     /* padding zeros (Python int 0 -> +0.0), sorted again (stable: after the existing zeros) */
     if (count < 256) {
         size_t first_pos = 0; /* index of the first value > 0 */
-        while (first_pos < count && !(values[first_pos] > 0.0)) first_pos++;
+        while (first_pos < count && !(values[first_pos] > 0.0))
+            first_pos++;
         size_t pad = 256 - count;
         memmove(values + first_pos + pad, values + first_pos, (count - first_pos) * sizeof(double));
-        for (size_t i = 0; i < pad; i++) values[first_pos + i] = 0.0;
+        for (size_t i = 0; i < pad; i++)
+            values[first_pos + i] = 0.0;
         count = 256;
     }
     float f[256], mx = -INFINITY;
@@ -55,13 +57,15 @@ clbnb_status clbnb_fp8_map_create(float code[256], int is_signed, int exponent_b
         if (f[i] > mx) mx = f[i];
     }
     /* code /= code.max(), in float32 */
-    for (size_t i = 0; i < 256; i++) code[i] = f[i] / mx;
+    for (size_t i = 0; i < 256; i++)
+        code[i] = f[i] / mx;
     return CLBNB_SUCCESS;
 }
 
 size_t clbnb_fp8_block_size(size_t features) {
     if (features == 0) return 1024; /* get_block_sizes' initial value when no entry matches */
     size_t b = 64;
-    while (b < features && b < 4096) b <<= 1;
+    while (b < features && b < 4096)
+        b <<= 1;
     return b;
 }

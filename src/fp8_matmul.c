@@ -7,8 +7,8 @@
 
 #include "layers_internal.h"
 
-#define FP8_WG 256     /* work-group size of fp8_absmax_partial_generic (FP8_WG in the .cl) */
-#define FP8_CHUNK 4096 /* elements per absmax partial (FP8_CHUNK in the .cl)                */
+#define FP8_WG 256      /* work-group size of fp8_absmax_partial_generic (FP8_WG in the .cl) */
+#define FP8_CHUNK 4096  /* elements per absmax partial (FP8_CHUNK in the .cl)                */
 #define FP8_CPU_EPT 256 /* cpu path: consecutive elements per work-item of fp8_quant / fp8_dequant */
 
 static int fp8_cpu(const clbnb_context *ctx) { return ctx->info.path[CLBNB_FAMILY_QUANT] == CLBNB_PATH_CPU; }
@@ -41,9 +41,11 @@ static clbnb_status tensorwise_enqueue(clbnb_context *ctx, cl_command_queue queu
     if (!out) out = partial;
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k = NULL;
-    clbnb_status s = clbnb_kernel_get_locked(ctx, "fp8", "", cpu ? "fp8_absmax_partial_cpu" : "fp8_absmax_partial_generic", &k);
+    clbnb_status s =
+        clbnb_kernel_get_locked(ctx, "fp8", "", cpu ? "fp8_absmax_partial_cpu" : "fp8_absmax_partial_generic", &k);
     if (s == CLBNB_SUCCESS)
-        s = clbnb_set_args(k, 5, CLBNB_ARG(x->mem), CLBNB_ARG(x->off), CLBNB_ARG(xdt), CLBNB_ARG(x->n), CLBNB_ARG(partial));
+        s = clbnb_set_args(k, 5, CLBNB_ARG(x->mem), CLBNB_ARG(x->off), CLBNB_ARG(xdt), CLBNB_ARG(x->n),
+                           CLBNB_ARG(partial));
     if (s == CLBNB_SUCCESS) {
         size_t global = cpu ? count : count * FP8_WG, local = cpu ? 16 : FP8_WG;
         s = clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, &e0);
@@ -142,8 +144,10 @@ static clbnb_status scratch_alloc(clbnb_context *ctx, fp8_scratch *sc, size_t by
 }
 
 static void scratch_release(fp8_scratch *sc) {
-    for (int i = 0; i < sc->count; i++) clReleaseMemObject(sc->mems[i]);
-    for (int i = 0; i < 4; i++) lay_ws_release(&sc->ws[i]);
+    for (int i = 0; i < sc->count; i++)
+        clReleaseMemObject(sc->mems[i]);
+    for (int i = 0; i < 4; i++)
+        lay_ws_release(&sc->ws[i]);
 }
 
 /* The row-major elements of m as one flat run (m itself when compact, else a compact copy). */
@@ -174,7 +178,8 @@ static clbnb_status qdq_blockwise(clbnb_context *ctx, lay_seq *seq, fp8_scratch 
     CLBNB_TRY(scratch_alloc(ctx, sc, n, &codes));
     CLBNB_TRY(scratch_alloc(ctx, sc, nb * 4, &am));
     clbnb_vector x = clbnb_vector_make(f.mem, (size_t)f.off * clbnb_dtype_size(f.dt), n, f.dt);
-    clbnb_vector cv = clbnb_vector_make(codes, 0, n, CLBNB_DTYPE_U8), av = clbnb_vector_make(am, 0, nb, CLBNB_DTYPE_F32);
+    clbnb_vector cv = clbnb_vector_make(codes, 0, n, CLBNB_DTYPE_U8),
+                 av = clbnb_vector_make(am, 0, nb, CLBNB_DTYPE_F32);
     clbnb_vector out = clbnb_vector_make(dst, 0, n, CLBNB_DTYPE_F32);
     CLBNB_TRY(lay_seq_step(seq));
     CLBNB_TRY(clbnb_quantize_blockwise(ctx, seq->queue, &x, code, bs, &cv, &av, 0, NULL, NULL));
@@ -310,7 +315,7 @@ clbnb_status clbnb_matmul_fp8_backward(clbnb_context *ctx, cl_command_queue queu
         }
         if (s == CLBNB_SUCCESS) s = lay_f32_target(ctx, grad_b, &sc.ws[3], &res);
         if (s == CLBNB_SUCCESS)
-            s = b_trans ? lay_sgemm(&seq, 1, 0, n, k, m, &g2, &av, 0.0f, &res) /* grad_W [N, K] = G^T A */
+            s = b_trans ? lay_sgemm(&seq, 1, 0, n, k, m, &g2, &av, 0.0f, &res)  /* grad_W [N, K] = G^T A */
                         : lay_sgemm(&seq, 1, 0, k, n, m, &av, &g2, 0.0f, &res); /* grad_B [K, N] = A^T G */
         if (s == CLBNB_SUCCESS) s = lay_f32_finish(ctx, &seq, &res, grad_b, NULL);
     }

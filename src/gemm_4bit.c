@@ -9,7 +9,8 @@
 /* ---- validation -------------------------------------------------------------------------------- */
 static int log2_of(size_t v) {
     int l = 0;
-    while (((size_t)1 << l) < v) l++;
+    while (((size_t)1 << l) < v)
+        l++;
     return l;
 }
 
@@ -103,11 +104,11 @@ clbnb_status clbnb_g4_set_weight_args(cl_kernel k, cl_uint first, const clbnb_g4
     struct {
         size_t size;
         const void *value;
-    } a[14] = {{sizeof(cl_mem), &w->packed},  {sizeof poff, &poff},    {sizeof(cl_mem), &w->absmax},
-               {sizeof aoff, &aoff},          {sizeof(cl_mem), &w->absmax2}, {sizeof a2off, &a2off},
-               {sizeof(cl_mem), &w->code2},   {sizeof c2off, &c2off},  {sizeof(cl_mem), &w->offs},
-               {sizeof ooff, &ooff},          {sizeof nested, &nested}, {sizeof log2bs, &log2bs},
-               {sizeof log2bs2, &log2bs2},    {sizeof qtype, &qtype}};
+    } a[14] = {{sizeof(cl_mem), &w->packed}, {sizeof poff, &poff},          {sizeof(cl_mem), &w->absmax},
+               {sizeof aoff, &aoff},         {sizeof(cl_mem), &w->absmax2}, {sizeof a2off, &a2off},
+               {sizeof(cl_mem), &w->code2},  {sizeof c2off, &c2off},        {sizeof(cl_mem), &w->offs},
+               {sizeof ooff, &ooff},         {sizeof nested, &nested},      {sizeof log2bs, &log2bs},
+               {sizeof log2bs2, &log2bs2},   {sizeof qtype, &qtype}};
     for (cl_uint i = 0; i < 14; i++) {
         cl_int err = clSetKernelArg(k, first + i, a[i].size, a[i].value);
         if (err != CL_SUCCESS) return (clbnb_status)err;
@@ -204,9 +205,9 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
             const struct {
                 size_t size;
                 const void *value;
-            } a[10] = {{sizeof bmem, &bmem}, {sizeof boff, &boff}, {sizeof bdt, &bdt}, {sizeof(cl_mem), &out->mem},
-                       {sizeof outoff, &outoff}, {sizeof ldo, &ldo}, {sizeof cm, &cm}, {sizeof cn, &cn},
-                       {sizeof ck, &ck}, {sizeof param, &param}};
+            } a[10] = {{sizeof bmem, &bmem},     {sizeof boff, &boff},  {sizeof bdt, &bdt}, {sizeof(cl_mem), &out->mem},
+                       {sizeof outoff, &outoff}, {sizeof ldo, &ldo},    {sizeof cm, &cm},   {sizeof cn, &cn},
+                       {sizeof ck, &ck},         {sizeof param, &param}};
             for (cl_uint i = 0; i < 10 && s == CLBNB_SUCCESS; i++)
                 s = (clbnb_status)clSetKernelArg(kern, 17 + i, a[i].size, a[i].value);
         }

@@ -36,7 +36,7 @@ CLBNB_INTERNAL clbnb_status clbnb_g4_dequant_sgemm(clbnb_context *ctx, cl_comman
 CLBNB_INTERNAL clbnb_status clbnb_g4_dequant_mma(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
                                                  const clbnb_vector *packed, const clbnb_absmax *absmax,
                                                  clbnb_quant_type type, size_t blocksize, const clbnb_vector *bias,
-                                                 const clbnb_matrix *out, cl_uint num_events,
-                                                 const cl_event *wait_list, cl_event *event);
+                                                 const clbnb_matrix *out, cl_uint num_events, const cl_event *wait_list,
+                                                 cl_event *event);
 
 #endif

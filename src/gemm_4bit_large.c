@@ -69,8 +69,8 @@ static cl_mem scratch(clbnb_context *ctx, size_t elems, clbnb_status *s) {
 }
 
 /* dst[0 .. rows*K) = dequantized W rows [row0, row0 + rows) as f32. */
-static clbnb_status enqueue_dequant(clbnb_context *ctx, g4_chain *c, const clbnb_g4_weight *w, size_t row0,
-                                    size_t rows, size_t k, cl_mem dst, cl_event *event) {
+static clbnb_status enqueue_dequant(clbnb_context *ctx, g4_chain *c, const clbnb_g4_weight *w, size_t row0, size_t rows,
+                                    size_t k, cl_mem dst, cl_event *event) {
     cl_uint nw;
     const cl_event *wl;
     CLBNB_TRY(chain_next(c, &nw, &wl));
@@ -83,7 +83,8 @@ static clbnb_status enqueue_dequant(clbnb_context *ctx, g4_chain *c, const clbnb
     if (ctx->info.path[CLBNB_FAMILY_GEMM_4BIT] == CLBNB_PATH_CPU) {
         local = 16;
         global = cus * 256;
-        while (global > local && global / 2 * 1024 > count) global /= 2;
+        while (global > local && global / 2 * 1024 > count)
+            global /= 2;
     } else if (flat0 % 8 == 0 && count % 8 == 0 && (w->poff + flat0 / 2) % 4 == 0) {
         /* one work-item per packed word (8 weights) */
         kname = "g4_dequant_f32_w8";
@@ -136,7 +137,8 @@ static clbnb_status enqueue_convert(clbnb_context *ctx, g4_chain *c, cl_mem src,
 
 static size_t tile_rows(const clbnb_context *ctx, size_t n, size_t k) {
     size_t limit = G4_TILE_ELEMS;
-    if (ctx->info.max_alloc_bytes && limit > ctx->info.max_alloc_bytes / 4) limit = (size_t)(ctx->info.max_alloc_bytes / 4);
+    if (ctx->info.max_alloc_bytes && limit > ctx->info.max_alloc_bytes / 4)
+        limit = (size_t)(ctx->info.max_alloc_bytes / 4);
     size_t rows = limit / k;
     if (rows < 1) rows = 1;
     if (rows > n) rows = n;

@@ -27,8 +27,8 @@ static clbnb_status validate(const clbnb_context *ctx, cl_command_queue queue, c
     if (c->b->cols != K || c->out->rows != M || c->out->cols != N) return CLBNB_ERROR_INVALID_SHAPE;
     if (K > CLBNB_INT8_GEMM_MAX_K) return CLBNB_ERROR_K_TOO_LARGE;
     if (M > UINT32_MAX / 2 || N > UINT32_MAX / 2) return CLBNB_ERROR_INVALID_SHAPE;
-    uint32_t stat_types = c->epilogue == EPI_LLM_INT8 ? CLBNB_DT(CLBNB_DTYPE_F32)
-                                                      : CLBNB_DT(CLBNB_DTYPE_F32) | CLBNB_DT(CLBNB_DTYPE_F16);
+    uint32_t stat_types =
+        c->epilogue == EPI_LLM_INT8 ? CLBNB_DT(CLBNB_DTYPE_F32) : CLBNB_DT(CLBNB_DTYPE_F32) | CLBNB_DT(CLBNB_DTYPE_F16);
     if (c->epilogue != EPI_INT32) {
         if (!c->sa || !c->sb) return CLBNB_ERROR_NULL_ARGUMENT;
         CLBNB_TRY(clbnb_check_vector(c->sa, stat_types, M));
@@ -44,7 +44,8 @@ static cl_mem mem_of(const clbnb_vector *v) { return v ? v->mem : NULL; }
 /* Tile shape of the tensor-core kernel (see cl/mma_gemm.cl): warps per work-group along M
  * and N, m16 / n8 tiles per warp, bytes of K per stage, pipeline stages. Local memory is
  * STAGES * (BM + BN) * BK bytes, which must fit in 48 KiB on NVIDIA's OpenCL. The development knob
- * CLBNB_INT8_MMA_CONFIG="wm,wn,mt,nt,bk,stages,swizzle,unroll,volatile" overrides it (read per call: benchmarks sweep it). */
+ * CLBNB_INT8_MMA_CONFIG="wm,wn,mt,nt,bk,stages,swizzle,unroll,volatile" overrides it (read per call: benchmarks sweep
+ * it). */
 struct mma_config {
     int warps_m, warps_n, mt, nt, bk, stages, swizzle, unroll, asm_volatile;
 };
@@ -222,9 +223,9 @@ clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_m
     if (s == CLBNB_SUCCESS)
         s = clbnb_set_args(k, 21, CLBNB_ARG(a), CLBNB_ARG(ca_off), CLBNB_ARG(clda), CLBNB_ARG(b), CLBNB_ARG(cb_off),
                            CLBNB_ARG(cldb), CLBNB_ARG(cm), CLBNB_ARG(cn), CLBNB_ARG(kb), CLBNB_ARG(k_chunk),
-                           CLBNB_ARG(partial), CLBNB_ARG(out->mem), CLBNB_ARG(out_off), CLBNB_ARG(ldc),
-                           CLBNB_ARG(none), CLBNB_ARG(zero), CLBNB_ARG(none), CLBNB_ARG(zero), CLBNB_ARG(bias_mem),
-                           CLBNB_ARG(bias_off), CLBNB_ARG(cfg));
+                           CLBNB_ARG(partial), CLBNB_ARG(out->mem), CLBNB_ARG(out_off), CLBNB_ARG(ldc), CLBNB_ARG(none),
+                           CLBNB_ARG(zero), CLBNB_ARG(none), CLBNB_ARG(zero), CLBNB_ARG(bias_mem), CLBNB_ARG(bias_off),
+                           CLBNB_ARG(cfg));
     if (s == CLBNB_SUCCESS)
         s = clbnb_enqueue(queue, k, 3, global, local, num_events, wait_list, partial ? &sliced : event);
     if (s == CLBNB_SUCCESS && partial) {
@@ -267,8 +268,8 @@ clbnb_status clbnb_int8_scaled_matmul(clbnb_context *ctx, cl_command_queue queue
 clbnb_status clbnb_int8_matmul_mixed_dequantize(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *a,
                                                 const clbnb_matrix *b, const clbnb_vector *state_x,
                                                 const clbnb_vector *state_w, const clbnb_vector *bias,
-                                                const clbnb_matrix *out, cl_uint num_events,
-                                                const cl_event *wait_list, cl_event *event) {
+                                                const clbnb_matrix *out, cl_uint num_events, const cl_event *wait_list,
+                                                cl_event *event) {
     struct gemm_call call = {a, b, out, EPI_MIXED, state_x, state_w, bias};
     return run(ctx, queue, &call, num_events, wait_list, event);
 }

@@ -45,10 +45,10 @@ struct clbnb_context {
 };
 
 /* --- status helpers ------------------------------------------------------------------------- */
-#define CLBNB_TRY(expr)                                                                            \
-    do {                                                                                           \
-        clbnb_status try_status_ = (clbnb_status)(expr);                                           \
-        if (try_status_ != CLBNB_SUCCESS) return try_status_;                                      \
+#define CLBNB_TRY(expr)                                                                                                \
+    do {                                                                                                               \
+        clbnb_status try_status_ = (clbnb_status)(expr);                                                               \
+        if (try_status_ != CLBNB_SUCCESS) return try_status_;                                                          \
     } while (0)
 
 /* --- device probe (probe.c) ----------------------------------------------------------------- */
@@ -92,9 +92,9 @@ CLBNB_INTERNAL bool clbnb_is_pow2(size_t v);
 CLBNB_INTERNAL clbnb_status clbnb_set_args(cl_kernel kernel, int count, ...);
 #define CLBNB_ARG(v) sizeof(v), (const void *)&(v)
 /* Enqueues an ND-range; global sizes are rounded up to a multiple of local sizes. */
-CLBNB_INTERNAL clbnb_status clbnb_enqueue(cl_command_queue queue, cl_kernel kernel, cl_uint dims,
-                                          const size_t *global, const size_t *local, cl_uint num_events,
-                                          const cl_event *wait_list, cl_event *event);
+CLBNB_INTERNAL clbnb_status clbnb_enqueue(cl_command_queue queue, cl_kernel kernel, cl_uint dims, const size_t *global,
+                                          const size_t *local, cl_uint num_events, const cl_event *wait_list,
+                                          cl_event *event);
 CLBNB_INTERNAL size_t clbnb_round_up(size_t v, size_t multiple);
 
 /* f16 tensor-core GEMM (cl/mma_gemm.cl, nv_mma path; emulated with CLBNB_EMULATE_PTX):

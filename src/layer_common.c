@@ -81,9 +81,7 @@ clbnb_status lay_check_vec(const clbnb_vector *v, uint32_t dtypes, size_t n) {
     return clbnb_check_vector(v, dtypes, n);
 }
 
-size_t lay_mat_bytes(const clbnb_matrix *m) {
-    return ((m->rows - 1) * m->ld + m->cols) * clbnb_dtype_size(m->dtype);
-}
+size_t lay_mat_bytes(const clbnb_matrix *m) { return ((m->rows - 1) * m->ld + m->cols) * clbnb_dtype_size(m->dtype); }
 
 static int ranges_overlap(cl_mem a, size_t ao, size_t ab, cl_mem b, size_t bo, size_t bb) {
     return a == b && ao < bo + bb && bo < ao + ab;
@@ -183,10 +181,10 @@ clbnb_status lay_sgemm(lay_seq *seq, int trans_a, int trans_b, size_t m, size_t 
     CLBNB_TRY(lay_seq_step(seq));
     cl_event ev = NULL;
     cl_command_queue q = seq->queue;
-    clbnb_status s = clblast_status(CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-                                                 trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, 1.0f,
-                                                 a->mem, a->off, a->ld, b->mem, b->off, b->ld, beta, c->mem, c->off,
-                                                 c->ld, &q, &ev));
+    clbnb_status s =
+        clblast_status(CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+                                    trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, 1.0f, a->mem, a->off,
+                                    a->ld, b->mem, b->off, b->ld, beta, c->mem, c->off, c->ld, &q, &ev));
     if (ev) clReleaseEvent(ev);
     return s;
 }

@@ -11,9 +11,9 @@ struct clbnb_embedding {
     clbnb_embedding_kind kind;
     size_t num, dim, blocksize;
     clbnb_dtype dt;
-    cl_mem table;  /* plain / stable: [num, dim] dt; quantized: codes u8 [num*dim] or packed [ceil(num*dim/2)] */
-    cl_mem absmax; /* quantized: f32 [n_blocks] */
-    cl_mem code;   /* quantized: f32 [256] or [16] (owned by the context: not released) */
+    cl_mem table;       /* plain / stable: [num, dim] dt; quantized: codes u8 [num*dim] or packed [ceil(num*dim/2)] */
+    cl_mem absmax;      /* quantized: f32 [n_blocks] */
+    cl_mem code;        /* quantized: f32 [256] or [16] (owned by the context: not released) */
     cl_mem gamma, beta; /* stable: f32 [dim] */
     long pad;           /* padding_idx, -1 for none */
 };
@@ -31,7 +31,8 @@ static clbnb_status upload_floats(clbnb_context *ctx, cl_command_queue q, const 
     CLBNB_TRY(lay_alloc(ctx, n * 4, out));
     float *h = malloc(n * 4);
     if (!h) return CLBNB_ERROR_OUT_OF_HOST_MEMORY;
-    for (size_t i = 0; i < n; i++) h[i] = v ? v[i] : dflt;
+    for (size_t i = 0; i < n; i++)
+        h[i] = v ? v[i] : dflt;
     cl_int err = clEnqueueWriteBuffer(q, *out, CL_TRUE, 0, n * 4, h, 0, NULL, NULL);
     free(h);
     return (clbnb_status)err;
@@ -44,7 +45,8 @@ clbnb_status clbnb_embedding_init(clbnb_embedding **out, clbnb_context *ctx, cl_
     CLBNB_TRY(lay_check_call(ctx, queue, 0, NULL));
     if ((unsigned)kind > CLBNB_EMBEDDING_4BIT_FP4) return CLBNB_ERROR_INVALID_ARGUMENT;
     CLBNB_TRY(lay_check_mat(table, CLBNB_DT_FLOAT, 0, 0));
-    if (padding_idx < -1 || (padding_idx >= 0 && (size_t)padding_idx >= table->rows)) return CLBNB_ERROR_INVALID_ARGUMENT;
+    if (padding_idx < -1 || (padding_idx >= 0 && (size_t)padding_idx >= table->rows))
+        return CLBNB_ERROR_INVALID_ARGUMENT;
     if (table->rows > 0x7fffffffu) return CLBNB_ERROR_INVALID_SHAPE; /* i32 indices */
     const int q8 = kind == CLBNB_EMBEDDING_BLOCKWISE8, q4 = kind >= CLBNB_EMBEDDING_4BIT_NF4;
     if (q8 && (!clbnb_is_pow2(blocksize) || blocksize < 16)) return CLBNB_ERROR_INVALID_BLOCKSIZE;
@@ -82,7 +84,9 @@ clbnb_status clbnb_embedding_init(clbnb_embedding **out, clbnb_context *ctx, cl_
         if (s == CLBNB_SUCCESS) s = lay_alloc(ctx, q8 ? numel : clbnb_packed_4bit_bytes(numel), &l->table);
         clbnb_vector am = clbnb_vector_make(l->absmax, 0, nb, CLBNB_DTYPE_F32);
         clbnb_vector data = clbnb_vector_make(l->table, 0, q8 ? numel : clbnb_packed_4bit_bytes(numel), CLBNB_DTYPE_U8);
-        clbnb_quant_type t = q8 ? CLBNB_QUANT_BLOCKWISE8 : kind == CLBNB_EMBEDDING_4BIT_NF4 ? CLBNB_QUANT_NF4 : CLBNB_QUANT_FP4;
+        clbnb_quant_type t = q8                                 ? CLBNB_QUANT_BLOCKWISE8
+                             : kind == CLBNB_EMBEDDING_4BIT_NF4 ? CLBNB_QUANT_NF4
+                                                                : CLBNB_QUANT_FP4;
         if (s == CLBNB_SUCCESS) s = lay_seq_step(&seq);
         if (s == CLBNB_SUCCESS)
             s = q8 ? clbnb_quantize_blockwise(ctx, queue, &x, NULL, blocksize, &data, &am, 0, NULL, NULL)
@@ -146,8 +150,8 @@ clbnb_status clbnb_embedding_forward(clbnb_embedding *l, cl_command_queue queue,
                                CLBNB_ARG(l->beta), CLBNB_ARG(eps), CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo),
                                CLBNB_ARG(odt), CLBNB_ARG(n), CLBNB_ARG(dim));
     } else {
-        s = clbnb_kernel_get_locked(ctx, "layers", "", l->kind == CLBNB_EMBEDDING_BLOCKWISE8 ? "lay_gather_q8" : "lay_gather_q4",
-                                    &k);
+        s = clbnb_kernel_get_locked(ctx, "layers", "",
+                                    l->kind == CLBNB_EMBEDDING_BLOCKWISE8 ? "lay_gather_q8" : "lay_gather_q4", &k);
         if (s == CLBNB_SUCCESS)
             s = clbnb_set_args(k, 13, CLBNB_ARG(l->table), CLBNB_ARG(l->absmax), CLBNB_ARG(l->code), CLBNB_ARG(bs),
                                CLBNB_ARG(nrows), CLBNB_ARG(indices->mem), CLBNB_ARG(ioff), CLBNB_ARG(out->mem),

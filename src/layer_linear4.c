@@ -138,7 +138,8 @@ clbnb_status clbnb_linear4_init_quantized(clbnb_linear4 **out, clbnb_context *ct
 
 const clbnb_quant_state *clbnb_linear4_state(const clbnb_linear4 *l, clbnb_vector *packed) {
     if (!l) return NULL;
-    if (packed) *packed = clbnb_vector_make(l->packed, l->packed_off, clbnb_packed_4bit_bytes(l->n * l->k), CLBNB_DTYPE_U8);
+    if (packed)
+        *packed = clbnb_vector_make(l->packed, l->packed_off, clbnb_packed_4bit_bytes(l->n * l->k), CLBNB_DTYPE_U8);
     return l->qs;
 }
 
@@ -201,7 +202,8 @@ clbnb_status clbnb_linear4_forward(clbnb_linear4 *l, cl_command_queue queue, con
         xin = clbnb_matrix_make(l->xc.mem, 0, m, l->k, cd);
     }
     if (conv_out) o = clbnb_matrix_make(l->oc.mem, 0, m, l->n, cd);
-    clbnb_vector packed = clbnb_vector_make(l->packed, l->packed_off, clbnb_packed_4bit_bytes(l->n * l->k), CLBNB_DTYPE_U8);
+    clbnb_vector packed =
+        clbnb_vector_make(l->packed, l->packed_off, clbnb_packed_4bit_bytes(l->n * l->k), CLBNB_DTYPE_U8);
     clbnb_absmax am = l4_absmax(l);
     CLBNB_TRY(lay_seq_step(&seq));
     CLBNB_TRY(clbnb_gemm_4bit(ctx, queue, &xin, &packed, &am, l->qs->quant_type, l->qs->blocksize,

@@ -15,12 +15,12 @@ struct clbnb_linear8 {
     clbnb_context *ctx;
     size_t n, k;
     clbnb_linear8_params p;
-    cl_mem cb, scb;    /* i8 [N, K], f32 [N] */
-    cl_mem w16;        /* has_fp16_weights: f16 [N, K] */
-    cl_mem bias;       /* [N] of bias_dt, or NULL */
+    cl_mem cb, scb; /* i8 [N, K], f32 [N] */
+    cl_mem w16;     /* has_fp16_weights: f16 [N, K] */
+    cl_mem bias;    /* [N] of bias_dt, or NULL */
     clbnb_dtype bias_dt;
-    cl_mem pool;       /* u32 [K] */
-    int quantized;     /* CB valid (has_fp16_weights: after the first forward) */
+    cl_mem pool;                       /* u32 [K] */
+    int quantized;                     /* CB valid (has_fp16_weights: after the first forward) */
     lay_ws xh, ca, sca, ocols, ocount; /* forward workspaces */
     lay_ws g32, w32, acc;              /* backward workspaces */
     lay_ws x32, gw;
@@ -37,7 +37,8 @@ void clbnb_linear8_free(clbnb_linear8 *l) {
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (mems[i]) clReleaseMemObject(mems[i]);
     lay_ws *ws[] = {&l->xh, &l->ca, &l->sca, &l->ocols, &l->ocount, &l->g32, &l->w32, &l->acc, &l->x32, &l->gw};
-    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) lay_ws_release(ws[i]);
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+        lay_ws_release(ws[i]);
     free(l);
 }
 
@@ -223,8 +224,8 @@ clbnb_status clbnb_linear8_forward(clbnb_linear8 *l, cl_command_queue queue, con
     /* 1. bitsandbytes quantizes A.half() */
     clbnb_matrix xh = *x;
     if (x->dtype != CLBNB_DTYPE_F16) {
-        CLBNB_TRY(lay_convert(ctx, &seq, x->mem, x->offset / clbnb_dtype_size(x->dtype), x->ld, x->dtype, -1,
-                              l->xh.mem, 0, k, CLBNB_DTYPE_F16, m, k, NULL));
+        CLBNB_TRY(lay_convert(ctx, &seq, x->mem, x->offset / clbnb_dtype_size(x->dtype), x->ld, x->dtype, -1, l->xh.mem,
+                              0, k, CLBNB_DTYPE_F16, m, k, NULL));
         xh = clbnb_matrix_make(l->xh.mem, 0, m, k, CLBNB_DTYPE_F16);
     }
     clbnb_matrix cb = cb_mat(l), ca = clbnb_matrix_make(l->ca.mem, 0, m, k, CLBNB_DTYPE_I8);
@@ -233,8 +234,8 @@ clbnb_status clbnb_linear8_forward(clbnb_linear8 *l, cl_command_queue queue, con
     if (l->p.has_fp16_weights) {
         clbnb_matrix w = clbnb_matrix_make(l->w16, 0, l->n, k, CLBNB_DTYPE_F16);
         CLBNB_TRY(lay_seq_step(&seq));
-        CLBNB_TRY(clbnb_quantize_rowwise(ctx, queue, &w, &cb, &scb, CLBNB_ROWWISE_LLM_INT8, 0.0f, NULL, NULL, 0, NULL,
-                                         NULL));
+        CLBNB_TRY(
+            clbnb_quantize_rowwise(ctx, queue, &w, &cb, &scb, CLBNB_ROWWISE_LLM_INT8, 0.0f, NULL, NULL, 0, NULL, NULL));
         l->quantized = 1;
     }
     /* 3. activations, with outlier detection */

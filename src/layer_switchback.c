@@ -76,8 +76,8 @@ clbnb_status clbnb_linear_forward(clbnb_linear *l, cl_command_queue queue, const
 /* Validation shared by the backward passes: grad_out [M, N]; grad_x [M, K]; grad_w [N, K] needs x;
  * grad_bias [N]; outputs must not overlap inputs or each other. x_needed: x required for grad_w. */
 static clbnb_status check_backward(size_t n, size_t k, const clbnb_matrix *x, int x_needed,
-                                   const clbnb_matrix *grad_out, const clbnb_matrix *grad_x,
-                                   const clbnb_matrix *grad_w, const clbnb_vector *grad_bias) {
+                                   const clbnb_matrix *grad_out, const clbnb_matrix *grad_x, const clbnb_matrix *grad_w,
+                                   const clbnb_vector *grad_bias) {
     CLBNB_TRY(lay_check_mat(grad_out, CLBNB_DT_FLOAT, 0, n));
     const size_t m = grad_out->rows;
     if (grad_x) CLBNB_TRY(lay_check_mat(grad_x, CLBNB_DT_FLOAT, m, k));
@@ -100,9 +100,9 @@ static clbnb_status check_backward(size_t n, size_t k, const clbnb_matrix *x, in
 }
 
 clbnb_status clbnb_linear_backward(clbnb_linear *l, cl_command_queue queue, const clbnb_matrix *x,
-                                   const clbnb_matrix *grad_out, const clbnb_matrix *grad_x,
-                                   const clbnb_matrix *grad_w, const clbnb_vector *grad_bias, cl_uint num_events,
-                                   const cl_event *wait_list, cl_event *event) {
+                                   const clbnb_matrix *grad_out, const clbnb_matrix *grad_x, const clbnb_matrix *grad_w,
+                                   const clbnb_vector *grad_bias, cl_uint num_events, const cl_event *wait_list,
+                                   cl_event *event) {
     if (!l) return CLBNB_ERROR_NULL_ARGUMENT;
     clbnb_context *ctx = l->ctx;
     CLBNB_TRY(lay_check_call(ctx, queue, num_events, wait_list));
@@ -134,15 +134,15 @@ struct clbnb_switchback {
     clbnb_context *ctx;
     size_t n, k;
     clbnb_switchback_variant variant;
-    cl_mem w;           /* [N, K] in wdt (NULL after prepare_for_eval) */
+    cl_mem w; /* [N, K] in wdt (NULL after prepare_for_eval) */
     clbnb_dtype wdt;
-    clbnb_dtype sw_dt;  /* dtype of the global W scale: f16 for f16 weights, else f32 */
-    cl_mem bias;        /* [N] in bias_dt or NULL */
+    clbnb_dtype sw_dt; /* dtype of the global W scale: f16 for f16 weights, else f32 */
+    cl_mem bias;       /* [N] in bias_dt or NULL */
     clbnb_dtype bias_dt;
-    cl_mem wq, sw;      /* quantized W: i8 [N, K] + scale(s) (eval: persistent) */
+    cl_mem wq, sw; /* quantized W: i8 [N, K] + scale(s) (eval: persistent) */
     int eval;
-    lay_ws xq, sx;      /* forward X_int8 [M, K] + f16 maxima [M] (saved by the memory-efficient variant) */
-    size_t saved_m;     /* rows of the saved X_int8 (memory-efficient), 0 when none */
+    lay_ws xq, sx;           /* forward X_int8 [M, K] + f16 maxima [M] (saved by the memory-efficient variant) */
+    size_t saved_m;          /* rows of the saved X_int8 (memory-efficient), 0 when none */
     lay_ws gq, sg, wtq, swt; /* backward: G_int8, state_G, transposed W_int8 [K, N], its scale(s) */
     lay_ws g32, x32, xh, gw;
 };
@@ -153,7 +153,8 @@ void clbnb_switchback_free(clbnb_switchback *l) {
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (mems[i]) clReleaseMemObject(mems[i]);
     lay_ws *ws[] = {&l->xq, &l->sx, &l->gq, &l->sg, &l->wtq, &l->swt, &l->g32, &l->x32, &l->xh, &l->gw};
-    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) lay_ws_release(ws[i]);
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+        lay_ws_release(ws[i]);
     free(l);
 }
 
@@ -248,8 +249,8 @@ clbnb_status clbnb_switchback_forward(clbnb_switchback *l, cl_command_queue queu
     clbnb_matrix xq = clbnb_matrix_make(l->xq.mem, 0, m, l->k, CLBNB_DTYPE_I8), wq = sb_wq(l);
     clbnb_vector sx = clbnb_vector_make(l->sx.mem, 0, m, CLBNB_DTYPE_F16), sw = sb_sw(l);
     CLBNB_TRY(lay_seq_step(&seq));
-    CLBNB_TRY(clbnb_quantize_rowwise(ctx, queue, x, &xq, &sx, CLBNB_ROWWISE_SWITCHBACK, 0.0f, NULL, NULL, 0, NULL,
-                                     NULL));
+    CLBNB_TRY(
+        clbnb_quantize_rowwise(ctx, queue, x, &xq, &sx, CLBNB_ROWWISE_SWITCHBACK, 0.0f, NULL, NULL, 0, NULL, NULL));
     if (!l->eval) CLBNB_TRY(quantize_w(l, &seq));
     clbnb_vector bias = clbnb_vector_make(l->bias, 0, l->n, l->bias_dt);
     CLBNB_TRY(lay_seq_step(&seq));
@@ -311,16 +312,15 @@ clbnb_status clbnb_switchback_backward(clbnb_switchback *l, cl_command_queue que
             clbnb_vector sc = clbnb_vector_make(l->swt.mem, 0, k, CLBNB_DTYPE_F16);
             CLBNB_TRY(clbnb_quantize_columnwise_transpose(ctx, queue, &w, &wtq, &sc, 0, NULL, NULL));
             CLBNB_TRY(lay_seq_step(&seq));
-            CLBNB_TRY(clbnb_int8_matmul_rowwise_dequantize(ctx, queue, &gq, &wtq, &sg, &sc, NULL, grad_x, 0, NULL,
-                                                           NULL));
+            CLBNB_TRY(
+                clbnb_int8_matmul_rowwise_dequantize(ctx, queue, &gq, &wtq, &sg, &sc, NULL, grad_x, 0, NULL, NULL));
         } else {
             /* quantize_global_transpose(W): the same codes and scale as the forward's quantize_global,
              * written transposed (the memory-efficient variant's W_int8.t().contiguous()) */
             clbnb_vector sc = clbnb_vector_make(l->swt.mem, 0, 1, l->sw_dt);
             CLBNB_TRY(clbnb_quantize_global(ctx, queue, &w, &wtq, &sc, 1, 0, NULL, NULL));
             CLBNB_TRY(lay_seq_step(&seq));
-            CLBNB_TRY(clbnb_int8_matmul_mixed_dequantize(ctx, queue, &gq, &wtq, &sg, &sc, NULL, grad_x, 0, NULL,
-                                                         NULL));
+            CLBNB_TRY(clbnb_int8_matmul_mixed_dequantize(ctx, queue, &gq, &wtq, &sg, &sc, NULL, grad_x, 0, NULL, NULL));
         }
     }
     if (grad_bias) CLBNB_TRY(lay_colsum(ctx, &seq, grad_out, grad_bias));

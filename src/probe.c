@@ -35,11 +35,10 @@ static int query_uint(cl_device_id d, cl_device_info what, cl_uint *out) {
 }
 
 /* ---- compile tests --------------------------------------------------------------------------- */
-static const char *probe_fp16_source =
-    "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\n"
-    "__kernel void probe_fp16(__global float *out) {\n"
-    "  half a = (half)1.0f; half b = a * (half)4.0f + (half)0.0625f;\n"
-    "  out[0] = (float)b;\n}\n";
+static const char *probe_fp16_source = "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\n"
+                                       "__kernel void probe_fp16(__global float *out) {\n"
+                                       "  half a = (half)1.0f; half b = a * (half)4.0f + (half)0.0625f;\n"
+                                       "  out[0] = (float)b;\n}\n";
 
 static const char *probe_dp4a_source =
     "__kernel void probe_dp4a(__global int *out, int a, int b) {\n"
@@ -57,12 +56,11 @@ static const char *probe_mma_source =
     "      : \"r\"(a0), \"r\"(a1), \"r\"(a2), \"r\"(a3), \"r\"(b0), \"r\"(b1));\n"
     "  out[get_global_id(0)] = c0 + c1 + c2 + c3;\n}\n";
 
-static const char *probe_sdot4_source =
-    "#if !defined(__has_builtin) || !__has_builtin(__builtin_amdgcn_sdot4)\n"
-    "#error no sdot4\n"
-    "#endif\n"
-    "__kernel void probe_sdot4(__global int *out, int a, int b) {\n"
-    "  out[0] = __builtin_amdgcn_sdot4(a, b, 0, false);\n}\n";
+static const char *probe_sdot4_source = "#if !defined(__has_builtin) || !__has_builtin(__builtin_amdgcn_sdot4)\n"
+                                        "#error no sdot4\n"
+                                        "#endif\n"
+                                        "__kernel void probe_sdot4(__global int *out, int a, int b) {\n"
+                                        "  out[0] = __builtin_amdgcn_sdot4(a, b, 0, false);\n}\n";
 
 /* ---- paths ------------------------------------------------------------------------------------ */
 int clbnb_context_path_available(const clbnb_context *ctx, clbnb_family family, clbnb_path path) {
@@ -70,7 +68,7 @@ int clbnb_context_path_available(const clbnb_context *ctx, clbnb_family family, 
     const clbnb_device_info *in = &ctx->info;
     switch (path) {
     case CLBNB_PATH_GENERIC:
-    case CLBNB_PATH_CPU: return 1; /* portable: any conformant device runs them */
+    case CLBNB_PATH_CPU: return 1;                                 /* portable: any conformant device runs them */
     case CLBNB_PATH_DOT4: return family == CLBNB_FAMILY_INT8_GEMM; /* emulated where no hardware */
     case CLBNB_PATH_NV_MMA:
         /* tensor-core kernels exist for the int8 GEMM and the 4-bit large batch; CLBNB_EMULATE_PTX
@@ -96,7 +94,6 @@ static void choose_paths(clbnb_context *ctx) {
      * the portable kernels on every path) */
     in->path[CLBNB_FAMILY_GEMM_4BIT] = in->nv_ptx_mma ? CLBNB_PATH_NV_MMA : portable;
 }
-
 
 clbnb_status clbnb_context_set_path(clbnb_context *ctx, clbnb_family family, clbnb_path path) {
     if (!ctx) return CLBNB_ERROR_NULL_ARGUMENT;
@@ -214,7 +211,8 @@ clbnb_status clbnb_probe_device(clbnb_context *ctx) {
     if (in->has_intel_subgroups) {
         size_t sizes[8] = {0}, got = 0;
         if (clGetDeviceInfo(d, CLBNB_CL_DEVICE_SUB_GROUP_SIZES_INTEL, sizeof sizes, sizes, &got) == CL_SUCCESS)
-            for (size_t i = 0; i < got / sizeof(size_t) && i < 7; i++) in->intel_subgroup_sizes[i] = (uint32_t)sizes[i];
+            for (size_t i = 0; i < got / sizeof(size_t) && i < 7; i++)
+                in->intel_subgroup_sizes[i] = (uint32_t)sizes[i];
         if (in->intel_subgroup_sizes[0]) in->simd_width = in->intel_subgroup_sizes[0];
     }
     if (in->simd_width == 1 && !(in->type & CL_DEVICE_TYPE_CPU)) {

@@ -42,8 +42,8 @@ static unsigned char *program_binary(cl_program program, size_t *size) {
 
 /* Builds `source` with `options`: from the disk cache when a valid binary is there, otherwise
  * from source (saving the binary). `quiet` builds (compile tests) leave the build log alone. */
-static clbnb_status build_source(clbnb_context *ctx, const char *source, size_t len, const char *options,
-                                 int quiet, cl_program *out) {
+static clbnb_status build_source(clbnb_context *ctx, const char *source, size_t len, const char *options, int quiet,
+                                 cl_program *out) {
     char key[33];
     cl_int err;
     double t0 = now_ms();
@@ -143,7 +143,8 @@ static clbnb_status compose_source(const char *name, char **out, size_t *out_len
     size_t len = 0;
     clbnb_status s = append_part("common", &source, &len);
     static const char marker[] = "//! include ";
-    for (const char *line = body; s == CLBNB_SUCCESS && line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+    for (const char *line = body; s == CLBNB_SUCCESS && line && *line;
+         line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
         if (strncmp(line, marker, sizeof marker - 1) != 0) continue;
         char part[128];
         size_t n = strcspn(line + sizeof marker - 1, " \r\n");
@@ -211,8 +212,8 @@ clbnb_status clbnb_program_build_locked(clbnb_context *ctx, const char *name, co
     return CLBNB_SUCCESS;
 }
 
-clbnb_status clbnb_kernel_get_locked(clbnb_context *ctx, const char *name, const char *options,
-                                     const char *kernel_name, cl_kernel *out) {
+clbnb_status clbnb_kernel_get_locked(clbnb_context *ctx, const char *name, const char *options, const char *kernel_name,
+                                     cl_kernel *out) {
     struct clbnb_program_entry *e;
     CLBNB_TRY(clbnb_program_build_locked(ctx, name, options, &e));
     for (size_t i = 0; i < e->kernel_count; i++) {

@@ -8,13 +8,14 @@
 
 #define QWG 256         /* generic kernels: work-group size (QWG in the .cl)                     */
 #define QEPT 8          /* generic quantize: elements per work-item and pass                    */
-#define QR 4           /* generic quantize, blocks <= QWG*QEPT: passes per work-item (QR in .cl) */
+#define QR 4            /* generic quantize, blocks <= QWG*QEPT: passes per work-item (QR in .cl) */
 #define DQ_EPT 16       /* generic dequantize: elements per work-item                            */
 #define CPU_CHUNK 256   /* cpu dequantize: elements per work-item                                */
 #define CPU_LOCAL 64    /* cpu kernels: work-group size (PoCL: fewer, larger work-groups)      */
 #define MEAN_CHUNK 4096 /* absmax mean: elements per first-stage chunk                          */
 #define MEAN_LANES 256
-#define Q8T_WORDS (2 * 2 * (((128 << 6) - ((127 - 24) << 6)) + 1) + 256) /* cpu 8-bit bucket table (Q8T_WORDS in the .cl) */
+#define Q8T_WORDS                                                                                                      \
+    (2 * 2 * (((128 << 6) - ((127 - 24) << 6)) + 1) + 256) /* cpu 8-bit bucket table (Q8T_WORDS in the .cl) */
 
 size_t clbnb_blocks_count(size_t n, size_t blocksize) {
     if (blocksize == 0) return 0;
@@ -42,7 +43,8 @@ clbnb_absmax clbnb_absmax_plain(const clbnb_vector *absmax) {
 /* ---- helpers ---------------------------------------------------------------------------------- */
 static cl_uint log2_size(size_t v) {
     cl_uint l = 0;
-    while (((size_t)1 << l) < v) l++;
+    while (((size_t)1 << l) < v)
+        l++;
     return l;
 }
 
@@ -134,7 +136,8 @@ static clbnb_status enqueue_q8_locked(clbnb_context *ctx, cl_command_queue queue
     cl_kernel k;
     size_t bs = (size_t)1 << a->log2bs;
     if (!cpu_path(ctx)) {
-        CLBNB_TRY(get_kernel(ctx, opts, bs > QWG * QEPT ? "quantize_8bit_generic_big" : "quantize_8bit_generic", 0, &k));
+        CLBNB_TRY(
+            get_kernel(ctx, opts, bs > QWG * QEPT ? "quantize_8bit_generic_big" : "quantize_8bit_generic", 0, &k));
         CLBNB_TRY(clbnb_set_args(k, 15, CLBNB_ARG(a->x), CLBNB_ARG(a->x_off), CLBNB_ARG(a->x_al), CLBNB_ARG(a->n),
                                  CLBNB_ARG(a->log2bs), CLBNB_ARG(a->code), CLBNB_ARG(a->code_off),
                                  CLBNB_ARG(a->use_offset), CLBNB_ARG(a->offset), CLBNB_ARG(a->offset_off),
@@ -290,8 +293,9 @@ clbnb_status clbnb_quantize_4bit(clbnb_context *ctx, cl_command_queue queue, con
     snprintf(opts, sizeof opts, "-DIN_DTYPE=%d -DQTYPE=%d", (int)x->dtype, type == CLBNB_QUANT_FP4 ? 1 : 0);
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k;
-    clbnb_status s = cpu_path(ctx) || blocksize <= QWG * QEPT ? get_kernel(ctx, opts, "quantize_4bit", 1, &k)
-                                                             : get_kernel(ctx, opts, "quantize_4bit_generic_big", 0, &k);
+    clbnb_status s = cpu_path(ctx) || blocksize <= QWG * QEPT
+                         ? get_kernel(ctx, opts, "quantize_4bit", 1, &k)
+                         : get_kernel(ctx, opts, "quantize_4bit_generic_big", 0, &k);
     if (s == CLBNB_SUCCESS)
         s = clbnb_set_args(k, 10, CLBNB_ARG(xm), CLBNB_ARG(x_off), CLBNB_ARG(x_al), CLBNB_ARG(nn), CLBNB_ARG(log2bs),
                            CLBNB_ARG(pm), CLBNB_ARG(p_off), CLBNB_ARG(p_al), CLBNB_ARG(amm), CLBNB_ARG(a_off));
@@ -383,7 +387,8 @@ clbnb_status clbnb_absmax_compress(clbnb_context *ctx, cl_command_queue queue, c
     cl_kernel k;
     /* stage 1: partial sums per MEAN_CHUNK */
     clbnb_status s = get_kernel(ctx, "-DIN_DTYPE=0", "mean_partial", 1, &k);
-    if (s == CLBNB_SUCCESS) s = clbnb_set_args(k, 4, CLBNB_ARG(am), CLBNB_ARG(am_off), CLBNB_ARG(n64), CLBNB_ARG(partial));
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_set_args(k, 4, CLBNB_ARG(am), CLBNB_ARG(am_off), CLBNB_ARG(n64), CLBNB_ARG(partial));
     if (s == CLBNB_SUCCESS) {
         size_t global = cpu ? np : np * MEAN_LANES, local = cpu ? CPU_LOCAL : MEAN_LANES;
         s = clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, &e1);

@@ -125,7 +125,8 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
     cl_ulong rows = x->rows, cols = x->cols;
     /* GENERIC: work-items per row such that each holds at most RPT = 2 groups of 8 (cl/quant_int8.cl) */
     size_t tpr = 8;
-    while (tpr < WG_GENERIC && tpr * 16 < cols) tpr *= 2;
+    while (tpr < WG_GENERIC && tpr * 16 < cols)
+        tpr *= 2;
     char opts[64];
     prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
     int outliers = thr > 0.0f;
@@ -232,8 +233,8 @@ clbnb_status clbnb_dequantize_rowwise(clbnb_context *ctx, cl_command_queue queue
     clbnb_status s = clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "dequant_rowwise_cpu" : "dequant_rowwise", &k);
     if (s == CLBNB_SUCCESS)
         s = clbnb_set_args(k, 11, CLBNB_ARG(q->mem), CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(row_stats->mem),
-                           CLBNB_ARG(soff), CLBNB_ARG(sdt), CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(rows),
-                           CLBNB_ARG(cols));
+                           CLBNB_ARG(soff), CLBNB_ARG(sdt), CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo),
+                           CLBNB_ARG(rows), CLBNB_ARG(cols));
     if (s == CLBNB_SUCCESS) s = clbnb_enqueue(queue, k, 2, global, local, num_events, wait_list, event);
     pthread_mutex_unlock(&ctx->lock);
     return s;
@@ -285,8 +286,8 @@ static clbnb_status enqueue_absmax_partial(clbnb_context *ctx, cl_command_queue 
 /* qT[c, r] = code(x[r, c]); kind 0: global absmax from np partials (stats = absmax[0]);
  * kind 1: column absmax from the reduced column partials (stats = col_stats). */
 static clbnb_status enqueue_transpose_quant(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
-                                            const clbnb_matrix *q, const clbnb_vector *stats, int kind,
-                                            cl_mem partials, size_t np, chain *ch, int last) {
+                                            const clbnb_matrix *q, const clbnb_vector *stats, int kind, cl_mem partials,
+                                            size_t np, chain *ch, int last) {
     int cpu = use_cpu(ctx);
     char opts[64];
     prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
@@ -316,8 +317,8 @@ static clbnb_status enqueue_transpose_quant(clbnb_context *ctx, cl_command_queue
 }
 
 clbnb_status clbnb_quantize_global(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
-                                   const clbnb_matrix *q, const clbnb_vector *absmax, int transpose,
-                                   cl_uint num_events, const cl_event *wait_list, cl_event *event) {
+                                   const clbnb_matrix *q, const clbnb_vector *absmax, int transpose, cl_uint num_events,
+                                   const cl_event *wait_list, cl_event *event) {
     CLBNB_TRY(check_start(ctx, queue, num_events, wait_list));
     if (!x || !q || !absmax) return CLBNB_ERROR_NULL_ARGUMENT;
     CLBNB_TRY(clbnb_check_matrix(x, CLBNB_DT_FLOAT));
@@ -384,8 +385,8 @@ static clbnb_status enqueue_colmax(clbnb_context *ctx, cl_command_queue queue, c
     CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "colmax_cpu" : "colmax_wg", &k));
     cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, rows = x->rows, cols = x->cols;
     cl_ulong rps = ceil_div(x->rows, nseg);
-    CLBNB_TRY(clbnb_set_args(k, 8, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(rows),
-                             CLBNB_ARG(cols), CLBNB_ARG(rps), CLBNB_ARG(thr), CLBNB_ARG(partials)));
+    CLBNB_TRY(clbnb_set_args(k, 8, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(rows), CLBNB_ARG(cols),
+                             CLBNB_ARG(rps), CLBNB_ARG(thr), CLBNB_ARG(partials)));
     size_t local[2], global[2];
     if (cpu) {
         local[0] = 1;
@@ -435,8 +436,8 @@ clbnb_status clbnb_quantize_columnwise_transpose(clbnb_context *ctx, cl_command_
 /* ================================================================================================ */
 /* int8_double_quant                                                                                */
 /* ================================================================================================ */
-clbnb_status clbnb_int8_double_quant(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
-                                     float threshold, const clbnb_matrix *out_row, const clbnb_matrix *out_col,
+clbnb_status clbnb_int8_double_quant(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x, float threshold,
+                                     const clbnb_matrix *out_row, const clbnb_matrix *out_col,
                                      const clbnb_vector *row_stats, const clbnb_vector *col_stats,
                                      const clbnb_vector *outlier_cols, const clbnb_vector *outlier_count,
                                      cl_uint num_events, const cl_event *wait_list, cl_event *event) {
@@ -445,8 +446,7 @@ clbnb_status clbnb_int8_double_quant(clbnb_context *ctx, cl_command_queue queue,
     CLBNB_TRY(clbnb_check_matrix(x, CLBNB_DT_FLOAT));
     CLBNB_TRY(clbnb_check_matrix(out_row, CLBNB_DT(CLBNB_DTYPE_I8)));
     CLBNB_TRY(clbnb_check_matrix(out_col, CLBNB_DT(CLBNB_DTYPE_I8)));
-    if (out_row->rows != x->rows || out_row->cols != x->cols || out_col->rows != x->rows ||
-        out_col->cols != x->cols)
+    if (out_row->rows != x->rows || out_row->cols != x->cols || out_col->rows != x->rows || out_col->cols != x->cols)
         return CLBNB_ERROR_INVALID_SHAPE;
     CLBNB_TRY(clbnb_check_vector(row_stats, CLBNB_DT(CLBNB_DTYPE_F32), x->rows));
     CLBNB_TRY(clbnb_check_vector(col_stats, CLBNB_DT(CLBNB_DTYPE_F32), x->cols));
@@ -467,8 +467,8 @@ clbnb_status clbnb_int8_double_quant(clbnb_context *ctx, cl_command_queue queue,
     }
     chain ch = chain_start(num_events, wait_list, event);
     pthread_mutex_lock(&ctx->lock);
-    clbnb_status s = enqueue_rowwise(ctx, queue, x, out_row, row_stats, CLBNB_ROWWISE_LLM_INT8, threshold,
-                                     outlier_cols, outlier_count, flags, &ch, 0);
+    clbnb_status s = enqueue_rowwise(ctx, queue, x, out_row, row_stats, CLBNB_ROWWISE_LLM_INT8, threshold, outlier_cols,
+                                     outlier_count, flags, &ch, 0);
     if (s == CLBNB_SUCCESS) s = enqueue_colmax(ctx, queue, x, threshold, partials, nseg, &ch);
     if (s == CLBNB_SUCCESS) {
         char opts[64];

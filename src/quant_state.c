@@ -27,7 +27,8 @@ clbnb_status clbnb_quant_state_init(clbnb_quant_state **out, clbnb_context *ctx,
     if (type != CLBNB_QUANT_NF4 && type != CLBNB_QUANT_FP4 && type != CLBNB_QUANT_BLOCKWISE8)
         return CLBNB_ERROR_INVALID_QUANT_TYPE;
     if (!state_blocksize_ok(type, blocksize)) return CLBNB_ERROR_INVALID_BLOCKSIZE;
-    if ((unsigned)dtype >= CLBNB_DTYPE_COUNT || !(CLBNB_DT_FLOAT & CLBNB_DT(dtype))) return CLBNB_ERROR_UNSUPPORTED_DTYPE;
+    if ((unsigned)dtype >= CLBNB_DTYPE_COUNT || !(CLBNB_DT_FLOAT & CLBNB_DT(dtype)))
+        return CLBNB_ERROR_UNSUPPORTED_DTYPE;
     if (ndim < 1 || ndim > CLBNB_MAX_DIMS) return CLBNB_ERROR_INVALID_SHAPE;
     size_t numel = 1;
     for (int d = 0; d < ndim; d++) {
@@ -43,7 +44,8 @@ clbnb_status clbnb_quant_state_init(clbnb_quant_state **out, clbnb_context *ctx,
     qs->blocksize = blocksize;
     qs->dtype = dtype;
     qs->ndim = ndim;
-    for (int d = 0; d < ndim; d++) qs->shape[d] = shape[d];
+    for (int d = 0; d < ndim; d++)
+        qs->shape[d] = shape[d];
     qs->numel = numel;
     qs->n_blocks = clbnb_blocks_count(numel, blocksize);
     qs->nested = nested ? 1 : 0;
@@ -93,8 +95,8 @@ static clbnb_status check_state(const clbnb_quant_state *qs) {
     if (!state_blocksize_ok(qs->quant_type, qs->blocksize) || qs->numel == 0 ||
         qs->n_blocks != clbnb_blocks_count(qs->numel, qs->blocksize))
         return CLBNB_ERROR_QUANT_STATE_MISMATCH;
-    if (qs->nested && !(clbnb_is_pow2(qs->nested_blocksize) && qs->nested_blocksize >= 16 &&
-                        qs->nested_blocksize <= 65536))
+    if (qs->nested &&
+        !(clbnb_is_pow2(qs->nested_blocksize) && qs->nested_blocksize >= 16 && qs->nested_blocksize <= 65536))
         return CLBNB_ERROR_QUANT_STATE_MISMATCH;
     return CLBNB_SUCCESS;
 }
@@ -128,10 +130,9 @@ clbnb_status clbnb_quantize_state(clbnb_context *ctx, cl_command_queue queue, co
     if (err != CL_SUCCESS) return (clbnb_status)err;
     clbnb_vector am = vec(scratch, qs->n_blocks, CLBNB_DTYPE_F32);
     cl_event e1 = NULL;
-    clbnb_status s = is8 ? clbnb_quantize_blockwise(ctx, queue, x, &code, qs->blocksize, data, &am, num_events,
-                                                    wait_list, &e1)
-                         : clbnb_quantize_4bit(ctx, queue, x, qs->quant_type, qs->blocksize, data, &am, num_events,
-                                               wait_list, &e1);
+    clbnb_status s =
+        is8 ? clbnb_quantize_blockwise(ctx, queue, x, &code, qs->blocksize, data, &am, num_events, wait_list, &e1)
+            : clbnb_quantize_4bit(ctx, queue, x, qs->quant_type, qs->blocksize, data, &am, num_events, wait_list, &e1);
     if (s == CLBNB_SUCCESS) {
         clbnb_vector q = vec(qs->absmax, qs->n_blocks, CLBNB_DTYPE_U8);
         clbnb_vector am2 =

@@ -28,11 +28,29 @@ clbnb_status clbnb_ferr(clbnb_file_error *err, clbnb_status status, clbnb_file_e
 }
 
 const char *clbnb_file_error_name(clbnb_file_error_code code) {
-    static const char *names[] = {"none", "io", "truncated", "header_too_large", "header_not_object", "bad_json",
-                                  "bad_entry", "duplicate_name", "unknown_dtype", "too_many_dims",
-                                  "shape_overflow", "size_mismatch", "offsets_reversed", "offset_out_of_range",
-                                  "overlap", "gap", "trailing_data", "bad_metadata", "not_found",
-                                  "bad_quant_state", "bad_weight_format", "bad_index", "usage"};
+    static const char *names[] = {"none",
+                                  "io",
+                                  "truncated",
+                                  "header_too_large",
+                                  "header_not_object",
+                                  "bad_json",
+                                  "bad_entry",
+                                  "duplicate_name",
+                                  "unknown_dtype",
+                                  "too_many_dims",
+                                  "shape_overflow",
+                                  "size_mismatch",
+                                  "offsets_reversed",
+                                  "offset_out_of_range",
+                                  "overlap",
+                                  "gap",
+                                  "trailing_data",
+                                  "bad_metadata",
+                                  "not_found",
+                                  "bad_quant_state",
+                                  "bad_weight_format",
+                                  "bad_index",
+                                  "usage"};
     if ((unsigned)code >= sizeof names / sizeof names[0]) return "unknown";
     return names[code];
 }
@@ -42,11 +60,21 @@ static const struct {
     const char *name;
     size_t size;
     int clbnb;
-} st_dtypes[CLBNB_ST_DTYPE_COUNT] = {
-    {"BOOL", 1, -1}, {"U8", 1, CLBNB_DTYPE_U8}, {"I8", 1, CLBNB_DTYPE_I8}, {"F8_E4M3", 1, -1}, {"F8_E5M2", 1, -1},
-    {"I16", 2, -1}, {"U16", 2, -1}, {"F16", 2, CLBNB_DTYPE_F16}, {"BF16", 2, CLBNB_DTYPE_BF16},
-    {"I32", 4, CLBNB_DTYPE_I32}, {"U32", 4, -1}, {"F32", 4, CLBNB_DTYPE_F32}, {"F64", 8, -1}, {"I64", 8, -1},
-    {"U64", 8, -1}};
+} st_dtypes[CLBNB_ST_DTYPE_COUNT] = {{"BOOL", 1, -1},
+                                     {"U8", 1, CLBNB_DTYPE_U8},
+                                     {"I8", 1, CLBNB_DTYPE_I8},
+                                     {"F8_E4M3", 1, -1},
+                                     {"F8_E5M2", 1, -1},
+                                     {"I16", 2, -1},
+                                     {"U16", 2, -1},
+                                     {"F16", 2, CLBNB_DTYPE_F16},
+                                     {"BF16", 2, CLBNB_DTYPE_BF16},
+                                     {"I32", 4, CLBNB_DTYPE_I32},
+                                     {"U32", 4, -1},
+                                     {"F32", 4, CLBNB_DTYPE_F32},
+                                     {"F64", 8, -1},
+                                     {"I64", 8, -1},
+                                     {"U64", 8, -1}};
 
 const char *clbnb_st_dtype_name(clbnb_st_dtype d) {
     return (unsigned)d < CLBNB_ST_DTYPE_COUNT ? st_dtypes[d].name : "?";
@@ -107,12 +135,12 @@ void clbnb_safetensors_close(clbnb_safetensors *st) {
     free(st->tensors);
     free(st->sorted);
     if (st->meta)
-        for (size_t i = 0; i < 2 * st->meta_count; i++) free(st->meta[i]);
+        for (size_t i = 0; i < 2 * st->meta_count; i++)
+            free(st->meta[i]);
     free(st->meta);
     free(st->names);
     free(st);
 }
-
 
 /* Parses and validates the header of st (base/size set). */
 static clbnb_status parse(clbnb_safetensors *st, clbnb_file_error *err) {
@@ -120,7 +148,8 @@ static clbnb_status parse(clbnb_safetensors *st, clbnb_file_error *err) {
         return clbnb_ferr(err, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_TRUNCATED, NULL,
                           "file of %zu bytes is shorter than the 8-byte header length", st->size);
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | st->base[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | st->base[i];
     if (hlen > CLBNB_ST_MAX_HEADER)
         return clbnb_ferr(err, CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_HEADER_TOO_LARGE, NULL,
                           "header length %llu exceeds the limit of %llu bytes", (unsigned long long)hlen,
@@ -260,8 +289,10 @@ static clbnb_status parse(clbnb_safetensors *st, clbnb_file_error *err) {
                 goto out;
             }
             t->shape[i] = dim;
-            if (dim != 0 && numel > UINT64_MAX / dim) overflow = 1;
-            else numel *= dim;
+            if (dim != 0 && numel > UINT64_MAX / dim)
+                overflow = 1;
+            else
+                numel *= dim;
         }
         /* a zero dimension makes the product 0 whatever the others are, but a dimension that
          * itself is absurd still counts as overflow */
@@ -282,8 +313,8 @@ static clbnb_status parse(clbnb_safetensors *st, clbnb_file_error *err) {
         }
         if (b > en) {
             s = clbnb_ferr(err, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_OFFSETS_REVERSED, name,
-                           "tensor '%s': data_offsets [%llu, %llu] end before they begin", name,
-                           (unsigned long long)b, (unsigned long long)en);
+                           "tensor '%s': data_offsets [%llu, %llu] end before they begin", name, (unsigned long long)b,
+                           (unsigned long long)en);
             goto out;
         }
         if (en > st->data_size) {
@@ -319,7 +350,8 @@ static clbnb_status parse(clbnb_safetensors *st, clbnb_file_error *err) {
             s = CLBNB_ERROR_OUT_OF_HOST_MEMORY;
             goto out;
         }
-        for (size_t i = 0; i < st->count; i++) ord[i] = &st->tensors[i];
+        for (size_t i = 0; i < st->count; i++)
+            ord[i] = &st->tensors[i];
         qsort(ord, st->count, sizeof *ord, by_offset);
         uint64_t pos = 0;
         for (size_t i = 0; i < st->count && s == CLBNB_SUCCESS; i++) {
@@ -370,7 +402,8 @@ clbnb_status clbnb_safetensors_open(clbnb_safetensors **out, const char *path, c
     *out = NULL;
     if (!path) return CLBNB_ERROR_NULL_ARGUMENT;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return clbnb_ferr(err, CLBNB_ERROR_IO, CLBNB_FERR_IO, path, "cannot open %s: %s", path, strerror(errno));
+    if (fd < 0)
+        return clbnb_ferr(err, CLBNB_ERROR_IO, CLBNB_FERR_IO, path, "cannot open %s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
@@ -413,8 +446,10 @@ const clbnb_st_tensor *clbnb_safetensors_find(const clbnb_safetensors *st, const
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(st->sorted[mid]->name, name);
         if (c == 0) return st->sorted[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }
@@ -444,21 +479,21 @@ struct clbnb_checkpoint {
     size_t nshards;
     clbnb_safetensors **shards;
     size_t count;
-    const clbnb_st_tensor **all;   /* in shard order, header order */
-    size_t *owner;                 /* shard of all[i] */
+    const clbnb_st_tensor **all;    /* in shard order, header order */
+    size_t *owner;                  /* shard of all[i] */
     const clbnb_st_tensor **byname; /* sorted by name */
 };
 
 void clbnb_checkpoint_close(clbnb_checkpoint *ck) {
     if (!ck) return;
-    for (size_t i = 0; i < ck->nshards; i++) clbnb_safetensors_close(ck->shards[i]);
+    for (size_t i = 0; i < ck->nshards; i++)
+        clbnb_safetensors_close(ck->shards[i]);
     free(ck->shards);
     free(ck->all);
     free(ck->owner);
     free(ck->byname);
     free(ck);
 }
-
 
 static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
@@ -477,7 +512,8 @@ static clbnb_status read_small_file(const char *path, char **out, size_t *len, c
         if (cap >= (size_t)CLBNB_ST_MAX_HEADER) {
             free(buf);
             fclose(f);
-            return clbnb_ferr(err, CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_HEADER_TOO_LARGE, path, "%s is too large", path);
+            return clbnb_ferr(err, CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_HEADER_TOO_LARGE, path, "%s is too large",
+                              path);
         }
         char *nb = realloc(buf, cap * 2);
         if (!nb) free(buf);
@@ -521,8 +557,10 @@ static clbnb_status open_index(clbnb_checkpoint *ck, const char *path, clbnb_fil
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    if (slash) slash[1] = '\0';
-    else dir[0] = '\0';
+    if (slash)
+        slash[1] = '\0';
+    else
+        dir[0] = '\0';
     clbnb_status s = CLBNB_SUCCESS;
     /* distinct shard files, in first-appearance order */
     const char **files = calloc((size_t)cJSON_GetArraySize(wm) + 1, sizeof *files);
@@ -532,11 +570,13 @@ static clbnb_status open_index(clbnb_checkpoint *ck, const char *path, clbnb_fil
         if (!cJSON_IsString(e) || !e->valuestring[0] || strchr(e->valuestring, '/') ||
             strcmp(e->valuestring, "..") == 0 || strcmp(e->valuestring, ".") == 0) {
             s = clbnb_ferr(err, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_INDEX, e->string ? e->string : "",
-                           "%s: weight_map entry '%s' is not a plain shard file name", path, e->string ? e->string : "");
+                           "%s: weight_map entry '%s' is not a plain shard file name", path,
+                           e->string ? e->string : "");
             break;
         }
         size_t k = 0;
-        while (k < nfiles && strcmp(files[k], e->valuestring) != 0) k++;
+        while (k < nfiles && strcmp(files[k], e->valuestring) != 0)
+            k++;
         if (k == nfiles) files[nfiles++] = e->valuestring;
     }
     for (size_t k = 0; k < nfiles && s == CLBNB_SUCCESS; k++) {
@@ -547,7 +587,8 @@ static clbnb_status open_index(clbnb_checkpoint *ck, const char *path, clbnb_fil
     /* every weight_map entry must be in the shard it names */
     for (const cJSON *e = wm->child; e && s == CLBNB_SUCCESS; e = e->next) {
         size_t k = 0;
-        while (k < nfiles && strcmp(files[k], e->valuestring) != 0) k++;
+        while (k < nfiles && strcmp(files[k], e->valuestring) != 0)
+            k++;
         if (!clbnb_safetensors_find(ck->shards[k], e->string))
             s = clbnb_ferr(err, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_INDEX, e->string,
                            "%s: tensor '%s' is not in shard %s", path, e->string, e->valuestring);
@@ -569,7 +610,8 @@ clbnb_status clbnb_checkpoint_open(clbnb_checkpoint **out, const char *path, clb
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         char p[8192];
         snprintf(p, sizeof p, "%s/model.safetensors", path);
-        if (stat(p, &sb) == 0) s = add_shard(ck, p, err);
+        if (stat(p, &sb) == 0)
+            s = add_shard(ck, p, err);
         else {
             snprintf(p, sizeof p, "%s/model.safetensors.index.json", path);
             s = open_index(ck, p, err);
@@ -580,7 +622,8 @@ clbnb_status clbnb_checkpoint_open(clbnb_checkpoint **out, const char *path, clb
         s = add_shard(ck, path, err);
     }
     if (s == CLBNB_SUCCESS) {
-        for (size_t i = 0; i < ck->nshards; i++) ck->count += clbnb_safetensors_count(ck->shards[i]);
+        for (size_t i = 0; i < ck->nshards; i++)
+            ck->count += clbnb_safetensors_count(ck->shards[i]);
         size_t n = ck->count ? ck->count : 1;
         ck->all = malloc(n * sizeof *ck->all);
         ck->byname = malloc(n * sizeof *ck->byname);
@@ -619,8 +662,10 @@ const clbnb_st_tensor *clbnb_checkpoint_find(const clbnb_checkpoint *ck, const c
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(ck->byname[mid]->name, name);
         if (c == 0) return ck->byname[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }

@@ -33,8 +33,8 @@ struct clbnb_st_writer {
     wtensor *t;
     size_t *order; /* layout order: streamed in declaration order, then deferred */
     size_t nstreamed;
-    size_t cur;         /* index into order of the streamed tensor being written */
-    uint64_t cur_done;  /* bytes of it written */
+    size_t cur;        /* index into order of the streamed tensor being written */
+    uint64_t cur_done; /* bytes of it written */
     uint64_t header_reserved;
     char **meta_kv;
     size_t meta_count;
@@ -44,8 +44,10 @@ struct clbnb_st_writer {
 static void writer_free(clbnb_st_writer *w) {
     if (!w) return;
     if (w->f) fclose(w->f);
-    for (size_t i = 0; i < w->count; i++) free(w->t[i].name), free(w->t[i].payload);
-    for (size_t i = 0; i < 2 * w->meta_count; i++) free(w->meta_kv[i]);
+    for (size_t i = 0; i < w->count; i++)
+        free(w->t[i].name), free(w->t[i].payload);
+    for (size_t i = 0; i < 2 * w->meta_count; i++)
+        free(w->meta_kv[i]);
     free(w->meta_kv);
     free(w->t);
     free(w->order);
@@ -68,7 +70,8 @@ static char *build_header(const clbnb_st_writer *w, int max, size_t *len) {
     if (!root) return NULL;
     if (w->meta_count) {
         cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
-        for (size_t i = 0; m && i < w->meta_count; i++) cJSON_AddStringToObject(m, w->meta_kv[2 * i], w->meta_kv[2 * i + 1]);
+        for (size_t i = 0; m && i < w->meta_count; i++)
+            cJSON_AddStringToObject(m, w->meta_kv[2 * i], w->meta_kv[2 * i + 1]);
     }
     uint64_t pos = 0;
     int ok = 1;
@@ -123,8 +126,10 @@ clbnb_status clbnb_st_writer_open(clbnb_st_writer **out, const char *path, const
     }
     clbnb_status s = CLBNB_SUCCESS;
     for (size_t i = 0; i < 2 * meta_count && s == CLBNB_SUCCESS; i++) {
-        if (!meta_kv[i]) s = CLBNB_ERROR_NULL_ARGUMENT;
-        else if (!(w->meta_kv[i] = strdup(meta_kv[i]))) s = CLBNB_ERROR_OUT_OF_HOST_MEMORY;
+        if (!meta_kv[i])
+            s = CLBNB_ERROR_NULL_ARGUMENT;
+        else if (!(w->meta_kv[i] = strdup(meta_kv[i])))
+            s = CLBNB_ERROR_OUT_OF_HOST_MEMORY;
         w->meta_count = (i + 2) / 2;
     }
     for (size_t i = 0; i < count && s == CLBNB_SUCCESS; i++) {
@@ -159,8 +164,8 @@ clbnb_status clbnb_st_writer_open(clbnb_st_writer **out, const char *path, const
             n *= d->shape[k];
         }
         if (s == CLBNB_SUCCESS && n > ((1ull << 53) - 1) / clbnb_st_dtype_size(d->dtype))
-            s = clbnb_ferr(err, CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_SHAPE_OVERFLOW, d->name,
-                           "tensor '%s': too large", d->name);
+            s = clbnb_ferr(err, CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_SHAPE_OVERFLOW, d->name, "tensor '%s': too large",
+                           d->name);
         t->max_bytes = n * clbnb_st_dtype_size(d->dtype);
         for (size_t j = 0; j < i && s == CLBNB_SUCCESS; j++)
             if (strcmp(w->t[j].name, d->name) == 0)
@@ -223,7 +228,8 @@ clbnb_status clbnb_st_writer_open(clbnb_st_writer **out, const char *path, const
         return s;
     }
     /* skip over empty streamed tensors at the start */
-    while (w->cur < w->nstreamed && w->t[w->order[w->cur]].max_bytes == 0) w->cur++;
+    while (w->cur < w->nstreamed && w->t[w->order[w->cur]].max_bytes == 0)
+        w->cur++;
     *out = w;
     return CLBNB_SUCCESS;
 }
@@ -253,7 +259,8 @@ clbnb_status clbnb_st_writer_write(clbnb_st_writer *w, const void *data, size_t 
         if (w->cur_done == t->max_bytes) {
             w->cur++;
             w->cur_done = 0;
-            while (w->cur < w->nstreamed && w->t[w->order[w->cur]].max_bytes == 0) w->cur++;
+            while (w->cur < w->nstreamed && w->t[w->order[w->cur]].max_bytes == 0)
+                w->cur++;
         }
     }
     return CLBNB_SUCCESS;
@@ -299,13 +306,16 @@ clbnb_status clbnb_st_writer_finish(clbnb_st_writer *w, clbnb_file_error *err) {
     char *h = NULL;
     if (s == CLBNB_SUCCESS) {
         h = build_header(w, 0, &hl);
-        if (!h) s = CLBNB_ERROR_OUT_OF_HOST_MEMORY;
+        if (!h)
+            s = CLBNB_ERROR_OUT_OF_HOST_MEMORY;
         else if (hl > w->header_reserved)
-            s = clbnb_ferr(err, CLBNB_ERROR_INVALID_ARGUMENT, CLBNB_FERR_USAGE, NULL, "header grew past its reservation");
+            s = clbnb_ferr(err, CLBNB_ERROR_INVALID_ARGUMENT, CLBNB_FERR_USAGE, NULL,
+                           "header grew past its reservation");
     }
     if (s == CLBNB_SUCCESS) {
         unsigned char lenb[8];
-        for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)(w->header_reserved >> (8 * i));
+        for (int i = 0; i < 8; i++)
+            lenb[i] = (unsigned char)(w->header_reserved >> (8 * i));
         if (fflush(w->f) != 0 || fseek(w->f, 0, SEEK_SET) != 0 || fwrite(lenb, 1, 8, w->f) != 8 ||
             fwrite(h, 1, hl, w->f) != hl || fflush(w->f) != 0 || fsync(fileno(w->f)) != 0)
             s = io_fail(w, err, "cannot write");
@@ -314,8 +324,10 @@ clbnb_status clbnb_st_writer_finish(clbnb_st_writer *w, clbnb_file_error *err) {
     if (s == CLBNB_SUCCESS) {
         int rc = fclose(w->f);
         w->f = NULL;
-        if (rc != 0) s = io_fail(w, err, "cannot close");
-        else if (rename(w->tmp, w->path) != 0) s = io_fail(w, err, "cannot rename");
+        if (rc != 0)
+            s = io_fail(w, err, "cannot close");
+        else if (rename(w->tmp, w->path) != 0)
+            s = io_fail(w, err, "cannot rename");
     }
     if (s != CLBNB_SUCCESS) {
         clbnb_st_writer_abort(w);

@@ -42,7 +42,8 @@ clbnb_status clbnb_check_region(cl_mem mem, size_t offset, size_t bytes) {
 clbnb_status clbnb_check_vector(const clbnb_vector *v, uint32_t dtypes, size_t min_n) {
     if (!v || !v->mem) return CLBNB_ERROR_NULL_ARGUMENT;
     if ((unsigned)v->dtype >= CLBNB_DTYPE_COUNT || !(dtypes & CLBNB_DT(v->dtype))) return CLBNB_ERROR_UNSUPPORTED_DTYPE;
-    if (v->n < min_n || (v->n == 0 && min_n > 0)) return v->n == 0 ? CLBNB_ERROR_INVALID_SHAPE : CLBNB_ERROR_BUFFER_TOO_SMALL;
+    if (v->n < min_n || (v->n == 0 && min_n > 0))
+        return v->n == 0 ? CLBNB_ERROR_INVALID_SHAPE : CLBNB_ERROR_BUFFER_TOO_SMALL;
     size_t bytes;
     if (clbnb_mul_overflows(v->n, clbnb_dtype_size(v->dtype), &bytes)) return CLBNB_ERROR_SIZE_OVERFLOW;
     if (v->offset % clbnb_dtype_size(v->dtype) != 0) return CLBNB_ERROR_INVALID_ARGUMENT;
@@ -76,7 +77,8 @@ clbnb_status clbnb_set_args(cl_kernel kernel, int count, ...) {
 clbnb_status clbnb_enqueue(cl_command_queue queue, cl_kernel kernel, cl_uint dims, const size_t *global,
                            const size_t *local, cl_uint num_events, const cl_event *wait_list, cl_event *event) {
     size_t rounded[3];
-    for (cl_uint d = 0; d < dims; d++) rounded[d] = local ? clbnb_round_up(global[d], local[d]) : global[d];
+    for (cl_uint d = 0; d < dims; d++)
+        rounded[d] = local ? clbnb_round_up(global[d], local[d]) : global[d];
     return (clbnb_status)clEnqueueNDRangeKernel(queue, kernel, dims, NULL, rounded, local, num_events, wait_list,
                                                 event);
 }

@@ -10,7 +10,8 @@ static int is_program(const char *name) { return strcmp(name, "common") != 0 && 
 clbnb_status clbnb_context_warm_up(clbnb_context *ctx, clbnb_progress_fn progress, void *user) {
     if (!ctx) return CLBNB_ERROR_NULL_ARGUMENT;
     size_t count = 0, index = 0;
-    for (size_t i = 0; i < clbnb_embedded_kernel_count; i++) count += is_program(clbnb_embedded_kernels[i].name);
+    for (size_t i = 0; i < clbnb_embedded_kernel_count; i++)
+        count += is_program(clbnb_embedded_kernels[i].name);
     for (size_t i = 0; i < clbnb_embedded_kernel_count; i++) {
         const char *name = clbnb_embedded_kernels[i].name;
         if (!is_program(name)) continue;

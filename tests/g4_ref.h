@@ -34,13 +34,15 @@ static const uint32_t g4_fp4_thr[7] = {0x3b2aaab9u, 0x3db00000u, 0x3e555555u, 0x
 static inline unsigned g4_quantize_value(int fp4, float x) {
     if (!fp4) {
         unsigned c = 0;
-        for (int j = 0; j < 15; j++) c += x > g4_bits(g4_nf4_thr[j]);
+        for (int j = 0; j < 15; j++)
+            c += x > g4_bits(g4_nf4_thr[j]);
         return c;
     }
     static const unsigned rank_bits[8] = {0, 1, 6, 7, 4, 5, 2, 3};
     unsigned sign = x < 0 ? 8u : 0u, r = 0;
     float m = fabsf(x);
-    for (int j = 0; j < 7; j++) r += m > g4_bits(g4_fp4_thr[j]);
+    for (int j = 0; j < 7; j++)
+        r += m > g4_bits(g4_fp4_thr[j]);
     return rank_bits[r] | sign;
 }
 
@@ -50,7 +52,8 @@ static inline void g4_quantize(int fp4, const float *w, size_t n, size_t bs, uin
     memset(packed, 0, (n + 1) / 2);
     for (size_t b = 0; b < nb; b++) {
         float am = 0;
-        for (size_t i = b * bs; i < n && i < (b + 1) * bs; i++) am = fmaxf(am, fabsf(w[i]));
+        for (size_t i = b * bs; i < n && i < (b + 1) * bs; i++)
+            am = fmaxf(am, fabsf(w[i]));
         absmax[b] = am;
         float inv = 1.0f / am;
         for (size_t i = b * bs; i < (b + 1) * bs && i < n + (n & 1); i++) {
@@ -66,11 +69,13 @@ static inline void g4_quantize(int fp4, const float *w, size_t n, size_t bs, uin
 static inline void g4_compress(const float *absmax, size_t nb, size_t bs2, uint8_t *q, float *absmax2, float *offset) {
     const float *code = clbnb_code_dynamic();
     double sum = 0;
-    for (size_t i = 0; i < nb; i++) sum += absmax[i];
+    for (size_t i = 0; i < nb; i++)
+        sum += absmax[i];
     *offset = (float)(sum / (double)nb);
     for (size_t b = 0; b * bs2 < nb; b++) {
         float am = 0;
-        for (size_t i = b * bs2; i < nb && i < (b + 1) * bs2; i++) am = fmaxf(am, fabsf(absmax[i] - *offset));
+        for (size_t i = b * bs2; i < nb && i < (b + 1) * bs2; i++)
+            am = fmaxf(am, fabsf(absmax[i] - *offset));
         absmax2[b] = am;
         float inv = 1.0f / am;
         for (size_t i = b * bs2; i < nb && i < (b + 1) * bs2; i++) {
@@ -85,7 +90,7 @@ static inline void g4_compress(const float *absmax, size_t nb, size_t bs2, uint8
 
 /* Scale of each block: plain, or fl32(fl32(code2[q] * absmax2[b / bs2]) + offset). */
 static inline void g4_scales(size_t nb, const float *absmax, const uint8_t *q, const float *absmax2, const float *code2,
-                      float offset, size_t bs2, float *scale) {
+                             float offset, size_t bs2, float *scale) {
     for (size_t b = 0; b < nb; b++) {
         if (!q) {
             scale[b] = absmax[b];
@@ -106,8 +111,8 @@ static inline void g4_dequant(int fp4, const uint8_t *packed, const float *scale
 }
 
 /* ref[m, n] = sum_k x[m, k] * w[n, k] in double (+ bias), absref[m, n] = sum |x * w|. */
-static inline void g4_matmul_ref(const float *x, const float *w, const float *bias, size_t m, size_t n, size_t k, double *ref,
-                          double *absref) {
+static inline void g4_matmul_ref(const float *x, const float *w, const float *bias, size_t m, size_t n, size_t k,
+                                 double *ref, double *absref) {
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
             double s = 0, a = 0;

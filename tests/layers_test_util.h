@@ -32,7 +32,8 @@ static inline tmat tm_upload(clbnb_context *ctx, float *v, size_t rows, size_t c
     unsigned char *h = malloc(t.bytes);
     memset(h, TEST_POISON, t.bytes);
     for (size_t r = 0; r < rows; r++) {
-        for (size_t c = 0; c < cols; c++) v[r * cols + c] = test_round_to_dtype(v[r * cols + c], dt);
+        for (size_t c = 0; c < cols; c++)
+            v[r * cols + c] = test_round_to_dtype(v[r * cols + c], dt);
         test_floats_to_dtype(v + r * cols, h + t.m.offset + r * t.m.ld * es, cols, dt);
     }
     test_upload(ctx, t.m.mem, 0, h, t.bytes);
@@ -52,7 +53,8 @@ static inline size_t tm_download(clbnb_context *ctx, const tmat *t, float *v) {
         memset(mask + o, 1, t->m.cols * es);
     }
     size_t touched = 0;
-    for (size_t i = 0; i < t->bytes; i++) touched += !mask[i] && h[i] != TEST_POISON;
+    for (size_t i = 0; i < t->bytes; i++)
+        touched += !mask[i] && h[i] != TEST_POISON;
     free(h);
     free(mask);
     return touched;
@@ -63,7 +65,8 @@ static inline int tm_untouched(clbnb_context *ctx, const tmat *t) {
     unsigned char *h = malloc(t->bytes);
     test_download(ctx, t->m.mem, 0, h, t->bytes);
     int ok = 1;
-    for (size_t i = 0; i < t->bytes; i++) ok &= h[i] == TEST_POISON;
+    for (size_t i = 0; i < t->bytes; i++)
+        ok &= h[i] == TEST_POISON;
     free(h);
     return ok;
 }
@@ -85,7 +88,8 @@ static inline tvec tv_upload(clbnb_context *ctx, float *v, size_t n, clbnb_dtype
     t.bytes = (n + 4) * es;
     unsigned char *h = malloc(t.bytes);
     memset(h, TEST_POISON, t.bytes);
-    for (size_t i = 0; i < n; i++) v[i] = test_round_to_dtype(v[i], dt);
+    for (size_t i = 0; i < n; i++)
+        v[i] = test_round_to_dtype(v[i], dt);
     test_floats_to_dtype(v, h + 2 * es, n, dt);
     t.v = clbnb_vector_make(test_buffer_from(ctx, h, t.bytes), 2 * es, n, dt);
     free(h);
@@ -119,10 +123,12 @@ static inline void tv_free(tvec *t) {
 
 /* ---- data ------------------------------------------------------------------------------------- */
 static inline void fill_normal(test_rng *r, float *v, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) v[i] = test_rng_normal(r) * scale;
+    for (size_t i = 0; i < n; i++)
+        v[i] = test_rng_normal(r) * scale;
 }
 static inline void fill_uniform(test_rng *r, float *v, size_t n, float lo, float hi) {
-    for (size_t i = 0; i < n; i++) v[i] = lo + (hi - lo) * test_rng_uniform(r);
+    for (size_t i = 0; i < n; i++)
+        v[i] = lo + (hi - lo) * test_rng_uniform(r);
 }
 /* torch.nn.init.xavier_uniform_ for a [fan_out, fan_in] weight */
 static inline void fill_xavier(test_rng *r, float *v, size_t fan_out, size_t fan_in) {
@@ -132,16 +138,19 @@ static inline void fill_xavier(test_rng *r, float *v, size_t fan_out, size_t fan
 
 /* ---- references (double) --------------------------------------------------------------------- */
 /* out[m, n] = sum_k x[m, k] w[n, k] (+ b[n]) */
-static inline void ref_linear(const float *x, const float *w, const float *b, double *out, size_t m, size_t n, size_t k) {
+static inline void ref_linear(const float *x, const float *w, const float *b, double *out, size_t m, size_t n,
+                              size_t k) {
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
             double a = b ? b[j] : 0.0;
-            for (size_t t = 0; t < k; t++) a += (double)x[i * k + t] * w[j * k + t];
+            for (size_t t = 0; t < k; t++)
+                a += (double)x[i * k + t] * w[j * k + t];
             out[i * n + j] = a;
         }
 }
 /* gx[m, k] = sum_n g[m, n] w[n, k]; also the sum of |terms| per element (for tolerances) */
-static inline void ref_grad_x(const float *g, const float *w, double *gx, double *abs_sum, size_t m, size_t n, size_t k) {
+static inline void ref_grad_x(const float *g, const float *w, double *gx, double *abs_sum, size_t m, size_t n,
+                              size_t k) {
     for (size_t i = 0; i < m; i++)
         for (size_t t = 0; t < k; t++) {
             double a = 0, s = 0;
@@ -155,7 +164,8 @@ static inline void ref_grad_x(const float *g, const float *w, double *gx, double
         }
 }
 /* gw[n, k] = sum_m g[m, n] x[m, k] */
-static inline void ref_grad_w(const float *g, const float *x, double *gw, double *abs_sum, size_t m, size_t n, size_t k) {
+static inline void ref_grad_w(const float *g, const float *x, double *gw, double *abs_sum, size_t m, size_t n,
+                              size_t k) {
     for (size_t j = 0; j < n; j++)
         for (size_t t = 0; t < k; t++) {
             double a = 0, s = 0;
@@ -196,8 +206,8 @@ static inline double dtype_ulp(double v, clbnb_dtype dt) {
 
 /* Number of elements where |got - ref| > ulp_dtype(ref) + 3e-5 * abs_sum (an f32-accumulated result
  * rounded once to dt, against the exact value). */
-static inline size_t count_not_close(const float *got, const double *ref, const double *abs_sum, size_t n, clbnb_dtype dt,
-                              size_t *first_bad) {
+static inline size_t count_not_close(const float *got, const double *ref, const double *abs_sum, size_t n,
+                                     clbnb_dtype dt, size_t *first_bad) {
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
         double tol = dtype_ulp(ref[i], dt) + 3e-5 * (abs_sum ? abs_sum[i] : fabs(ref[i])) + 1e-30;
@@ -212,13 +222,15 @@ static inline size_t count_not_close(const float *got, const double *ref, const 
 /* torch.isclose(a, b, atol, rtol): |a - b| <= atol + rtol * |b| ; returns the fraction NOT close. */
 static inline double frac_not_close(const float *a, const double *b, size_t n, double atol, double rtol) {
     size_t bad = 0;
-    for (size_t i = 0; i < n; i++) bad += !(fabs((double)a[i] - b[i]) <= atol + rtol * fabs(b[i]));
+    for (size_t i = 0; i < n; i++)
+        bad += !(fabs((double)a[i] - b[i]) <= atol + rtol * fabs(b[i]));
     return n ? (double)bad / (double)n : 0.0;
 }
 
 static inline double mean_abs_err(const float *a, const double *b, size_t n) {
     double s = 0;
-    for (size_t i = 0; i < n; i++) s += fabs((double)a[i] - b[i]);
+    for (size_t i = 0; i < n; i++)
+        s += fabs((double)a[i] - b[i]);
     return n ? s / (double)n : 0.0;
 }
 

@@ -19,7 +19,8 @@ static int child(void) {
     clbnb_context *ctx = test_context();
     clbnb_status s = clbnb_context_warm_up(ctx, NULL, NULL);
     unsigned char src[1000], dst[1000];
-    for (int i = 0; i < 1000; i++) src[i] = (unsigned char)(i * 7);
+    for (int i = 0; i < 1000; i++)
+        src[i] = (unsigned char)(i * 7);
     cl_mem a = test_buffer_from(ctx, src, sizeof src), b = test_buffer(ctx, sizeof dst);
     int ok = s == CLBNB_SUCCESS &&
              clbnb_buffer_copy(ctx, test_queue(ctx), b, 0, a, 0, sizeof src, 0, NULL, NULL) == CLBNB_SUCCESS;
@@ -81,7 +82,8 @@ static int count_files(const char *dir) {
     if (!d) return 0;
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d))) n += strstr(e->d_name, ".clbin") != NULL;
+    while ((e = readdir(d)))
+        n += strstr(e->d_name, ".clbin") != NULL;
     closedir(d);
     return n;
 }
@@ -102,8 +104,8 @@ int main(int argc, char **argv) {
 
     struct stats second = run_child(argv[0], cache);
     TEST_CHECK(second.ok, "second process: kernels work");
-    TEST_CHECK(second.src == 0 && second.disk == first.src, "second process builds nothing (%u from source, %u from disk)",
-               second.src, second.disk);
+    TEST_CHECK(second.src == 0 && second.disk == first.src,
+               "second process builds nothing (%u from source, %u from disk)", second.src, second.disk);
     printf("build time: first process %.1f ms, second process %.1f ms\n", first.ms, second.ms);
 
     /* a foreign file under a cache name and corrupted payloads are rejected, never trusted */
@@ -124,7 +126,8 @@ int main(int argc, char **argv) {
     strcat(blocked, "/cache");
     struct stats ro = run_child(argv[0], blocked);
     TEST_CHECK(ro.ok, "unwritable cache: kernels still work");
-    TEST_CHECK(ro.src > 0 && ro.wfail == ro.src, "unwritable cache: every save fails quietly (%u of %u)", ro.wfail, ro.src);
+    TEST_CHECK(ro.src > 0 && ro.wfail == ro.src, "unwritable cache: every save fails quietly (%u of %u)", ro.wfail,
+               ro.src);
     if (geteuid() != 0) {
         char rodir[700];
         snprintf(rodir, sizeof rodir, "%s/readonly", dir);

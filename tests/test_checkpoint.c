@@ -35,7 +35,8 @@ static size_t nibble_diff(const uint8_t *a, const uint8_t *b, size_t n) {
 
 static size_t diff_bits(const void *a, const void *b, size_t n, size_t es) {
     size_t d = 0;
-    for (size_t i = 0; i < n; i++) d += memcmp((const char *)a + i * es, (const char *)b + i * es, es) != 0;
+    for (size_t i = 0; i < n; i++)
+        d += memcmp((const char *)a + i * es, (const char *)b + i * es, es) != 0;
     return d;
 }
 
@@ -131,7 +132,8 @@ static void golden_case(clbnb_context *ctx, cl_command_queue q, clbnb_checkpoint
     st = clbnb_checkpoint_open(&ck, path, &fe);
     TEST_CHECK(st == CLBNB_SUCCESS, "%s reopen: %s", tag, fe.message);
     if (!ck) return;
-    static const char *suffixes[] = {".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".quant_state.bitsandbytes__"};
+    static const char *suffixes[] = {".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map",
+                                     ".quant_state.bitsandbytes__"};
     size_t expected_keys = 1;
     for (int k = 0; k < 5; k++) {
         if (!nest && (k == 2 || k == 3)) continue;
@@ -207,13 +209,15 @@ static void golden_case(clbnb_context *ctx, cl_command_queue q, clbnb_checkpoint
 static void storages(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
     size_t shape[2] = {24, 40}, n = 960, pb = 480;
     float *x = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) x[i] = test_rng_normal(rng);
+    for (size_t i = 0; i < n; i++)
+        x[i] = test_rng_normal(rng);
     char path[512];
     uint8_t ref[480];
     snprintf(path, sizeof path, "%s/storage.safetensors", tmpdir);
     clbnb_dtype st[4] = {CLBNB_DTYPE_U8, CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16, CLBNB_DTYPE_F32};
     for (int k = 0; k < 4; k++) {
-        clbnb_quant_state *qs = quantize_and_save(ctx, q, x, CLBNB_DTYPE_F32, shape, CLBNB_QUANT_NF4, 64, 1, st[k], path, "m.weight");
+        clbnb_quant_state *qs =
+            quantize_and_save(ctx, q, x, CLBNB_DTYPE_F32, shape, CLBNB_QUANT_NF4, 64, 1, st[k], path, "m.weight");
         clbnb_quant_state_free(qs);
         clbnb_checkpoint *ck = NULL;
         clbnb_file_error fe;
@@ -227,7 +231,8 @@ static void storages(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
                        w->shape[1] == 1 && w->nbytes == pb,
                    "storage %s: layout", clbnb_dtype_name(st[k]));
         if (w && k == 0) memcpy(ref, w->data, pb);
-        if (w && k > 0) TEST_CHECK(memcmp(ref, w->data, pb) == 0, "storage %s: bytes differ from u8", clbnb_dtype_name(st[k]));
+        if (w && k > 0)
+            TEST_CHECK(memcmp(ref, w->data, pb) == 0, "storage %s: bytes differ from u8", clbnb_dtype_name(st[k]));
         clbnb_linear_info *li = NULL;
         size_t nl = 0;
         TEST_STATUS(clbnb_checkpoint_list_linear(ck, &li, &nl, &fe), CLBNB_SUCCESS);
@@ -242,8 +247,10 @@ static void storages(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
     clbnb_st_decl d[6];
     char names[6][CLBNB_CKPT_NAME_MAX];
     size_t nd;
-    TEST_STATUS(clbnb_quant_state_declare(&info, CLBNB_DTYPE_F32, "x.weight", d, names, &nd), CLBNB_ERROR_INVALID_SHAPE);
-    TEST_STATUS(clbnb_quant_state_declare(&info, CLBNB_DTYPE_I8, "x.weight", d, names, &nd), CLBNB_ERROR_UNSUPPORTED_DTYPE);
+    TEST_STATUS(clbnb_quant_state_declare(&info, CLBNB_DTYPE_F32, "x.weight", d, names, &nd),
+                CLBNB_ERROR_INVALID_SHAPE);
+    TEST_STATUS(clbnb_quant_state_declare(&info, CLBNB_DTYPE_I8, "x.weight", d, names, &nd),
+                CLBNB_ERROR_UNSUPPORTED_DTYPE);
     unlink(path);
     free(x);
 }
@@ -260,7 +267,9 @@ typedef struct {
 static void write_specs(const char *path, const spec_t *sp, size_t n) {
     clbnb_st_decl d[16];
     memset(d, 0, sizeof d);
-    for (size_t i = 0; i < n; i++) d[i].name = sp[i].name, d[i].dtype = sp[i].dt, d[i].ndim = sp[i].nd, d[i].shape[0] = sp[i].s0, d[i].shape[1] = sp[i].s1;
+    for (size_t i = 0; i < n; i++)
+        d[i].name = sp[i].name, d[i].dtype = sp[i].dt, d[i].ndim = sp[i].nd, d[i].shape[0] = sp[i].s0,
+        d[i].shape[1] = sp[i].s1;
     clbnb_st_writer *w = NULL;
     clbnb_file_error fe;
     TEST_STATUS(clbnb_st_writer_open(&w, path, d, n, NULL, 0, &fe), CLBNB_SUCCESS);
@@ -277,8 +286,10 @@ static void linear_loader(clbnb_context *ctx, cl_command_queue q, test_rng *rng)
     /* a 4-bit layer with bias, saved by clbnb, then an int8 layer appended via a second file */
     size_t shape[2] = {10, 33}, n = 330;
     float *x = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) x[i] = test_rng_normal(rng);
-    clbnb_quant_state *qs = quantize_and_save(ctx, q, x, CLBNB_DTYPE_F32, shape, CLBNB_QUANT_FP4, 32, 0, CLBNB_DTYPE_U8, path, "enc.fc.weight");
+    for (size_t i = 0; i < n; i++)
+        x[i] = test_rng_normal(rng);
+    clbnb_quant_state *qs = quantize_and_save(ctx, q, x, CLBNB_DTYPE_F32, shape, CLBNB_QUANT_FP4, 32, 0, CLBNB_DTYPE_U8,
+                                              path, "enc.fc.weight");
     clbnb_checkpoint *ck4 = NULL;
     clbnb_file_error fe;
     TEST_STATUS(clbnb_checkpoint_open(&ck4, path, &fe), CLBNB_SUCCESS);
@@ -289,9 +300,12 @@ static void linear_loader(clbnb_context *ctx, cl_command_queue q, test_rng *rng)
     uint16_t bias16[10];
     float bias32[6];
     uint8_t wf0 = 0;
-    for (size_t i = 0; i < sizeof cb; i++) cb[i] = (int8_t)test_rng_next(rng);
-    for (int i = 0; i < 6; i++) scb[i] = test_rng_uniform(rng), bias32[i] = test_rng_normal(rng);
-    for (int i = 0; i < 10; i++) bias16[i] = test_float_to_half(test_rng_normal(rng));
+    for (size_t i = 0; i < sizeof cb; i++)
+        cb[i] = (int8_t)test_rng_next(rng);
+    for (int i = 0; i < 6; i++)
+        scb[i] = test_rng_uniform(rng), bias32[i] = test_rng_normal(rng);
+    for (int i = 0; i < 10; i++)
+        bias16[i] = test_float_to_half(test_rng_normal(rng));
     spec_t sp[16];
     size_t k = 0;
     for (size_t i = 0; i < clbnb_checkpoint_count(ck4); i++) {
@@ -370,10 +384,14 @@ static void linear_loader(clbnb_context *ctx, cl_command_queue q, test_rng *rng)
         memcpy(bad, sp, k * sizeof *sp);
         const char *target = NULL;
         clbnb_status want = CLBNB_SUCCESS;
-        if (strcmp(sp[i].name, "enc.fc.weight.absmax") == 0) bad[i].s0 -= 1, target = "enc.fc", want = CLBNB_ERROR_QUANT_STATE_MISMATCH;
-        else if (strcmp(sp[i].name, "dec.q.SCB") == 0) bad[i].dt = CLBNB_ST_I32, target = "dec.q", want = CLBNB_ERROR_INVALID_FORMAT;
-        else if (strcmp(sp[i].name, "enc.fc.weight") == 0) bad[i].s0 -= 1, target = "enc.fc", want = CLBNB_ERROR_QUANT_STATE_MISMATCH;
-        else continue;
+        if (strcmp(sp[i].name, "enc.fc.weight.absmax") == 0)
+            bad[i].s0 -= 1, target = "enc.fc", want = CLBNB_ERROR_QUANT_STATE_MISMATCH;
+        else if (strcmp(sp[i].name, "dec.q.SCB") == 0)
+            bad[i].dt = CLBNB_ST_I32, target = "dec.q", want = CLBNB_ERROR_INVALID_FORMAT;
+        else if (strcmp(sp[i].name, "enc.fc.weight") == 0)
+            bad[i].s0 -= 1, target = "enc.fc", want = CLBNB_ERROR_QUANT_STATE_MISMATCH;
+        else
+            continue;
         write_specs(path2, bad, k);
         TEST_STATUS(clbnb_checkpoint_open(&ck, path2, &fe), CLBNB_SUCCESS);
         clbnb_status s = clbnb_checkpoint_load_linear(ck, ctx, q, target, &lw, &fe);
@@ -403,7 +421,8 @@ int main(void) {
         for (int s = 0; s < 3; s++)
             for (int t = 0; t < 2; t++)
                 for (size_t bs = 64; bs <= 256; bs *= 2)
-                    for (int nest = 0; nest < 2; nest++) golden_case(ctx, q, gck, s, t, bs, nest, &mism);
+                    for (int nest = 0; nest < 2; nest++)
+                        golden_case(ctx, q, gck, s, t, bs, nest, &mism);
     printf("packed code mismatches vs bitsandbytes over all golden cases: %zu\n", mism);
     storages(ctx, q, &rng);
     linear_loader(ctx, q, &rng);

@@ -70,7 +70,8 @@ static void write_model(const char *path, clbnb_dtype dt, test_rng *rng, float *
         size_t n = model[i].s0 * (model[i].ndim == 2 ? model[i].s1 : 1), es = clbnb_dtype_size(dt);
         vals[i] = malloc(n * 4);
         void *raw = malloc(n * es);
-        for (size_t k = 0; k < n; k++) vals[i][k] = test_round_to_dtype(test_rng_normal(rng), dt);
+        for (size_t k = 0; k < n; k++)
+            vals[i][k] = test_round_to_dtype(test_rng_normal(rng), dt);
         test_floats_to_dtype(vals[i], raw, n, dt);
         if (w) clbnb_st_writer_write(w, raw, n * es, &fe);
         free(raw);
@@ -86,8 +87,8 @@ static void check_case(clbnb_dtype dt, const char *type, int dq, const char *sto
     snprintf(dqp, sizeof dqp, "%s/dq.safetensors", tmpdir);
     float *vals[NT];
     write_model(in, dt, rng, vals);
-    snprintf(args, sizeof args, "quantize %s %s --type %s %s --quant-storage %s", in, out, type, dq ? "--double-quant" : "",
-             storage);
+    snprintf(args, sizeof args, "quantize %s %s --type %s %s --quant-storage %s", in, out, type,
+             dq ? "--double-quant" : "", storage);
     int rc = run(args, text, sizeof text);
     TEST_CHECK(rc == 0, "%s quantize exit %d:\n%s", tag, rc, text);
     TEST_CHECK(strstr(text, "2 tensors converted, 6 kept") != NULL, "%s summary line:\n%s", tag, text);
@@ -99,9 +100,11 @@ static void check_case(clbnb_dtype dt, const char *type, int dq, const char *sto
     TEST_STATUS(clbnb_checkpoint_open(&ick, in, &fe), CLBNB_SUCCESS);
     if (!ck || !ick) return;
     size_t expect = NT - 2 + 2 * (is8 ? 3 : dq ? 6 : 4);
-    TEST_CHECK(clbnb_checkpoint_count(ck) == expect, "%s %zu keys, expected %zu", tag, clbnb_checkpoint_count(ck), expect);
+    TEST_CHECK(clbnb_checkpoint_count(ck) == expect, "%s %zu keys, expected %zu", tag, clbnb_checkpoint_count(ck),
+               expect);
     for (size_t i = 0; i < NT; i++) {
-        const clbnb_st_tensor *a = clbnb_checkpoint_find(ick, model[i].name), *b = clbnb_checkpoint_find(ck, model[i].name);
+        const clbnb_st_tensor *a = clbnb_checkpoint_find(ick, model[i].name),
+                              *b = clbnb_checkpoint_find(ck, model[i].name);
         TEST_CHECK(b != NULL, "%s %s missing", tag, model[i].name);
         if (!a || !b) continue;
         if (!model[i].linear) {
@@ -112,19 +115,22 @@ static void check_case(clbnb_dtype dt, const char *type, int dq, const char *sto
         size_t rows = model[i].s0, cols = model[i].s1, n = rows * cols;
         char k2[256];
         if (is8) {
-            TEST_CHECK(b->dtype == CLBNB_ST_I8 && b->ndim == 2 && b->shape[0] == rows && b->shape[1] == cols, "%s %s CB layout", tag, model[i].name);
+            TEST_CHECK(b->dtype == CLBNB_ST_I8 && b->ndim == 2 && b->shape[0] == rows && b->shape[1] == cols,
+                       "%s %s CB layout", tag, model[i].name);
             snprintf(k2, sizeof k2, "%.*s.SCB", (int)(strlen(model[i].name) - 7), model[i].name);
             const clbnb_st_tensor *scb = clbnb_checkpoint_find(ck, k2);
             snprintf(k2, sizeof k2, "%.*s.weight_format", (int)(strlen(model[i].name) - 7), model[i].name);
             const clbnb_st_tensor *wf = clbnb_checkpoint_find(ck, k2);
             TEST_CHECK(scb && scb->dtype == CLBNB_ST_F32 && scb->numel == rows, "%s SCB", tag);
-            TEST_CHECK(wf && wf->dtype == CLBNB_ST_U8 && wf->ndim == 0 && ((const uint8_t *)wf->data)[0] == 0, "%s weight_format", tag);
+            TEST_CHECK(wf && wf->dtype == CLBNB_ST_U8 && wf->ndim == 0 && ((const uint8_t *)wf->data)[0] == 0,
+                       "%s weight_format", tag);
             if (!scb || b->nbytes != n) continue;
             /* reference: row absmax of the fp16 copy, q = rint(x * (127 / absmax)) */
             size_t bad = 0;
             for (size_t r = 0; r < rows; r++) {
                 float m = 0;
-                for (size_t c = 0; c < cols; c++) m = fmaxf(m, fabsf(test_round_to_dtype(vals[i][r * cols + c], CLBNB_DTYPE_F16)));
+                for (size_t c = 0; c < cols; c++)
+                    m = fmaxf(m, fabsf(test_round_to_dtype(vals[i][r * cols + c], CLBNB_DTYPE_F16)));
                 float stat; /* tensor data need not be aligned in a safetensors file */
                 memcpy(&stat, (const char *)scb->data + 4 * r, 4);
                 bad += test_float_bits(m) != test_float_bits(stat);
@@ -138,20 +144,26 @@ static void check_case(clbnb_dtype dt, const char *type, int dq, const char *sto
         } else {
             size_t pb = (n + 1) / 2;
             TEST_CHECK(b->nbytes == pb && b->ndim == 2 && b->shape[1] == 1 &&
-                           clbnb_st_dtype_name(b->dtype)[0] == (strcmp(storage, "u8") == 0 ? 'U' : strcmp(storage, "bf16") == 0 ? 'B' : 'F'),
+                           clbnb_st_dtype_name(b->dtype)[0] == (strcmp(storage, "u8") == 0     ? 'U'
+                                                                : strcmp(storage, "bf16") == 0 ? 'B'
+                                                                                               : 'F'),
                        "%s %s packed layout (%s)", tag, model[i].name, clbnb_st_dtype_name(b->dtype));
             uint8_t *rp = malloc(pb);
             float *ra = malloc(((n + 63) / 64) * 4);
             ref_quantize_4bit(vals[i], n, fp4, 64, rp, ra);
             if (b->nbytes == pb) {
                 size_t d = 0;
-                for (size_t k = 0; k < pb; k++) d += rp[k] != ((const uint8_t *)b->data)[k];
+                for (size_t k = 0; k < pb; k++)
+                    d += rp[k] != ((const uint8_t *)b->data)[k];
                 TEST_CHECK(d == 0, "%s %s: %zu packed bytes differ from the C reference", tag, model[i].name, d);
             }
             snprintf(k2, sizeof k2, "%s.absmax", model[i].name);
             const clbnb_st_tensor *am = clbnb_checkpoint_find(ck, k2);
-            if (!dq) TEST_CHECK(am && am->nbytes == ((n + 63) / 64) * 4 && memcmp(am->data, ra, am->nbytes) == 0, "%s absmax vs reference", tag);
-            else TEST_CHECK(am && am->dtype == CLBNB_ST_U8, "%s nested absmax is u8", tag);
+            if (!dq)
+                TEST_CHECK(am && am->nbytes == ((n + 63) / 64) * 4 && memcmp(am->data, ra, am->nbytes) == 0,
+                           "%s absmax vs reference", tag);
+            else
+                TEST_CHECK(am && am->dtype == CLBNB_ST_U8, "%s nested absmax is u8", tag);
             free(rp), free(ra);
         }
     }
@@ -168,13 +180,15 @@ static void check_case(clbnb_dtype dt, const char *type, int dq, const char *sto
     TEST_CHECK(rc == 0, "%s dequantize exit %d:\n%s", tag, rc, text);
     TEST_STATUS(clbnb_checkpoint_open(&ck, dqp, &fe), CLBNB_SUCCESS);
     if (ck) {
-        TEST_CHECK(clbnb_checkpoint_count(ck) == NT, "%s dequantized file has %zu keys", tag, clbnb_checkpoint_count(ck));
+        TEST_CHECK(clbnb_checkpoint_count(ck) == NT, "%s dequantized file has %zu keys", tag,
+                   clbnb_checkpoint_count(ck));
         for (size_t i = 0; i < NT; i++) {
             const clbnb_st_tensor *b = clbnb_checkpoint_find(ck, model[i].name);
             TEST_CHECK(b != NULL, "%s %s missing after dequantize", tag, model[i].name);
             if (!b || !model[i].linear) continue;
             size_t n = model[i].s0 * model[i].s1;
-            TEST_CHECK(b->dtype == CLBNB_ST_F32 && b->ndim == 2 && b->shape[0] == model[i].s0 && b->shape[1] == model[i].s1,
+            TEST_CHECK(b->dtype == CLBNB_ST_F32 && b->ndim == 2 && b->shape[0] == model[i].s0 &&
+                           b->shape[1] == model[i].s1,
                        "%s %s dequantized layout", tag, model[i].name);
             if (b->nbytes != n * 4) continue;
             const float *y = b->data;
@@ -188,26 +202,31 @@ static void check_case(clbnb_dtype dt, const char *type, int dq, const char *sto
                     /* half a quantization step of the row plus the fp16 rounding of x */
                     size_t r = k / model[i].s1;
                     float m = 0;
-                    for (size_t c = 0; c < model[i].s1; c++) m = fmaxf(m, fabsf(vals[i][r * model[i].s1 + c]));
+                    for (size_t c = 0; c < model[i].s1; c++)
+                        m = fmaxf(m, fabsf(vals[i][r * model[i].s1 + c]));
                     over += e > (double)m / 254.0 * 1.01 + fabs((double)vals[i][k]) * 1e-3;
                 }
             }
             abs_err /= (double)n;
             rel_err /= (double)n;
-            if (is8) TEST_CHECK(over == 0, "%s %s: %zu int8 elements beyond half a step", tag, model[i].name, over);
+            if (is8)
+                TEST_CHECK(over == 0, "%s %s: %zu int8 elements beyond half a step", tag, model[i].name, over);
             else /* bitsandbytes test_4bit_compressed_stats: abs < 0.11, rel < 0.28 */
-                TEST_CHECK(abs_err < 0.11 && rel_err < 0.28, "%s %s: abs err %.4f rel err %.4f", tag, model[i].name, abs_err, rel_err);
+                TEST_CHECK(abs_err < 0.11 && rel_err < 0.28, "%s %s: abs err %.4f rel err %.4f", tag, model[i].name,
+                           abs_err, rel_err);
         }
         clbnb_checkpoint_close(ck);
     }
     clbnb_checkpoint_close(ick);
-    for (size_t i = 0; i < NT; i++) free(vals[i]);
+    for (size_t i = 0; i < NT; i++)
+        free(vals[i]);
     unlink(out), unlink(dqp), unlink(in);
 }
 
 int main(void) {
     const char *env = getenv("CLBNB_CLI");
-    if (env) snprintf(cli, sizeof cli, "%s", env);
+    if (env)
+        snprintf(cli, sizeof cli, "%s", env);
     else {
         char self[PATH_MAX - 32];
         ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -238,8 +257,7 @@ int main(void) {
     fclose(f);
     snprintf(args, sizeof args, "quantize %s %s --type nf4", in, out);
     int rc = run(args, text, sizeof text);
-    TEST_CHECK(rc == 1 && strstr(text, "past the end") != NULL,
-               "corrupt input: exit %d:\n%s", rc, text);
+    TEST_CHECK(rc == 1 && strstr(text, "past the end") != NULL, "corrupt input: exit %d:\n%s", rc, text);
     TEST_CHECK(access(out, F_OK) != 0, "output left behind for a corrupt input");
     snprintf(args, sizeof args, "quantize %s/missing.safetensors %s --type nf4", tmpdir, out);
     TEST_CHECK(run(args, text, sizeof text) == 1 && access(out, F_OK) != 0, "missing input");

@@ -20,14 +20,15 @@ clbnb_context *test_context(void) {
     clbnb_context *ctx = NULL;
     clbnb_status s = clbnb_context_init_from_selector(&ctx, NULL);
     if (s != CLBNB_SUCCESS) {
-        fprintf(stderr, "FAIL: no device for CLBNB_DEVICE=%s: %s\n", getenv("CLBNB_DEVICE") ? getenv("CLBNB_DEVICE") : "",
-                clbnb_status_string(s));
+        fprintf(stderr, "FAIL: no device for CLBNB_DEVICE=%s: %s\n",
+                getenv("CLBNB_DEVICE") ? getenv("CLBNB_DEVICE") : "", clbnb_status_string(s));
         printf("0 passed, 1 failed\n");
         exit(1);
     }
     static int printed = 0;
-    if (!printed++) fprintf(stderr, "device: %s (%s)\n", clbnb_context_device_info(ctx)->device_name,
-                            clbnb_context_device_info(ctx)->platform_name);
+    if (!printed++)
+        fprintf(stderr, "device: %s (%s)\n", clbnb_context_device_info(ctx)->device_name,
+                clbnb_context_device_info(ctx)->platform_name);
     return ctx;
 }
 
@@ -83,7 +84,8 @@ uint64_t test_seed(void) {
 
 test_rng test_rng_seeded(uint64_t seed) {
     test_rng r = {seed ? seed : test_seed()};
-    for (int i = 0; i < 4; i++) test_rng_next(&r);
+    for (int i = 0; i < 4; i++)
+        test_rng_next(&r);
     return r;
 }
 
@@ -130,8 +132,8 @@ uint16_t test_float_to_half(float f) {
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
     uint32_t a = u & 0x7fffffffu;
     if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu)); /* NaN */
-    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);                         /* overflow -> Inf */
-    if (a < 0x38800000u) {                                                           /* subnormal/zero */
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);                       /* overflow -> Inf */
+    if (a < 0x38800000u) {                                                         /* subnormal/zero */
         /* value = a as float; half subnormal unit = 2^-24; round to nearest even */
         float v = bits_float(a) * 16777216.0f; /* exact: scaling by a power of two */
         float r = rintf(v);                    /* default rounding mode: nearest even */
@@ -152,17 +154,23 @@ uint16_t test_float_to_bf16(float f) {
 
 void test_floats_to_dtype(const float *src, void *dst, size_t n, clbnb_dtype dtype) {
     for (size_t i = 0; i < n; i++) {
-        if (dtype == CLBNB_DTYPE_F32) ((float *)dst)[i] = src[i];
-        else if (dtype == CLBNB_DTYPE_F16) ((uint16_t *)dst)[i] = test_float_to_half(src[i]);
-        else ((uint16_t *)dst)[i] = test_float_to_bf16(src[i]);
+        if (dtype == CLBNB_DTYPE_F32)
+            ((float *)dst)[i] = src[i];
+        else if (dtype == CLBNB_DTYPE_F16)
+            ((uint16_t *)dst)[i] = test_float_to_half(src[i]);
+        else
+            ((uint16_t *)dst)[i] = test_float_to_bf16(src[i]);
     }
 }
 
 void test_dtype_to_floats(const void *src, float *dst, size_t n, clbnb_dtype dtype) {
     for (size_t i = 0; i < n; i++) {
-        if (dtype == CLBNB_DTYPE_F32) dst[i] = ((const float *)src)[i];
-        else if (dtype == CLBNB_DTYPE_F16) dst[i] = test_half_to_float(((const uint16_t *)src)[i]);
-        else dst[i] = test_bf16_to_float(((const uint16_t *)src)[i]);
+        if (dtype == CLBNB_DTYPE_F32)
+            dst[i] = ((const float *)src)[i];
+        else if (dtype == CLBNB_DTYPE_F16)
+            dst[i] = test_half_to_float(((const uint16_t *)src)[i]);
+        else
+            dst[i] = test_bf16_to_float(((const uint16_t *)src)[i]);
     }
 }
 

@@ -14,22 +14,22 @@
 
 /* ---- checks: every test binary ends with test_finish(), printing "N passed, N failed" ------ */
 extern int test_passed, test_failed;
-#define TEST_CHECK(cond, ...)                                                                      \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            test_passed++;                                                                         \
-        } else {                                                                                   \
-            test_failed++;                                                                         \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
+#define TEST_CHECK(cond, ...)                                                                                          \
+    do {                                                                                                               \
+        if (cond) {                                                                                                    \
+            test_passed++;                                                                                             \
+        } else {                                                                                                       \
+            test_failed++;                                                                                             \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                       \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fprintf(stderr, "\n");                                                                                     \
+        }                                                                                                              \
     } while (0)
-#define TEST_STATUS(expr, expected)                                                                \
-    do {                                                                                           \
-        clbnb_status got_ = (expr);                                                                \
-        TEST_CHECK(got_ == (expected), "%s -> %s, expected %s", #expr, clbnb_status_string(got_),  \
-                   clbnb_status_string(expected));                                                 \
+#define TEST_STATUS(expr, expected)                                                                                    \
+    do {                                                                                                               \
+        clbnb_status got_ = (expr);                                                                                    \
+        TEST_CHECK(got_ == (expected), "%s -> %s, expected %s", #expr, clbnb_status_string(got_),                      \
+                   clbnb_status_string(expected));                                                                     \
     } while (0)
 int test_finish(void);
 
@@ -40,7 +40,7 @@ cl_command_queue test_queue(clbnb_context *ctx);
 
 /* ---- buffers ---------------------------------------------------------------------------------- */
 #define TEST_POISON 0xA5
-cl_mem test_buffer(clbnb_context *ctx, size_t bytes);             /* poisoned */
+cl_mem test_buffer(clbnb_context *ctx, size_t bytes); /* poisoned */
 cl_mem test_buffer_from(clbnb_context *ctx, const void *host, size_t bytes);
 void test_poison(clbnb_context *ctx, cl_mem mem, size_t bytes);
 void test_download(clbnb_context *ctx, cl_mem mem, size_t offset, void *host, size_t bytes);

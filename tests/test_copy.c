@@ -16,16 +16,18 @@ int main(void) {
             size_t n = sizes[si], so = offsets[oi][0], dof = offsets[oi][1];
             size_t total = n + 64;
             unsigned char *src = malloc(total), *want = malloc(total), *got = malloc(total);
-            for (size_t i = 0; i < total; i++) src[i] = (unsigned char)test_rng_next(&rng);
+            for (size_t i = 0; i < total; i++)
+                src[i] = (unsigned char)test_rng_next(&rng);
             cl_mem a = test_buffer_from(ctx, src, total), b = test_buffer(ctx, total);
             memset(want, TEST_POISON, total);
             memcpy(want + dof, src + so, n);
             TEST_STATUS(clbnb_buffer_copy(ctx, q, b, dof, a, so, n, 0, NULL, NULL), CLBNB_SUCCESS);
             test_download(ctx, b, 0, got, total);
             size_t bad = 0;
-            for (size_t i = 0; i < total; i++) bad += got[i] != want[i];
-            TEST_CHECK(bad == 0, "copy of %zu bytes (src+%zu -> dst+%zu): %zu bytes wrong (incl. outside the region)", n,
-                       so, dof, bad);
+            for (size_t i = 0; i < total; i++)
+                bad += got[i] != want[i];
+            TEST_CHECK(bad == 0, "copy of %zu bytes (src+%zu -> dst+%zu): %zu bytes wrong (incl. outside the region)",
+                       n, so, dof, bad);
             clReleaseMemObject(a);
             clReleaseMemObject(b);
             free(src);
@@ -62,11 +64,13 @@ int main(void) {
         TEST_STATUS(clbnb_buffer_copy(ctx, q, c, 0, a, 0, 10, 1, &null_event, NULL), CLBNB_ERROR_NULL_ARGUMENT);
         /* a queue of another context */
         clbnb_context *other = test_context();
-        TEST_STATUS(clbnb_buffer_copy(ctx, test_queue(other), c, 0, a, 0, 10, 0, NULL, NULL), CLBNB_ERROR_WRONG_CONTEXT);
+        TEST_STATUS(clbnb_buffer_copy(ctx, test_queue(other), c, 0, a, 0, 10, 0, NULL, NULL),
+                    CLBNB_ERROR_WRONG_CONTEXT);
         clbnb_context_free(other);
         test_download(ctx, c, 0, got, 100);
         size_t touched = 0;
-        for (int i = 0; i < 100; i++) touched += got[i] != TEST_POISON;
+        for (int i = 0; i < 100; i++)
+            touched += got[i] != TEST_POISON;
         TEST_CHECK(touched == 0, "failed calls wrote nothing (%zu bytes changed)", touched);
         clReleaseMemObject(a);
         clReleaseMemObject(b);

@@ -6,7 +6,8 @@
 
 static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size_t num, size_t dim, size_t n, long pad,
                      clbnb_dtype gdt, clbnb_dtype tdt) {
-    float *t = malloc(num * dim * 4), *g = malloc(n * dim * 4), *got = malloc(num * dim * 4), *got2 = malloc(num * dim * 4);
+    float *t = malloc(num * dim * 4), *g = malloc(n * dim * 4), *got = malloc(num * dim * 4),
+          *got2 = malloc(num * dim * 4);
     fill_normal(rng, t, num * dim, 1.0f);
     fill_normal(rng, g, n * dim, 1.0f);
     tmat T = tm_upload(ctx, t, num, dim, CLBNB_DTYPE_F32, 1);
@@ -15,7 +16,8 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size
     int32_t *idx = malloc(n * 4);
     /* few distinct rows so that indices repeat */
     size_t span = num < 8 ? num : num / 3 + 1;
-    for (size_t i = 0; i < n; i++) idx[i] = (int32_t)(test_rng_next(rng) % span);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = (int32_t)(test_rng_next(rng) % span);
     if (n > 4) idx[1] = (int32_t)num, idx[2] = -3; /* out of range */
     if (n > 6 && pad >= 0) idx[3] = (int32_t)pad, idx[5] = (int32_t)pad;
     if (n > 8) idx[n - 1] = (int32_t)(num - 1), idx[7] = (int32_t)(num - 1);
@@ -40,7 +42,8 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size
         }
     TEST_CHECK(bad == 0 && touched == 0 && nonzero > 0,
                "embedding backward num %zu dim %zu n %zu pad %ld %s->%s: %zu differ (first %zu: %g), %zu bytes touched",
-               num, dim, n, pad, clbnb_dtype_name(gdt), clbnb_dtype_name(tdt), bad, first, bad ? got[first] : 0.0, touched);
+               num, dim, n, pad, clbnb_dtype_name(gdt), clbnb_dtype_name(tdt), bad, first, bad ? got[first] : 0.0,
+               touched);
     /* deterministic: a second run gives the same bits */
     TEST_STATUS(clbnb_embedding_backward(l, q, &iv, &G.m, &GT.m, 0, NULL, NULL), CLBNB_SUCCESS);
     tm_download(ctx, &GT, got2);
@@ -53,7 +56,8 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size
 
 static void test_errors(clbnb_context *ctx, cl_command_queue q) {
     float t[64];
-    for (int i = 0; i < 64; i++) t[i] = (float)i * 0.01f;
+    for (int i = 0; i < 64; i++)
+        t[i] = (float)i * 0.01f;
     tmat T = tm_upload(ctx, t, 8, 8, CLBNB_DTYPE_F32, 0);
     int32_t idx[4] = {1, 2, 2, 7};
     cl_mem im = test_buffer_from(ctx, idx, sizeof idx);
@@ -101,7 +105,8 @@ int main(void) {
     run_case(ctx, q, &rng, 1, 1, 1, -1, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32);
     run_case(ctx, q, &rng, 5, 3, 40, 2, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32);
     for (size_t a = 0; a < 3; a++)
-        for (size_t b = 0; b < 3; b++) run_case(ctx, q, &rng, 37, 19, 101, (long)(a + b), dts[a], dts[b]);
+        for (size_t b = 0; b < 3; b++)
+            run_case(ctx, q, &rng, 37, 19, 101, (long)(a + b), dts[a], dts[b]);
     run_case(ctx, q, &rng, 1000, 64, 3000, 17, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32);
     run_case(ctx, q, &rng, 50, 130, 700, -1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32);
     test_errors(ctx, q);

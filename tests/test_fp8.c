@@ -28,11 +28,14 @@ static void fp8_map_double(double *out, int is_signed, int e, int p, int total) 
     qsort(out, cnt, sizeof(double), cmp_double);
     /* padding zeros go right after the existing zeros */
     size_t pos = 0;
-    while (pos < cnt && !(out[pos] > 0.0)) pos++;
+    while (pos < cnt && !(out[pos] > 0.0))
+        pos++;
     memmove(out + pos + (256 - cnt), out + pos, (cnt - pos) * sizeof(double));
-    for (size_t i = pos; i < pos + (256 - cnt); i++) out[i] = 0.0;
+    for (size_t i = pos; i < pos + (256 - cnt); i++)
+        out[i] = 0.0;
     double mx = out[255];
-    for (size_t i = 0; i < 256; i++) out[i] /= mx;
+    for (size_t i = 0; i < 256; i++)
+        out[i] /= mx;
 }
 
 static void test_map(void) {
@@ -43,7 +46,8 @@ static void test_map(void) {
      * (two zeros: +0 at 127, -0 at 128); E5M2 raw max 114688, smallest positive 3.33e-11 */
     TEST_CHECK(e4[255] == 1.0f && e4[0] == -1.0f, "E4M3 ends %g %g", e4[0], e4[255]);
     TEST_CHECK(e4[127] == 0.0f && !signbit(e4[127]) && e4[128] == 0.0f && signbit(e4[128]), "E4M3 zeros");
-    TEST_CHECK(fabs(e4[129] - 1.0173e-6) < 1e-10 && e4[129] == (float)(ldexp(1.0, -11) / 480.0), "E4M3 min %g", e4[129]);
+    TEST_CHECK(fabs(e4[129] - 1.0173e-6) < 1e-10 && e4[129] == (float)(ldexp(1.0, -11) / 480.0), "E4M3 min %g",
+               e4[129]);
     TEST_CHECK(e4[254] == 448.0f / 480.0f, "E4M3 second largest %g", e4[254]);
     TEST_CHECK(fabs(e5[129] - 3.33e-11) < 1e-13 && e5[129] == (float)(ldexp(1.0, -18) / 114688.0), "E5M2 min %g",
                e5[129]);
@@ -55,8 +59,8 @@ static void test_map(void) {
     }
     TEST_CHECK(distinct == 255 && sorted, "E4M3 distinct %d sorted %d", distinct, sorted);
     /* independent construction, several formats (incl. padded and unsigned maps) */
-    static const int fmts[][4] = {{1, 4, 3, 8}, {1, 5, 2, 8}, {1, 2, 1, 4}, {1, 1, 0, 2}, {1, 3, 3, 7}, {0, 4, 4, 8},
-                                  {0, 2, 3, 5}, {1, 6, 1, 8}, {1, 2, 5, 8}, {1, 1, 6, 8}};
+    static const int fmts[][4] = {{1, 4, 3, 8}, {1, 5, 2, 8}, {1, 2, 1, 4}, {1, 1, 0, 2}, {1, 3, 3, 7},
+                                  {0, 4, 4, 8}, {0, 2, 3, 5}, {1, 6, 1, 8}, {1, 2, 5, 8}, {1, 1, 6, 8}};
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
         float got[256];
         double want[256];
@@ -81,8 +85,8 @@ static void test_map(void) {
     TEST_STATUS(clbnb_fp8_map_create(dummy, 0, 5, 4, 9), CLBNB_ERROR_INVALID_ARGUMENT);
     TEST_STATUS(clbnb_fp8_map_create(dummy, 0, 8, 0, 8), CLBNB_ERROR_INVALID_ARGUMENT); /* 2^128 overflows f32 */
     /* get_block_sizes */
-    static const size_t bsz[][2] = {{1, 64}, {64, 64}, {65, 128}, {1000, 1024}, {1024, 1024}, {1025, 2048},
-                                    {4096, 4096}, {5000, 4096}, {0, 1024}};
+    static const size_t bsz[][2] = {{1, 64},      {64, 64},     {65, 128},    {1000, 1024}, {1024, 1024},
+                                    {1025, 2048}, {4096, 4096}, {5000, 4096}, {0, 1024}};
     for (size_t i = 0; i < sizeof bsz / sizeof bsz[0]; i++)
         TEST_CHECK(clbnb_fp8_block_size(bsz[i][0]) == bsz[i][1], "block size %zu -> %zu", bsz[i][0],
                    clbnb_fp8_block_size(bsz[i][0]));
@@ -92,14 +96,16 @@ static void test_map(void) {
 /* spec 2.3 rule, counted linearly (the kernels use a binary search) */
 static unsigned ref_nearest(const float *code, float x) {
     unsigned k = 0;
-    for (int j = 0; j < 255; j++) k += (code[j] + code[j + 1]) * 0.5f < x;
+    for (int j = 0; j < 255; j++)
+        k += (code[j] + code[j + 1]) * 0.5f < x;
     if (k < 255 && x == (code[k] + code[k + 1]) * 0.5f) k += k & 1u;
     return k;
 }
 
 static float ref_absmax(const float *x, size_t n) {
     float m = 0.0f;
-    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+    for (size_t i = 0; i < n; i++)
+        m = fmaxf(m, fabsf(x[i]));
     return m;
 }
 
@@ -120,13 +126,15 @@ static void ref_qdq_block(const float *x, size_t n, const float *code, size_t bs
     for (size_t b0 = 0; b0 < n; b0 += bs) {
         size_t e = b0 + bs < n ? b0 + bs : n;
         float a = ref_absmax(x + b0, e - b0), inv = 1.0f / a;
-        for (size_t i = b0; i < e; i++) out[i] = test_round_to_dtype(code[ref_nearest(code, x[i] * inv)] * a, r);
+        for (size_t i = b0; i < e; i++)
+            out[i] = test_round_to_dtype(code[ref_nearest(code, x[i] * inv)] * a, r);
     }
 }
 
 static void transpose(const float *src, float *dst, size_t rows, size_t cols) {
     for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+        for (size_t c = 0; c < cols; c++)
+            dst[c * rows + r] = src[r * cols + c];
 }
 
 /* ---- tensor-wise quantize / dequantize ----------------------------------------------------- */
@@ -150,7 +158,8 @@ static void test_tensorwise(clbnb_context *ctx, cl_command_queue q, test_rng *rn
     for (size_t i = 0; i < n; i++)
         if (codes[5 + i] != wcodes[i] && !bad++) first = i;
     int guard = 1;
-    for (size_t i = 0; i < 5; i++) guard &= codes[i] == TEST_POISON && codes[n + 5 + i] == TEST_POISON;
+    for (size_t i = 0; i < 5; i++)
+        guard &= codes[i] == TEST_POISON && codes[n + 5 + i] == TEST_POISON;
     TEST_CHECK(bad == 0 && guard, "tensorwise n=%zu %s: %zu codes differ (first %zu: %u vs %u), guard %d", n,
                clbnb_dtype_name(dt), bad, first, codes[5 + first], wcodes[first], guard);
     TEST_CHECK(test_float_bits(a_got[1]) == test_float_bits(a_want), "tensorwise absmax %g vs %g", a_got[1], a_want);
@@ -168,10 +177,12 @@ static void test_tensorwise(clbnb_context *ctx, cl_command_queue q, test_rng *rn
     if (!zeros && n >= 1024 && dt == CLBNB_DTYPE_F32) {
         /* a sanity bar: E4M3-like tensor-wise error on N(0, 3) data */
         double err = 0, mag = 0;
-        for (size_t i = 0; i < n; i++) err += fabs(deq[i] - x[i]), mag += fabs(x[i]);
+        for (size_t i = 0; i < n; i++)
+            err += fabs(deq[i] - x[i]), mag += fabs(x[i]);
         /* E4M3-like (3 mantissa bits): about 2.3 %; E5M2-like (2 bits): about 4.5 % */
         double bar = code[254] == 448.0f / 480.0f ? 0.03 : 0.055;
-        TEST_CHECK(err / mag < bar && err / mag > 0.005, "tensorwise relative mean abs err %.4f (bar %.3f)", err / mag, bar);
+        TEST_CHECK(err / mag < bar && err / mag > 0.005, "tensorwise relative mean abs err %.4f (bar %.3f)", err / mag,
+                   bar);
     }
     tv_free(&X), tv_free(&O);
     clReleaseMemObject(cm), clReleaseMemObject(am);
@@ -187,8 +198,8 @@ typedef struct mm_case {
     clbnb_dtype odt; /* out, grad_a, grad_b */
 } mm_case;
 
-static size_t check_close(const char *what, const mm_case *c, const float *got, const double *ref, const double *abs_sum,
-                          size_t cnt, size_t touched) {
+static size_t check_close(const char *what, const mm_case *c, const float *got, const double *ref,
+                          const double *abs_sum, size_t cnt, size_t touched) {
     size_t first = 0, bad = count_not_close(got, ref, abs_sum, cnt, c->odt, &first);
     TEST_CHECK(bad == 0 && touched == 0,
                "%s %s m%zu k%zu n%zu bt%d %s->%s: %zu of %zu off (first %zu: %.9g vs %.9g), %zu bytes touched", what,
@@ -206,22 +217,29 @@ static void test_matmul(clbnb_context *ctx, cl_command_queue q, test_rng *rng, c
     fill_normal(rng, g, m * n, 0.01f);
     /* the device B: W [N, K] itself (b_trans) or B = W^T [K, N] */
     tmat A = tm_upload(ctx, a, m, k, c->dt, 3), G = tm_upload(ctx, g, m, n, c->dt, 1);
-    for (size_t i = 0; i < n * k; i++) w[i] = test_round_to_dtype(w[i], c->dt);
+    for (size_t i = 0; i < n * k; i++)
+        w[i] = test_round_to_dtype(w[i], c->dt);
     if (!c->b_trans) transpose(w, bmat, n, k);
     tmat B = c->b_trans ? tm_upload(ctx, w, n, k, c->dt, 2) : tm_upload(ctx, bmat, k, n, c->dt, 2);
-    clbnb_vector fwv = clbnb_vector_make(fw_mem, 0, 256, CLBNB_DTYPE_F32), bwv = clbnb_vector_make(bw_mem, 0, 256, CLBNB_DTYPE_F32);
+    clbnb_vector fwv = clbnb_vector_make(fw_mem, 0, 256, CLBNB_DTYPE_F32),
+                 bwv = clbnb_vector_make(bw_mem, 0, 256, CLBNB_DTYPE_F32);
 
     /* reference operands */
     float *fa = malloc(m * k * 4), *fwq = malloc(n * k * 4), *fg = malloc(m * n * 4), *fwq_g = malloc(n * k * 4);
     float *fa_g = malloc(m * k * 4), *a_g = malloc(m * k * 4);
-    if (c->mode == CLBNB_FP8_MIXED) ref_qdq_block(a, m * k, fw, bsz, c->dt, fa);
-    else ref_qdq_tensor(a, m * k, fw, c->dt, c->dt, fa, NULL, NULL);
+    if (c->mode == CLBNB_FP8_MIXED)
+        ref_qdq_block(a, m * k, fw, bsz, c->dt, fa);
+    else
+        ref_qdq_tensor(a, m * k, fw, c->dt, c->dt, fa, NULL, NULL);
     ref_qdq_tensor(w, n * k, fw, c->dt, c->dt, fwq, NULL, NULL); /* element-wise: layout does not matter */
-    if (c->mode == CLBNB_FP8_MIXED) ref_qdq_block(g, m * n, bw, bsz2, c->dt, fg);
-    else ref_qdq_tensor(g, m * n, bw, c->dt, c->dt, fg, NULL, NULL);
+    if (c->mode == CLBNB_FP8_MIXED)
+        ref_qdq_block(g, m * n, bw, bsz2, c->dt, fg);
+    else
+        ref_qdq_tensor(g, m * n, bw, c->dt, c->dt, fg, NULL, NULL);
     ref_qdq_tensor(w, n * k, fw, c->dt, c->dt, fwq_g, NULL, NULL);
     ref_qdq_tensor(a, m * k, fw, c->dt, c->dt, fa_g, NULL, NULL);
-    for (size_t i = 0; i < m * k; i++) a_g[i] = test_round_to_dtype(a[i], c->dt);
+    for (size_t i = 0; i < m * k; i++)
+        a_g[i] = test_round_to_dtype(a[i], c->dt);
     /* with a non-compact B, tensor-wise quantization of the transposed layout must agree */
     if (!c->b_trans) {
         float *t = malloc(n * k * 4), *t2 = malloc(n * k * 4);
@@ -231,7 +249,8 @@ static void test_matmul(clbnb_context *ctx, cl_command_queue q, test_rng *rng, c
         free(t), free(t2);
     }
 
-    double *ref = malloc((m * k + n * k + m * n) * sizeof(double)), *abs_sum = malloc((m * k + n * k + m * n) * sizeof(double));
+    double *ref = malloc((m * k + n * k + m * n) * sizeof(double)),
+           *abs_sum = malloc((m * k + n * k + m * n) * sizeof(double));
     float *got = malloc((m * k + n * k + m * n) * 4), *tmp = malloc((m * k + n * k + m * n) * 4);
 
     /* forward */
@@ -260,8 +279,10 @@ static void test_matmul(clbnb_context *ctx, cl_command_queue q, test_rng *rng, c
     ref_grad_x(fg, fwq_g, ref, abs_sum, m, n, k);
     check_close("grad_a", c, got, ref, abs_sum, m * k, touched);
     touched = tm_download(ctx, &GB, got);
-    if (c->mode == CLBNB_FP8_MIXED) ref_grad_w(g, a_g, ref, abs_sum, m, n, k); /* full precision */
-    else ref_grad_w(fg, fa_g, ref, abs_sum, m, n, k);
+    if (c->mode == CLBNB_FP8_MIXED)
+        ref_grad_w(g, a_g, ref, abs_sum, m, n, k); /* full precision */
+    else
+        ref_grad_w(fg, fa_g, ref, abs_sum, m, n, k);
     if (!c->b_trans) { /* grad_B = grad_W^T */
         transpose(got, tmp, k, n);
         memcpy(got, tmp, n * k * 4);
@@ -282,7 +303,9 @@ static void test_matmul(clbnb_context *ctx, cl_command_queue q, test_rng *rng, c
 
 /* ---- bitsandbytes test_fp8linear ----------------------------------------------------------- */
 static double gelu(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
-static double gelu_grad(double x) { return 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI); }
+static double gelu_grad(double x) {
+    return 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
+}
 
 static void test_fp8linear(clbnb_context *ctx, cl_command_queue q, test_rng *rng, cl_mem fw_mem, cl_mem bw_mem) {
     const size_t b = 10, h = 1024, h2 = 2048;
@@ -295,7 +318,8 @@ static void test_fp8linear(clbnb_context *ctx, cl_command_queue q, test_rng *rng
     float s2 = 1.0f / sqrtf((float)h2);
     fill_uniform(rng, w2, h * h2, -s2, s2);
     fill_uniform(rng, b2, h, -s2, s2);
-    clbnb_vector fwv = clbnb_vector_make(fw_mem, 0, 256, CLBNB_DTYPE_F32), bwv = clbnb_vector_make(bw_mem, 0, 256, CLBNB_DTYPE_F32);
+    clbnb_vector fwv = clbnb_vector_make(fw_mem, 0, 256, CLBNB_DTYPE_F32),
+                 bwv = clbnb_vector_make(bw_mem, 0, 256, CLBNB_DTYPE_F32);
     const size_t bsz1 = clbnb_fp8_block_size(h), bsz21 = clbnb_fp8_block_size(h2);
     const size_t bsz2 = clbnb_fp8_block_size(h2), bsz22 = clbnb_fp8_block_size(h);
 
@@ -303,15 +327,18 @@ static void test_fp8linear(clbnb_context *ctx, cl_command_queue q, test_rng *rng
     double *h1 = malloc(b * h2 * 8), *o = malloc(b * h * 8);
     float *g1f = malloc(b * h2 * 4);
     ref_linear(inp, w1, b1, h1, b, h2, h);
-    for (size_t i = 0; i < b * h2; i++) g1f[i] = (float)gelu(h1[i]);
+    for (size_t i = 0; i < b * h2; i++)
+        g1f[i] = (float)gelu(h1[i]);
     ref_linear(g1f, w2, b2, o, b, h, h2);
     /* d mean / d out = 1 / (b * h); d g1 = G W2; d h1 = d g1 * gelu'(h1); grad_W1 = dh1^T inp */
     const float gconst = 1.0f / (float)(b * h);
     float *G = malloc(b * h * 4), *dh1 = malloc(b * h2 * 4);
-    for (size_t i = 0; i < b * h; i++) G[i] = gconst;
+    for (size_t i = 0; i < b * h; i++)
+        G[i] = gconst;
     double *dg1 = malloc(b * h2 * 8), *gw1 = malloc(h2 * h * 8), *gb1 = malloc(h2 * 8);
     ref_grad_x(G, w2, dg1, NULL, b, h, h2);
-    for (size_t i = 0; i < b * h2; i++) dh1[i] = (float)(dg1[i] * gelu_grad(h1[i]));
+    for (size_t i = 0; i < b * h2; i++)
+        dh1[i] = (float)(dg1[i] * gelu_grad(h1[i]));
     ref_grad_w(dh1, inp, gw1, NULL, b, h2, h);
     ref_colsum(dh1, gb1, NULL, b, h2);
 
@@ -332,7 +359,8 @@ static void test_fp8linear(clbnb_context *ctx, cl_command_queue q, test_rng *rng
                 CLBNB_SUCCESS);
     tm_download(ctx, &O, od);
     double err = 0;
-    for (size_t i = 0; i < b * h; i++) err += fabs(od[i] + b2[i % h] - o[i]);
+    for (size_t i = 0; i < b * h; i++)
+        err += fabs(od[i] + b2[i % h] - o[i]);
     err /= (double)(b * h);
     /* backward of layer 2 (grad of its input), then layer 1 (grad of its weight) */
     tmat GO = tm_upload(ctx, G, b, h, CLBNB_DTYPE_F32, 0), DG1 = tm_alloc(ctx, b, h2, CLBNB_DTYPE_F32, 0);
@@ -341,18 +369,21 @@ static void test_fp8linear(clbnb_context *ctx, cl_command_queue q, test_rng *rng
                 CLBNB_SUCCESS);
     float *dg1d = malloc(b * h2 * 4), *gw1d = malloc(h2 * h * 4);
     tm_download(ctx, &DG1, dg1d);
-    for (size_t i = 0; i < b * h2; i++) dg1d[i] = (float)(dg1d[i] * gelu_grad(h1d[i]));
+    for (size_t i = 0; i < b * h2; i++)
+        dg1d[i] = (float)(dg1d[i] * gelu_grad(h1d[i]));
     tmat DH1 = tm_upload(ctx, dg1d, b, h2, CLBNB_DTYPE_F32, 0), GW1 = tm_alloc(ctx, h2, h, CLBNB_DTYPE_F32, 0);
     TEST_STATUS(clbnb_matmul_fp8_backward(ctx, q, CLBNB_FP8_MIXED, &X.m, &W1.m, 1, &DH1.m, &fwv, &bwv, bsz21, NULL,
                                           &GW1.m, 0, NULL, NULL),
                 CLBNB_SUCCESS);
     tm_download(ctx, &GW1, gw1d);
     double gerr = 0, berr = 0;
-    for (size_t i = 0; i < h2 * h; i++) gerr += fabs(gw1d[i] - gw1[i]);
+    for (size_t i = 0; i < h2 * h; i++)
+        gerr += fabs(gw1d[i] - gw1[i]);
     gerr /= (double)(h2 * h);
     for (size_t j = 0; j < h2; j++) {
         double s = 0;
-        for (size_t i = 0; i < b; i++) s += dg1d[i * h2 + j];
+        for (size_t i = 0; i < b; i++)
+            s += dg1d[i * h2 + j];
         berr += fabs(s - gb1[j]);
     }
     berr /= (double)h2;
@@ -411,8 +442,10 @@ static void test_validation(clbnb_context *ctx, cl_command_queue q, cl_mem fw_me
     TEST_CHECK(tm_untouched(ctx, &O), "output written on error");
     /* tensor-wise */
     cl_mem cm = test_buffer(ctx, 64), am = test_buffer(ctx, 8);
-    clbnb_vector x = clbnb_vector_make(A.m.mem, 0, 32, CLBNB_DTYPE_F32), cv = clbnb_vector_make(cm, 0, 32, CLBNB_DTYPE_U8);
-    clbnb_vector av = clbnb_vector_make(am, 0, 1, CLBNB_DTYPE_F32), cshort = clbnb_vector_make(cm, 0, 31, CLBNB_DTYPE_U8);
+    clbnb_vector x = clbnb_vector_make(A.m.mem, 0, 32, CLBNB_DTYPE_F32),
+                 cv = clbnb_vector_make(cm, 0, 32, CLBNB_DTYPE_U8);
+    clbnb_vector av = clbnb_vector_make(am, 0, 1, CLBNB_DTYPE_F32),
+                 cshort = clbnb_vector_make(cm, 0, 31, CLBNB_DTYPE_U8);
     clbnb_vector cbig = clbnb_vector_make(cm, 40, 32, CLBNB_DTYPE_U8);
     TEST_STATUS(clbnb_quantize_tensorwise(ctx, q, &x, NULL, &cv, &av, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
     TEST_STATUS(clbnb_quantize_tensorwise(ctx, q, &x, &fwv, &cshort, &av, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
@@ -420,12 +453,14 @@ static void test_validation(clbnb_context *ctx, cl_command_queue q, cl_mem fw_me
     clbnb_vector xi = x;
     xi.dtype = CLBNB_DTYPE_I32;
     TEST_STATUS(clbnb_quantize_tensorwise(ctx, q, &xi, &fwv, &cv, &av, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
-    TEST_STATUS(clbnb_dequantize_tensorwise(ctx, q, &cshort, &av, &fwv, &x, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
+    TEST_STATUS(clbnb_dequantize_tensorwise(ctx, q, &cshort, &av, &fwv, &x, 0, NULL, NULL),
+                CLBNB_ERROR_BUFFER_TOO_SMALL);
     clFinish(q);
     unsigned char h[64];
     test_download(ctx, cm, 0, h, 64);
     int untouched = 1;
-    for (int i = 0; i < 64; i++) untouched &= h[i] == TEST_POISON;
+    for (int i = 0; i < 64; i++)
+        untouched &= h[i] == TEST_POISON;
     TEST_CHECK(untouched, "codes written on error");
     clReleaseMemObject(cm), clReleaseMemObject(am);
     tm_free(&A), tm_free(&B), tm_free(&O);
@@ -447,7 +482,8 @@ int main(void) {
         static const size_t ns[] = {1, 7, 4095, 4097, 12345};
         for (size_t d = 0; d < 3; d++)
             for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
-                test_tensorwise(ctx, q, &rng, i % 2 ? bw : fw, i % 2 ? bw_mem : fw_mem, ns[i], dts[d], dts[(d + i) % 3], 0);
+                test_tensorwise(ctx, q, &rng, i % 2 ? bw : fw, i % 2 ? bw_mem : fw_mem, ns[i], dts[d], dts[(d + i) % 3],
+                                0);
         test_tensorwise(ctx, q, &rng, fw, fw_mem, 1 << 20, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 0);
         test_tensorwise(ctx, q, &rng, fw, fw_mem, 1000, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, 1); /* all zero */
         static const mm_case cases[] = {

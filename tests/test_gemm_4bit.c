@@ -72,18 +72,23 @@ static void state_random(clbnb_context *ctx, test_rng *rng, g4state *s, const g4
     s->nb2 = (s->nb + c->bs2 - 1) / c->bs2;
     size_t pbytes = (s->numel + 1) / 2;
     s->packed = malloc(pbytes);
-    for (size_t i = 0; i < pbytes; i++) s->packed[i] = (uint8_t)test_rng_next(rng);
+    for (size_t i = 0; i < pbytes; i++)
+        s->packed[i] = (uint8_t)test_rng_next(rng);
     s->absmax = malloc(s->nb * 4);
     s->scale = malloc(s->nb * 4);
-    for (size_t b = 0; b < s->nb; b++) s->absmax[b] = 0.25f + 1.75f * test_rng_uniform(rng);
+    for (size_t b = 0; b < s->nb; b++)
+        s->absmax[b] = 0.25f + 1.75f * test_rng_uniform(rng);
     if (c->nested) {
         s->q = malloc(s->nb);
         s->absmax2 = malloc(s->nb2 * 4);
         s->code2 = malloc(256 * 4);
-        for (size_t b = 0; b < s->nb; b++) s->q[b] = (uint8_t)test_rng_next(rng);
-        for (size_t b = 0; b < s->nb2; b++) s->absmax2[b] = 0.5f + test_rng_uniform(rng);
+        for (size_t b = 0; b < s->nb; b++)
+            s->q[b] = (uint8_t)test_rng_next(rng);
+        for (size_t b = 0; b < s->nb2; b++)
+            s->absmax2[b] = 0.5f + test_rng_uniform(rng);
         if (c->code2_explicit)
-            for (int j = 0; j < 256; j++) s->code2[j] = 2.0f * test_rng_uniform(rng) - 1.0f;
+            for (int j = 0; j < 256; j++)
+                s->code2[j] = 2.0f * test_rng_uniform(rng) - 1.0f;
         else
             memcpy(s->code2, clbnb_code_dynamic(), 256 * 4);
         s->offset = 1.0f + test_rng_uniform(rng);
@@ -160,7 +165,8 @@ static void io_make(clbnb_context *ctx, test_rng *rng, g4io *io, size_t m, size_
         io->bias = malloc(n * 4);
         float *bfull = malloc((n + 1) * 4);
         bfull[0] = 0;
-        for (size_t j = 0; j < n; j++) bfull[1 + j] = io->bias[j] = test_round_to_dtype(test_rng_normal(rng), bdt);
+        for (size_t j = 0; j < n; j++)
+            bfull[1 + j] = io->bias[j] = test_round_to_dtype(test_rng_normal(rng), bdt);
         void *bb = malloc((n + 1) * 4);
         test_floats_to_dtype(bfull, bb, n + 1, bdt);
         io->mbias = test_buffer_from(ctx, bb, (n + 1) * clbnb_dtype_size(bdt));
@@ -189,7 +195,8 @@ static size_t io_download(clbnb_context *ctx, const g4io *io, float *got) {
         memset(inside + e * os, 1, o->cols * os);
     }
     size_t touched = 0;
-    for (size_t b = 0; b < io->out_bytes; b++) touched += !inside[b] && raw[b] != TEST_POISON;
+    for (size_t b = 0; b < io->out_bytes; b++)
+        touched += !inside[b] && raw[b] != TEST_POISON;
     free(raw);
     free(inside);
     return touched;
@@ -211,7 +218,8 @@ static size_t check_close(const float *got, const double *ref, const double *abs
         double tol = t + g4_out_tol(fabs(ref[i]) + t, odt) * 1.0001;
         double e = fabs((double)got[i] - ref[i]);
         if (!(e <= tol)) {
-            if (bad < 3) fprintf(stderr, "  [%zu, %zu] got %.9g want %.9g (tol %.3g)\n", i / n, i % n, got[i], ref[i], tol);
+            if (bad < 3)
+                fprintf(stderr, "  [%zu, %zu] got %.9g want %.9g (tol %.3g)\n", i / n, i % n, got[i], ref[i], tol);
             bad++;
         }
         if (max_err && e > *max_err) *max_err = e;
@@ -236,9 +244,8 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, cons
             if (v == CLBNB_GEMM_4BIT_DEQUANT_SGEMM && p == 1) continue;
             test_poison(ctx, io.mout, io.out_bytes);
             clbnb_status st =
-                clbnb_gemm_4bit_ex(ctx, q, &io.vx, &s.vpacked, &s.am, c->fp4 ? CLBNB_QUANT_FP4 : CLBNB_QUANT_NF4,
-                                   c->bs, c->has_bias ? &io.vbias : NULL, &io.vout, (clbnb_gemm_4bit_variant)v, 0, NULL,
-                                   NULL);
+                clbnb_gemm_4bit_ex(ctx, q, &io.vx, &s.vpacked, &s.am, c->fp4 ? CLBNB_QUANT_FP4 : CLBNB_QUANT_NF4, c->bs,
+                                   c->has_bias ? &io.vbias : NULL, &io.vout, (clbnb_gemm_4bit_variant)v, 0, NULL, NULL);
             TEST_CHECK(st == CLBNB_SUCCESS, "gemm_4bit status %s", clbnb_status_string(st));
             size_t touched = io_download(ctx, &io, got);
             size_t bad = check_close(got, ref, absref, c->m, c->n, c->k, c->odt, NULL);
@@ -265,18 +272,19 @@ static void run_grad_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng,
     /* reference with W^T: wt [k, n] */
     float *wt = malloc(c->n * c->k * 4);
     for (size_t i = 0; i < c->n; i++)
-        for (size_t j = 0; j < c->k; j++) wt[j * c->n + i] = s.w[i * c->k + j];
+        for (size_t j = 0; j < c->k; j++)
+            wt[j * c->n + i] = s.w[i * c->k + j];
     double *ref = malloc(c->m * c->k * sizeof(double)), *absref = malloc(c->m * c->k * sizeof(double));
     g4_matmul_ref(io.x, wt, NULL, c->m, c->k, c->n, ref, absref);
     float *got = malloc(c->m * c->k * 4);
     test_poison(ctx, io.mout, io.out_bytes);
-    TEST_STATUS(clbnb_gemm_4bit_grad_input(ctx, q, &io.vx, &s.vpacked, &s.am, c->fp4 ? CLBNB_QUANT_FP4 : CLBNB_QUANT_NF4,
-                                           c->bs, &io.vout, 0, NULL, NULL),
+    TEST_STATUS(clbnb_gemm_4bit_grad_input(ctx, q, &io.vx, &s.vpacked, &s.am,
+                                           c->fp4 ? CLBNB_QUANT_FP4 : CLBNB_QUANT_NF4, c->bs, &io.vout, 0, NULL, NULL),
                 CLBNB_SUCCESS);
     size_t touched = io_download(ctx, &io, got);
     size_t bad = check_close(got, ref, absref, c->m, c->k, c->n, c->odt, NULL);
-    TEST_CHECK(bad == 0 && touched == 0, "grad_input M=%zu N=%zu K=%zu bs=%zu %s%s %s->%s: %zu wrong, %zu touched", c->m,
-               c->n, c->k, c->bs, c->fp4 ? "fp4" : "nf4", c->nested ? " nested" : "", clbnb_dtype_name(c->xdt),
+    TEST_CHECK(bad == 0 && touched == 0, "grad_input M=%zu N=%zu K=%zu bs=%zu %s%s %s->%s: %zu wrong, %zu touched",
+               c->m, c->n, c->k, c->bs, c->fp4 ? "fp4" : "nf4", c->nested ? " nested" : "", clbnb_dtype_name(c->xdt),
                clbnb_dtype_name(c->odt), bad, touched);
     free(wt), free(ref), free(absref), free(got);
     io_free(&io);
@@ -292,10 +300,12 @@ static void bars_matmul(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
     int idx = 0;
     for (size_t si = 0; si < 4; si++)
         for (size_t bi = 0; bi < 4; bi++, idx++) {
-            g4case c = {shapes[si][0], shapes[si][1], shapes[si][2], bss[bi], idx & 1, (idx >> 1) & 1, 0, (idx >> 2) & 1,
-                        CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0, 256};
+            g4case c = {
+                shapes[si][0],   shapes[si][1],   shapes[si][2],   bss[bi], idx & 1, (idx >> 1) & 1, 0, (idx >> 2) & 1,
+                CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0,       256};
             float *b = malloc(c.n * c.k * 4);
-            for (size_t i = 0; i < c.n * c.k; i++) b[i] = test_rng_normal(rng) / sqrtf((float)c.k);
+            for (size_t i = 0; i < c.n * c.k; i++)
+                b[i] = test_rng_normal(rng) / sqrtf((float)c.k);
             g4state s;
             state_quantized(ctx, &s, &c, b);
             g4io io;
@@ -308,11 +318,13 @@ static void bars_matmul(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
                         CLBNB_SUCCESS);
             io_download(ctx, &io, got);
             double err = 0;
-            for (size_t i = 0; i < c.m * c.n; i++) err += fabs((double)got[i] - ref[i]);
+            for (size_t i = 0; i < c.m * c.n; i++)
+                err += fabs((double)got[i] - ref[i]);
             err /= (double)(c.m * c.n);
             double bound = (!c.fp4 || c.bs <= 64) ? 0.115 : c.bs <= 256 ? 0.13 : 0.16;
-            TEST_CHECK(err < bound, "test_matmul_4bit bar: M=%zu N=%zu K=%zu bs=%zu %s nested=%d: mean abs err %.4f >= %.3f",
-                       c.m, c.n, c.k, c.bs, c.fp4 ? "fp4" : "nf4", c.nested, err, bound);
+            TEST_CHECK(err < bound,
+                       "test_matmul_4bit bar: M=%zu N=%zu K=%zu bs=%zu %s nested=%d: mean abs err %.4f >= %.3f", c.m,
+                       c.n, c.k, c.bs, c.fp4 ? "fp4" : "nf4", c.nested, err, bound);
             free(b), free(ref), free(got);
             io_free(&io);
             state_free(&s);
@@ -325,7 +337,8 @@ static void bars_gemv(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
     const clbnb_dtype dts[3] = {CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, CLBNB_DTYPE_BF16};
     /* [dtype][small/large][err, relerr, maxerr][mean, std] */
     const double tab[3][2][3][2] = {
-        {{{5.2e-5, 6.3e-6}, {2.4e-4, 3.57e-4}, {4.2e-4, 6.87e-5}}, {{1.8e-5, 2.8e-6}, {1.0e-4, 1.97e-4}, {1.7e-4, 1.79e-5}}},
+        {{{5.2e-5, 6.3e-6}, {2.4e-4, 3.57e-4}, {4.2e-4, 6.87e-5}},
+         {{1.8e-5, 2.8e-6}, {1.0e-4, 1.97e-4}, {1.7e-4, 1.79e-5}}},
         {{{2e-8, 2e-9}, {8e-7, 1.2e-6}, {6e-8, 2e-8}}, {{1e-8, 2e-9}, {5e-7, 1.6e-7}, {5e-8, 1e-8}}},
         {{{4.2e-4, 5.9e-5}, {4.1e-3, 1.153e-2}, {3.7e-3, 5.56e-4}},
          {{1.4e-4, 9.5e-6}, {1.2e-3, 6.79e-4}, {1.0e-3, 1.37e-4}}}};
@@ -339,7 +352,8 @@ static void bars_gemv(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
                 size_t n = kind == 0 ? 4 * dim : dim, k = kind == 0 ? dim : 4 * dim;
                 g4case c = {1, n, k, 64, idx & 1, (idx >> 1) & 1, 0, 0, dts[di], dts[di], dts[di], 0, 256};
                 float *b = malloc(n * k * 4);
-                for (size_t i = 0; i < n * k; i++) b[i] = test_rng_normal(rng) / sqrtf((float)dim);
+                for (size_t i = 0; i < n * k; i++)
+                    b[i] = test_rng_normal(rng) / sqrtf((float)dim);
                 g4state s;
                 state_quantized(ctx, &s, &c, b);
                 /* bitsandbytes averages the three metrics over its iterations (100); here over
@@ -376,11 +390,12 @@ static void bars_gemv(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
                 for (int p = 0; p < 2; p++) {
                     double err = sum_err[p] / GEMV_ITERS, rel = sum_rel[p] / GEMV_ITERS, mx = sum_mx[p] / GEMV_ITERS;
                     const double(*t)[2] = tab[di][dim > 512];
-                    TEST_CHECK(err < t[0][0] + 7 * t[0][1] && rel < t[1][0] + 7 * t[1][1] && mx < t[2][0] + 7 * t[2][1],
-                               "test_gemv_4bit bar %s dim=%zu [%zu,%zu] %s nested=%d path=%d: err %.3g rel %.3g max %.3g "
-                               "(mean of %d draws)",
-                               clbnb_dtype_name(c.xdt), dim, n, k, c.fp4 ? "fp4" : "nf4", c.nested, p, err, rel, mx,
-                               GEMV_ITERS);
+                    TEST_CHECK(
+                        err < t[0][0] + 7 * t[0][1] && rel < t[1][0] + 7 * t[1][1] && mx < t[2][0] + 7 * t[2][1],
+                        "test_gemv_4bit bar %s dim=%zu [%zu,%zu] %s nested=%d path=%d: err %.3g rel %.3g max %.3g "
+                        "(mean of %d draws)",
+                        clbnb_dtype_name(c.xdt), dim, n, k, c.fp4 ? "fp4" : "nf4", c.nested, p, err, rel, mx,
+                        GEMV_ITERS);
                 }
                 free(b), free(ref), free(got);
                 state_free(&s);
@@ -399,7 +414,8 @@ static void bars_identity(clbnb_context *ctx, cl_command_queue q, test_rng *rng)
                 size_t d = dims[dd], m = ms[(di + dd + nested) % 3];
                 g4case c = {m, d, d, 64, (di + nested) & 1, nested, 0, 0, dts[di], dts[di], dts[di], 0, 256};
                 float *eye = calloc(d * d, 4);
-                for (size_t i = 0; i < d; i++) eye[i * d + i] = 1.0f;
+                for (size_t i = 0; i < d; i++)
+                    eye[i * d + i] = 1.0f;
                 g4state s;
                 state_quantized(ctx, &s, &c, eye);
                 g4io io;
@@ -418,14 +434,15 @@ static void bars_identity(clbnb_context *ctx, cl_command_queue q, test_rng *rng)
                         io_download(ctx, &io, got);
                         size_t bad = 0;
                         if (!nested) {
-                            for (size_t i = 0; i < m * d; i++) bad += got[i] != io.x[i];
+                            for (size_t i = 0; i < m * d; i++)
+                                bad += got[i] != io.x[i];
                         } else {
                             /* nested: the zero blocks get a small nonzero decoded absmax (their
                              * codes are 0 = -1.0 for NF4), so compare with the reference */
                             bad = check_close(got, ref, absref, m, d, d, c.odt, NULL);
                         }
-                        TEST_CHECK(bad == 0, "identity d=%zu M=%zu %s %s nested=%d path=%d variant=%s: %zu differ", d, m,
-                                   clbnb_dtype_name(c.xdt), c.fp4 ? "fp4" : "nf4", nested, p, variant_name(v), bad);
+                        TEST_CHECK(bad == 0, "identity d=%zu M=%zu %s %s nested=%d path=%d variant=%s: %zu differ", d,
+                                   m, clbnb_dtype_name(c.xdt), c.fp4 ? "fp4" : "nf4", nested, p, variant_name(v), bad);
                     }
                 }
                 free(eye), free(got), free(ref), free(absref);
@@ -448,14 +465,17 @@ static void validation(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
     const clbnb_quant_type nf4 = CLBNB_QUANT_NF4;
 #define G4_CALL(X, P, A, T, BS, B, O) clbnb_gemm_4bit(ctx, q, X, P, A, T, BS, B, O, 0, NULL, NULL)
     TEST_STATUS(clbnb_gemm_4bit(NULL, q, &x, &pk, &am, nf4, 32, &bias, &out, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_gemm_4bit(ctx, NULL, &x, &pk, &am, nf4, 32, &bias, &out, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_gemm_4bit(ctx, NULL, &x, &pk, &am, nf4, 32, &bias, &out, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
     TEST_STATUS(G4_CALL(NULL, &pk, &am, nf4, 32, &bias, &out), CLBNB_ERROR_NULL_ARGUMENT);
     TEST_STATUS(G4_CALL(&x, NULL, &am, nf4, 32, &bias, &out), CLBNB_ERROR_NULL_ARGUMENT);
     TEST_STATUS(G4_CALL(&x, &pk, NULL, nf4, 32, &bias, &out), CLBNB_ERROR_NULL_ARGUMENT);
     TEST_STATUS(G4_CALL(&x, &pk, &am, nf4, 32, &bias, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_gemm_4bit(ctx, q, &x, &pk, &am, nf4, 32, &bias, &out, 1, NULL, NULL), CLBNB_ERROR_INVALID_ARGUMENT);
-    TEST_STATUS(clbnb_gemm_4bit_ex(ctx, q, &x, &pk, &am, nf4, 32, &bias, &out, (clbnb_gemm_4bit_variant)7, 0, NULL, NULL),
+    TEST_STATUS(clbnb_gemm_4bit(ctx, q, &x, &pk, &am, nf4, 32, &bias, &out, 1, NULL, NULL),
                 CLBNB_ERROR_INVALID_ARGUMENT);
+    TEST_STATUS(
+        clbnb_gemm_4bit_ex(ctx, q, &x, &pk, &am, nf4, 32, &bias, &out, (clbnb_gemm_4bit_variant)7, 0, NULL, NULL),
+        CLBNB_ERROR_INVALID_ARGUMENT);
     {
         clbnb_absmax a2 = am;
         a2.offset.mem = NULL;
@@ -545,12 +565,15 @@ static void validation(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
     clbnb_matrix g = {io.mout, io.vout.offset, 3, 10, io.vout.ld, CLBNB_DTYPE_F32};
     cl_mem gxm = test_buffer(ctx, 4 * 64 * 4);
     clbnb_matrix gx = clbnb_matrix_make(gxm, 0, 3, 64, CLBNB_DTYPE_F32), gx2 = gx;
-    TEST_STATUS(clbnb_gemm_4bit_grad_input(NULL, q, &g, &pk, &am, nf4, 32, &gx, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_gemm_4bit_grad_input(ctx, q, NULL, &pk, &am, nf4, 32, &gx, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_gemm_4bit_grad_input(NULL, q, &g, &pk, &am, nf4, 32, &gx, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_gemm_4bit_grad_input(ctx, q, NULL, &pk, &am, nf4, 32, &gx, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
     TEST_STATUS(clbnb_gemm_4bit_grad_input(ctx, q, &g, &pk, &am, nf4, 64 + 1, &gx, 0, NULL, NULL),
                 CLBNB_ERROR_INVALID_BLOCKSIZE);
     gx2.rows = 2;
-    TEST_STATUS(clbnb_gemm_4bit_grad_input(ctx, q, &g, &pk, &am, nf4, 32, &gx2, 0, NULL, NULL), CLBNB_ERROR_INVALID_SHAPE);
+    TEST_STATUS(clbnb_gemm_4bit_grad_input(ctx, q, &g, &pk, &am, nf4, 32, &gx2, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_SHAPE);
     gx2 = gx;
     gx2.dtype = CLBNB_DTYPE_U8;
     TEST_STATUS(clbnb_gemm_4bit_grad_input(ctx, q, &g, &pk, &am, nf4, 32, &gx2, 0, NULL, NULL),
@@ -564,14 +587,17 @@ static void validation(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
     test_download(ctx, io.mout, 0, raw, io.out_bytes);
     test_download(ctx, gxm, 0, gxraw, 4 * 64 * 4);
     size_t touched = 0;
-    for (size_t i = 0; i < io.out_bytes; i++) touched += raw[i] != TEST_POISON;
-    for (size_t i = 0; i < 4 * 64 * 4; i++) touched += gxraw[i] != TEST_POISON;
+    for (size_t i = 0; i < io.out_bytes; i++)
+        touched += raw[i] != TEST_POISON;
+    for (size_t i = 0; i < 4 * 64 * 4; i++)
+        touched += gxraw[i] != TEST_POISON;
     TEST_CHECK(touched == 0, "failed calls wrote nothing (%zu bytes changed)", touched);
     /* events: a chained call through the wait list completes */
     cl_event e1 = NULL, e2 = NULL;
     TEST_STATUS(clbnb_gemm_4bit(ctx, q, &x, &pk, &am, nf4, 32, &bias, &out, 0, NULL, &e1), CLBNB_SUCCESS);
-    TEST_STATUS(clbnb_gemm_4bit_ex(ctx, q, &x, &pk, &am, nf4, 32, &bias, &out, CLBNB_GEMM_4BIT_DEQUANT_SGEMM, 1, &e1, &e2),
-                CLBNB_SUCCESS);
+    TEST_STATUS(
+        clbnb_gemm_4bit_ex(ctx, q, &x, &pk, &am, nf4, 32, &bias, &out, CLBNB_GEMM_4BIT_DEQUANT_SGEMM, 1, &e1, &e2),
+        CLBNB_SUCCESS);
     TEST_CHECK(e1 && e2 && clWaitForEvents(1, &e2) == CL_SUCCESS, "events");
     if (e1) clReleaseEvent(e1);
     if (e2) clReleaseEvent(e2);
@@ -594,33 +620,35 @@ int main(void) {
     const clbnb_dtype F32 = CLBNB_DTYPE_F32, F16 = CLBNB_DTYPE_F16, BF16 = CLBNB_DTYPE_BF16;
     /* m, n, k, bs, fp4, nested, code2_explicit, bias, xdt, odt, bdt, poff, bs2 */
     const g4case cases[] = {
-        {1, 64, 64, 64, 0, 0, 0, 0, F32, F32, F32, 0, 256},       /* K = blocksize */
-        {1, 1, 32, 32, 1, 0, 0, 1, F16, F16, F16, 0, 256},        /* N = 1 */
-        {1, 37, 256, 128, 0, 1, 0, 1, BF16, BF16, BF16, 0, 256},  /* odd N, nested */
-        {1, 33, 4096, 4096, 1, 1, 1, 0, F16, F32, F32, 0, 4},     /* bs 4096, code2 buffer, small bs2 */
-        {1, 5, 1, 64, 0, 0, 0, 1, F32, F32, BF16, 0, 256},         /* K = 1 */
-        {1, 7, 65, 32, 1, 1, 0, 0, F16, F16, F16, 0, 2},          /* odd K: rows straddle bytes */
-        {1, 9, 100, 64, 0, 0, 0, 1, BF16, BF16, F16, 0, 256},      /* K not a multiple of bs */
-        {1, 21, 512, 512, 0, 0, 0, 0, F32, F32, F32, 3, 256},     /* unaligned packed offset */
+        {1, 64, 64, 64, 0, 0, 0, 0, F32, F32, F32, 0, 256},      /* K = blocksize */
+        {1, 1, 32, 32, 1, 0, 0, 1, F16, F16, F16, 0, 256},       /* N = 1 */
+        {1, 37, 256, 128, 0, 1, 0, 1, BF16, BF16, BF16, 0, 256}, /* odd N, nested */
+        {1, 33, 4096, 4096, 1, 1, 1, 0, F16, F32, F32, 0, 4},    /* bs 4096, code2 buffer, small bs2 */
+        {1, 5, 1, 64, 0, 0, 0, 1, F32, F32, BF16, 0, 256},       /* K = 1 */
+        {1, 7, 65, 32, 1, 1, 0, 0, F16, F16, F16, 0, 2},         /* odd K: rows straddle bytes */
+        {1, 9, 100, 64, 0, 0, 0, 1, BF16, BF16, F16, 0, 256},    /* K not a multiple of bs */
+        {1, 21, 512, 512, 0, 0, 0, 0, F32, F32, F32, 3, 256},    /* unaligned packed offset */
         {2, 31, 512, 512, 1, 0, 0, 1, F32, F32, F32, 0, 256},
         {3, 17, 1024, 1024, 0, 1, 0, 1, F16, F16, F16, 0, 256},
         {16, 48, 2048, 2048, 1, 0, 0, 0, BF16, BF16, BF16, 0, 256},
         {17, 3, 96, 32, 0, 1, 1, 1, F32, BF16, F32, 0, 8},
         {64, 40, 192, 64, 1, 1, 0, 0, F16, F16, F16, 0, 256},
-        {65, 19, 128, 256, 0, 0, 0, 1, F32, F32, F16, 0, 256},    /* K < blocksize */
+        {65, 19, 128, 256, 0, 0, 0, 1, F32, F32, F16, 0, 256}, /* K < blocksize */
         {100, 70, 320, 64, 1, 1, 0, 1, F16, F16, F16, 0, 256},
-        {5, 13, 33, 32, 0, 0, 0, 0, F16, F16, F32, 0, 256},       /* odd K, small batch */
+        {5, 13, 33, 32, 0, 0, 0, 0, F16, F16, F32, 0, 256}, /* odd K, small batch */
         {9, 1, 4096, 256, 1, 0, 0, 1, F32, F32, F32, 0, 256},
         {4, 300, 128, 128, 0, 1, 0, 0, BF16, BF16, BF16, 0, 256},
     };
     double t0 = g4_now();
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, q, &rng, &cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        run_case(ctx, q, &rng, &cases[i]);
     const g4case grads[] = {
         {1, 64, 128, 64, 0, 0, 0, 0, F32, F32, F32, 0, 256},
         {7, 33, 65, 32, 1, 1, 0, 0, F16, F16, F16, 0, 256},
         {70, 96, 256, 128, 0, 0, 0, 0, BF16, F32, F32, 0, 256},
     };
-    for (size_t i = 0; i < sizeof grads / sizeof grads[0]; i++) run_grad_case(ctx, q, &rng, &grads[i]);
+    for (size_t i = 0; i < sizeof grads / sizeof grads[0]; i++)
+        run_grad_case(ctx, q, &rng, &grads[i]);
     printf("random cases + grads: %.1f s\n", g4_now() - t0);
     bars_matmul(ctx, q, &rng);
     printf("matmul bars: %.1f s\n", g4_now() - t0);

@@ -71,7 +71,8 @@ int main(void) {
                 unsigned a = (myp[i / 2] >> ((i & 1) ? 0 : 4)) & 15u, b = (packed[i / 2] >> ((i & 1) ? 0 : 4)) & 15u;
                 code_diff += a != b;
             }
-            for (size_t i = 0; i < na; i++) am_diff += test_float_bits(mya[i]) != test_float_bits(absmax[i]);
+            for (size_t i = 0; i < na; i++)
+                am_diff += test_float_bits(mya[i]) != test_float_bits(absmax[i]);
             TEST_CHECK(am_diff == 0 && (double)code_diff <= 2e-4 * (double)(n * k),
                        "reference quantizer vs bnb mm%d %s: %zu absmax, %zu codes differ", t, qt, am_diff, code_diff);
             free(myp), free(mya);
@@ -120,7 +121,9 @@ int main(void) {
                     }
                     err1 /= (double)(m * n), rel1 /= (double)(m * n), mean_lin /= (double)(m * n);
                     if (maxd > max_diff_all) max_diff_all = maxd;
-                    TEST_CHECK(bad == 0, "mm%d %s path=%d variant=%d: %zu outputs outside the f16-rounding bound of bnb's (max diff %.3g)",
+                    TEST_CHECK(bad == 0,
+                               "mm%d %s path=%d variant=%d: %zu outputs outside the f16-rounding bound of bnb's (max "
+                               "diff %.3g)",
                                t, qt, p, v, bad, maxd);
                     /* test_matmul_4bit bar against the unquantized F.linear(X, W) + bias */
                     TEST_CHECK(mean_lin < 0.115, "mm%d %s: mean abs err vs F.linear %.4f", t, qt, mean_lin);
@@ -128,8 +131,8 @@ int main(void) {
                     double sd = sqrt((double)k);
                     TEST_CHECK(err1 / sd < 5.2e-5 + 7 * 6.3e-6 && rel1 / sd < 2.4e-4 + 7 * 3.57e-4 &&
                                    maxd / sd < 4.2e-4 + 7 * 6.87e-5,
-                               "mm%d %s path=%d variant=%d: gemv bars err %.3g rel %.3g max %.3g", t, qt, p, v, err1 / sd,
-                               rel1 / sd, maxd / sd);
+                               "mm%d %s path=%d variant=%d: gemv bars err %.3g rel %.3g max %.3g", t, qt, p, v,
+                               err1 / sd, rel1 / sd, maxd / sd);
                 }
             }
             clReleaseMemObject(mp);

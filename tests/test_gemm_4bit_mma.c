@@ -28,9 +28,12 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_ca
     size_t pbytes = (nk + 1) / 2, nb2 = (nblocks + 255) / 256;
     unsigned char *packed = malloc(pbytes), *qabs = malloc(nblocks);
     float *absmax = malloc(nblocks * 4), *absmax2 = malloc(nb2 * 4), offset = 0.05f;
-    for (size_t i = 0; i < pbytes; i++) packed[i] = (unsigned char)test_rng_next(rng);
-    for (size_t i = 0; i < nblocks; i++) absmax[i] = 0.01f + test_rng_uniform(rng), qabs[i] = (unsigned char)test_rng_next(rng);
-    for (size_t i = 0; i < nb2; i++) absmax2[i] = 0.2f + test_rng_uniform(rng);
+    for (size_t i = 0; i < pbytes; i++)
+        packed[i] = (unsigned char)test_rng_next(rng);
+    for (size_t i = 0; i < nblocks; i++)
+        absmax[i] = 0.01f + test_rng_uniform(rng), qabs[i] = (unsigned char)test_rng_next(rng);
+    for (size_t i = 0; i < nb2; i++)
+        absmax2[i] = 0.2f + test_rng_uniform(rng);
     /* the absmax each block really has */
     float *eff = malloc(nblocks * 4);
     for (size_t b = 0; b < nblocks; b++) {
@@ -42,12 +45,15 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_ca
         }
     }
     float *x = malloc(M * K * 4), *bias = malloc(N * 4);
-    for (size_t i = 0; i < M * K; i++) x[i] = test_round_to_dtype(test_rng_normal(rng), c->x_dt);
-    for (size_t i = 0; i < N; i++) bias[i] = c->bias ? test_round_to_dtype(test_rng_normal(rng), CLBNB_DTYPE_F16) : 0.0f;
+    for (size_t i = 0; i < M * K; i++)
+        x[i] = test_round_to_dtype(test_rng_normal(rng), c->x_dt);
+    for (size_t i = 0; i < N; i++)
+        bias[i] = c->bias ? test_round_to_dtype(test_rng_normal(rng), CLBNB_DTYPE_F16) : 0.0f;
     size_t xs = clbnb_dtype_size(c->x_dt), os = clbnb_dtype_size(c->out_dt);
     size_t ldx = K + 8, x_off = 16, ldo = N + 1, o_off = 2 * os;
     unsigned char *xb = calloc(x_off + M * ldx * xs, 1), *bb = malloc(N * 2);
-    for (size_t m = 0; m < M; m++) test_floats_to_dtype(x + m * K, xb + x_off + m * ldx * xs, K, c->x_dt);
+    for (size_t m = 0; m < M; m++)
+        test_floats_to_dtype(x + m * K, xb + x_off + m * ldx * xs, K, c->x_dt);
     test_floats_to_dtype(bias, bb, N, CLBNB_DTYPE_F16);
 
     cl_mem pm = test_buffer_from(ctx, packed, pbytes), xm = test_buffer_from(ctx, xb, x_off + M * ldx * xs);
@@ -79,12 +85,14 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_ca
     int f16_weights = c->x_dt == CLBNB_DTYPE_F16;
     size_t bad = 0, untouched_bad = 0;
     double worst = 0;
-    for (size_t i = 0; i < o_off; i++) untouched_bad += got[i] != TEST_POISON;
+    for (size_t i = 0; i < o_off; i++)
+        untouched_bad += got[i] != TEST_POISON;
     for (size_t m = 0; m < M; m++) {
         for (size_t n = 0; n < ldo; n++) {
             const unsigned char *p = got + o_off + (m * ldo + n) * os;
             if (n >= N) {
-                for (size_t i = 0; i < os; i++) untouched_bad += p[i] != TEST_POISON;
+                for (size_t i = 0; i < os; i++)
+                    untouched_bad += p[i] != TEST_POISON;
                 continue;
             }
             double ref = bias[n], mag = fabs(bias[n]);
@@ -111,8 +119,10 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_ca
                M, N, K, c->bs, clbnb_quant_type_name(c->type), c->nested, c->bias, clbnb_dtype_name(c->x_dt),
                clbnb_dtype_name(c->out_dt), bad, worst, untouched_bad);
     cl_mem all[] = {pm, xm, am, a2m, offm, bm, om};
-    for (size_t i = 0; i < 7; i++) clReleaseMemObject(all[i]);
-    free(packed), free(qabs), free(absmax), free(absmax2), free(eff), free(x), free(bias), free(xb), free(bb), free(got);
+    for (size_t i = 0; i < 7; i++)
+        clReleaseMemObject(all[i]);
+    free(packed), free(qabs), free(absmax), free(absmax2), free(eff), free(x), free(bias), free(xb), free(bb),
+        free(got);
 }
 
 int main(void) {
@@ -129,7 +139,8 @@ int main(void) {
         {17, 300, 77, 128, CLBNB_QUANT_NF4, 0, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16},
         {66, 20, 64, 64, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32}, /* SGEMM route */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, q, &cases[i], &rng);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        run_case(ctx, q, &cases[i], &rng);
     /* AUTO picks the tensor-core route above M = 64 */
     TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 65) == CLBNB_GEMM_4BIT_DEQUANT_SGEMM ||
                    (clbnb_context_device_info(ctx)->type & CL_DEVICE_TYPE_CPU),
@@ -141,7 +152,8 @@ int main(void) {
     ctx = test_context();
     q = test_queue(ctx);
     TEST_STATUS(clbnb_context_set_path(ctx, CLBNB_FAMILY_GEMM_4BIT, CLBNB_PATH_NV_MMA), CLBNB_SUCCESS);
-    for (size_t i = 0; i < 3; i++) run_case(ctx, q, &cases[i], &rng);
+    for (size_t i = 0; i < 3; i++)
+        run_case(ctx, q, &cases[i], &rng);
     unsetenv("CLBNB_INT8_SPLIT_K");
     clbnb_context_free(ctx);
     return test_finish();

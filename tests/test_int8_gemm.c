@@ -49,11 +49,15 @@ static size_t check_one(clbnb_context *ctx, cl_command_queue q, const struct sha
     size_t ldc = N + 2, es = v->epilogue == EPI_INT32 ? 4 : clbnb_dtype_size(v->out);
     size_t c_off = 2 * es;
     int8_t *A = malloc(a_off + M * lda), *B = malloc(b_off + N * ldb);
-    for (size_t i = 0; i < a_off + M * lda; i++) A[i] = (int8_t)(test_rng_next(rng) & 0xff);
-    for (size_t i = 0; i < b_off + N * ldb; i++) B[i] = (int8_t)(test_rng_next(rng) & 0xff);
+    for (size_t i = 0; i < a_off + M * lda; i++)
+        A[i] = (int8_t)(test_rng_next(rng) & 0xff);
+    for (size_t i = 0; i < b_off + N * ldb; i++)
+        B[i] = (int8_t)(test_rng_next(rng) & 0xff);
     float *sa = malloc(M * sizeof(float)), *sb = malloc(N * sizeof(float)), *bias = malloc(N * sizeof(float));
-    for (size_t i = 0; i < M; i++) sa[i] = test_round_to_dtype(0.1f + 4.0f * test_rng_uniform(rng), v->stats);
-    for (size_t i = 0; i < N; i++) sb[i] = test_round_to_dtype(0.1f + 4.0f * test_rng_uniform(rng), v->stats);
+    for (size_t i = 0; i < M; i++)
+        sa[i] = test_round_to_dtype(0.1f + 4.0f * test_rng_uniform(rng), v->stats);
+    for (size_t i = 0; i < N; i++)
+        sb[i] = test_round_to_dtype(0.1f + 4.0f * test_rng_uniform(rng), v->stats);
     for (size_t i = 0; i < N; i++)
         bias[i] = v->bias == CLBNB_DTYPE_COUNT ? 0.0f : test_round_to_dtype(test_rng_normal(rng), v->bias);
     clbnb_dtype stat_dt = v->epilogue == EPI_LLM ? CLBNB_DTYPE_F32 : v->stats;
@@ -85,16 +89,19 @@ static size_t check_one(clbnb_context *ctx, cl_command_queue q, const struct sha
     unsigned char *got = malloc(c_bytes);
     test_download(ctx, c_m, 0, got, c_bytes);
     size_t bad = 0, first_m = 0, first_n = 0;
-    for (size_t i = 0; i < c_off; i++) bad += got[i] != TEST_POISON;
+    for (size_t i = 0; i < c_off; i++)
+        bad += got[i] != TEST_POISON;
     for (size_t m = 0; m < M; m++) {
         for (size_t n = 0; n < ldc; n++) {
             const unsigned char *p = got + c_off + (m * ldc + n) * es;
             if (n >= N) { /* padding between rows: untouched */
-                for (size_t i = 0; i < es; i++) bad += p[i] != TEST_POISON;
+                for (size_t i = 0; i < es; i++)
+                    bad += p[i] != TEST_POISON;
                 continue;
             }
             int64_t acc = 0;
-            for (size_t k = 0; k < K; k++) acc += (int64_t)A[a_off + m * lda + k] * B[b_off + n * ldb + k];
+            for (size_t k = 0; k < K; k++)
+                acc += (int64_t)A[a_off + m * lda + k] * B[b_off + n * ldb + k];
             int ok;
             if (v->epilogue == EPI_INT32) {
                 int32_t g;
@@ -158,7 +165,8 @@ static void test_validation(clbnb_context *ctx, cl_command_queue q) {
     clbnb_matrix cf = {c_m, 0, 4, 5, 5, CLBNB_DTYPE_F16};
     clbnb_vector short_stats = {b_m, 0, 3, CLBNB_DTYPE_F32}, f16_stats = {b_m, 0, 8, CLBNB_DTYPE_F16};
     clbnb_vector short_bias = {b_m, 0, 4, CLBNB_DTYPE_F16}, i8_bias = {b_m, 0, 8, CLBNB_DTYPE_I8};
-    TEST_STATUS(clbnb_int8_scaled_matmul(ctx, q, &a, &b, NULL, &st, NULL, &cf, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_int8_scaled_matmul(ctx, q, &a, &b, NULL, &st, NULL, &cf, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
     TEST_STATUS(clbnb_int8_scaled_matmul(ctx, q, &a, &b, &short_stats, &st, NULL, &cf, 0, NULL, NULL),
                 CLBNB_ERROR_BUFFER_TOO_SMALL);
     TEST_STATUS(clbnb_int8_scaled_matmul(ctx, q, &a, &b, &f16_stats, &st, NULL, &cf, 0, NULL, NULL),
@@ -172,7 +180,8 @@ static void test_validation(clbnb_context *ctx, cl_command_queue q) {
     unsigned char got[4096];
     test_download(ctx, c_m, 0, got, sizeof got);
     size_t touched = 0;
-    for (size_t i = 0; i < sizeof got; i++) touched += got[i] != TEST_POISON;
+    for (size_t i = 0; i < sizeof got; i++)
+        touched += got[i] != TEST_POISON;
     TEST_CHECK(touched == 0, "failed calls wrote nothing (%zu bytes changed)", touched);
     clReleaseMemObject(a_m), clReleaseMemObject(b_m), clReleaseMemObject(c_m);
 }
@@ -186,7 +195,7 @@ int main(void) {
     clbnb_context *ctx = test_context();
     cl_command_queue q = test_queue(ctx);
     test_rng rng = test_rng_seeded(0);
-    static const struct shape shapes[] = {{1, 1, 1},    {1, 7, 3},     {3, 1, 5},     {2, 3, 4},   {17, 33, 65},
+    static const struct shape shapes[] = {{1, 1, 1},    {1, 7, 3},     {3, 1, 5},     {2, 3, 4},    {17, 33, 65},
                                           {64, 64, 64}, {65, 63, 100}, {1, 300, 257}, {5, 9, 4097}, {130, 129, 77}};
     static const struct variant variants[] = {
         {EPI_INT32, CLBNB_DTYPE_I32, CLBNB_DTYPE_F32, CLBNB_DTYPE_COUNT},

@@ -38,15 +38,21 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_golden *g, int
     cl_mem bm = test_buffer_from(ctx, bias, N * 2);
     cl_mem ca = test_buffer(ctx, M * K), cb = test_buffer(ctx, N * K), sca = test_buffer(ctx, M * 4);
     cl_mem scb = test_buffer(ctx, N * 4), acc = test_buffer(ctx, M * N * 4), out = test_buffer(ctx, M * N * 2);
-    clbnb_matrix xmat = clbnb_matrix_make(xm, 0, M, K, CLBNB_DTYPE_F16), wmat = clbnb_matrix_make(wm, 0, N, K, CLBNB_DTYPE_F16);
-    clbnb_matrix cam = clbnb_matrix_make(ca, 0, M, K, CLBNB_DTYPE_I8), cbm = clbnb_matrix_make(cb, 0, N, K, CLBNB_DTYPE_I8);
-    clbnb_matrix accm = clbnb_matrix_make(acc, 0, M, N, CLBNB_DTYPE_I32), outm = clbnb_matrix_make(out, 0, M, N, CLBNB_DTYPE_F16);
-    clbnb_vector scav = clbnb_vector_make(sca, 0, M, CLBNB_DTYPE_F32), scbv = clbnb_vector_make(scb, 0, N, CLBNB_DTYPE_F32);
+    clbnb_matrix xmat = clbnb_matrix_make(xm, 0, M, K, CLBNB_DTYPE_F16),
+                 wmat = clbnb_matrix_make(wm, 0, N, K, CLBNB_DTYPE_F16);
+    clbnb_matrix cam = clbnb_matrix_make(ca, 0, M, K, CLBNB_DTYPE_I8),
+                 cbm = clbnb_matrix_make(cb, 0, N, K, CLBNB_DTYPE_I8);
+    clbnb_matrix accm = clbnb_matrix_make(acc, 0, M, N, CLBNB_DTYPE_I32),
+                 outm = clbnb_matrix_make(out, 0, M, N, CLBNB_DTYPE_F16);
+    clbnb_vector scav = clbnb_vector_make(sca, 0, M, CLBNB_DTYPE_F32),
+                 scbv = clbnb_vector_make(scb, 0, N, CLBNB_DTYPE_F32);
     clbnb_vector bv = clbnb_vector_make(bm, 0, N, CLBNB_DTYPE_F16);
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &xmat, &cam, &scav, CLBNB_ROWWISE_LLM_INT8, 0.0f, NULL, NULL, 0, NULL, NULL),
-                CLBNB_SUCCESS);
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &wmat, &cbm, &scbv, CLBNB_ROWWISE_LLM_INT8, 0.0f, NULL, NULL, 0, NULL, NULL),
-                CLBNB_SUCCESS);
+    TEST_STATUS(
+        clbnb_quantize_rowwise(ctx, q, &xmat, &cam, &scav, CLBNB_ROWWISE_LLM_INT8, 0.0f, NULL, NULL, 0, NULL, NULL),
+        CLBNB_SUCCESS);
+    TEST_STATUS(
+        clbnb_quantize_rowwise(ctx, q, &wmat, &cbm, &scbv, CLBNB_ROWWISE_LLM_INT8, 0.0f, NULL, NULL, 0, NULL, NULL),
+        CLBNB_SUCCESS);
     TEST_STATUS(clbnb_int8_linear_matmul(ctx, q, &cam, &cbm, &accm, 0, NULL, NULL), CLBNB_SUCCESS);
     TEST_STATUS(clbnb_int8_scaled_matmul(ctx, q, &cam, &cbm, &scav, &scbv, &bv, &outm, 0, NULL, NULL), CLBNB_SUCCESS);
     int32_t *acc_got = malloc(M * N * 4);
@@ -81,7 +87,8 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_golden *g, int
     for (size_t m = 0; m < M; m++)
         for (size_t n = 0; n < N; n++) {
             int64_t ref = 0;
-            for (size_t k = 0; k < K; k++) ref += (int64_t)ca_h[m * K + k] * cb_h[n * K + k];
+            for (size_t k = 0; k < K; k++)
+                ref += (int64_t)ca_h[m * K + k] * cb_h[n * K + k];
             size_t i = m * N + n;
             int32_t w;
             uint16_t o;
@@ -98,15 +105,20 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_golden *g, int
         }
     TEST_CHECK(wrong_acc == 0, "[%s] mm%d: %zu accumulators differ from the exact product of the codes", path, idx,
                wrong_acc);
-    TEST_CHECK(same_bad_out == 0, "[%s] mm%d (%zux%zux%zu): %zu of %zu outputs with bitsandbytes' accumulator differ from "
-               "its f16 output", path, idx, M, N, K, same_bad_out, same);
-    TEST_CHECK(unexplained == 0 && same > 0, "[%s] mm%d: %zu accumulators differ from bitsandbytes, %zu of them not at a "
-               "boundary code", path, idx, differ, unexplained);
+    TEST_CHECK(same_bad_out == 0,
+               "[%s] mm%d (%zux%zux%zu): %zu of %zu outputs with bitsandbytes' accumulator differ from "
+               "its f16 output",
+               path, idx, M, N, K, same_bad_out, same);
+    TEST_CHECK(unexplained == 0 && same > 0,
+               "[%s] mm%d: %zu accumulators differ from bitsandbytes, %zu of them not at a "
+               "boundary code",
+               path, idx, differ, unexplained);
     fprintf(stderr, "[%s] mm%d: %zu of %zu outputs bit-identical to bitsandbytes; %zu differ through boundary codes\n",
             path, idx, same - same_bad_out, M * N, differ);
     free(ca_h), free(cb_h), free(amb_row), free(amb_col);
     cl_mem all[] = {xm, wm, bm, ca, cb, sca, scb, acc, out};
-    for (size_t i = 0; i < 9; i++) clReleaseMemObject(all[i]);
+    for (size_t i = 0; i < 9; i++)
+        clReleaseMemObject(all[i]);
     free(acc_got), free(out_got);
 }
 
@@ -120,7 +132,8 @@ int main(void) {
     for (size_t p = 0; g && p < sizeof paths / sizeof paths[0]; p++) {
         if (!clbnb_context_path_available(ctx, CLBNB_FAMILY_INT8_GEMM, paths[p])) continue;
         clbnb_context_set_path(ctx, CLBNB_FAMILY_INT8_GEMM, paths[p]);
-        for (int i = 0; i < 3; i++) run_case(ctx, q, g, i, clbnb_path_name(paths[p]));
+        for (int i = 0; i < 3; i++)
+            run_case(ctx, q, g, i, clbnb_path_name(paths[p]));
     }
     test_golden_close(g);
     clbnb_context_free(ctx);

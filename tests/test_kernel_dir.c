@@ -10,7 +10,8 @@
 #include "test_common.h"
 
 static const char *altered_copy =
-    "__kernel void copy_vec16_off(__global uint4 *dst, ulong doff, __global const uint4 *src, ulong soff, ulong n16) {\n"
+    "__kernel void copy_vec16_off(__global uint4 *dst, ulong doff, __global const uint4 *src, ulong soff, ulong n16) "
+    "{\n"
     "  for (ulong i = get_global_id(0); i < n16; i += get_global_size(0))\n"
     "    dst[doff + i] = as_uint4(as_uchar16(src[soff + i]) + (uchar16)1);\n"
     "}\n"
@@ -30,7 +31,8 @@ static void write_file(const char *path, const char *text) {
 static size_t copy_shift(int delta, clbnb_status *status) {
     clbnb_context *ctx = test_context();
     unsigned char src[1000], got[1000];
-    for (int i = 0; i < 1000; i++) src[i] = (unsigned char)(i * 7);
+    for (int i = 0; i < 1000; i++)
+        src[i] = (unsigned char)(i * 7);
     cl_mem a = test_buffer_from(ctx, src, sizeof src), b = test_buffer(ctx, sizeof got);
     *status = clbnb_buffer_copy(ctx, test_queue(ctx), b, 0, a, 0, 1000, 0, NULL, NULL);
     if (*status == CLBNB_ERROR_BUILD_FAILED)
@@ -38,7 +40,8 @@ static size_t copy_shift(int delta, clbnb_status *status) {
                    clbnb_context_build_log(ctx));
     test_download(ctx, b, 0, got, sizeof got);
     size_t match = 0;
-    for (int i = 0; i < 1000; i++) match += got[i] == (unsigned char)(src[i] + delta);
+    for (int i = 0; i < 1000; i++)
+        match += got[i] == (unsigned char)(src[i] + delta);
     clReleaseMemObject(a);
     clReleaseMemObject(b);
     clbnb_context_free(ctx);

@@ -32,8 +32,15 @@ static void write_checkpoint(clbnb_context *ctx, cl_command_queue q, const char 
         char wk[256];
         snprintf(wk, sizeof wk, "%s.weight", m->prefix);
         if (m->kind < 2) {
-            clbnb_quant_state_info info = {m->kind ? CLBNB_QUANT_FP4 : CLBNB_QUANT_NF4, m->qs->blocksize, m->qs->dtype, 2,
-                                           {m->n, m->k}, m->qs->nested, m->qs->nested ? 256 : 0, CLBNB_DTYPE_F32, 0.0f};
+            clbnb_quant_state_info info = {m->kind ? CLBNB_QUANT_FP4 : CLBNB_QUANT_NF4,
+                                           m->qs->blocksize,
+                                           m->qs->dtype,
+                                           2,
+                                           {m->n, m->k},
+                                           m->qs->nested,
+                                           m->qs->nested ? 256 : 0,
+                                           CLBNB_DTYPE_F32,
+                                           0.0f};
             size_t c = 0;
             clbnb_st_decl d[6];
             char nm[6][CLBNB_CKPT_NAME_MAX];
@@ -131,7 +138,8 @@ int main(void) {
         m->bias = malloc(m->n * 4);
         fill_normal(&rng, m->w, m->n * m->k, 0.1f);
         fill_normal(&rng, m->bias, m->n, 0.5f);
-        for (size_t j = 0; j < m->n; j++) m->bias[j] = test_round_to_dtype(m->bias[j], m->bias_dt);
+        for (size_t j = 0; j < m->n; j++)
+            m->bias[j] = test_round_to_dtype(m->bias[j], m->bias_dt);
         tmat W = tm_upload(ctx, m->w, m->n, m->k, m->kind == 1 ? CLBNB_DTYPE_F32 : CLBNB_DTYPE_F16, 0);
         if (m->kind < 2) {
             size_t shape[2] = {m->n, m->k}, pb = clbnb_packed_4bit_bytes(m->n * m->k);
@@ -231,7 +239,8 @@ int main(void) {
     /* errors */
     clbnb_linear4 *l4 = NULL;
     TEST_STATUS(clbnb_linear4_init_from_weights(&l4, ctx, q, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_linear4_from_checkpoint(&l4, ck, ctx, q, "no.such.module", NULL, &fe), CLBNB_ERROR_INVALID_FORMAT);
+    TEST_STATUS(clbnb_linear4_from_checkpoint(&l4, ck, ctx, q, "no.such.module", NULL, &fe),
+                CLBNB_ERROR_INVALID_FORMAT);
     TEST_CHECK(fe.code == CLBNB_FERR_NOT_FOUND, "missing module: %s", clbnb_file_error_name(fe.code));
     TEST_CHECK(l4 == NULL, "no layer on error");
     free(list);

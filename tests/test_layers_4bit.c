@@ -30,7 +30,8 @@ static void dequant_host(clbnb_context *ctx, cl_command_queue q, clbnb_linear4 *
         cl_mem out = test_buffer(ctx, qs->n_blocks * 4);
         clbnb_absmax nested = {0};
         nested.absmax = clbnb_vector_make(qs->absmax, 0, qs->n_blocks, CLBNB_DTYPE_U8);
-        nested.absmax2 = clbnb_vector_make(qs->nested_absmax, 0, (qs->n_blocks + qs->nested_blocksize - 1) / qs->nested_blocksize, CLBNB_DTYPE_F32);
+        nested.absmax2 = clbnb_vector_make(
+            qs->nested_absmax, 0, (qs->n_blocks + qs->nested_blocksize - 1) / qs->nested_blocksize, CLBNB_DTYPE_F32);
         nested.code2 = clbnb_vector_make(qs->nested_code, 0, 256, CLBNB_DTYPE_F32);
         nested.offset = clbnb_vector_make(qs->offset_buf, 0, 1, CLBNB_DTYPE_F32);
         nested.blocksize2 = qs->nested_blocksize;
@@ -76,21 +77,25 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, cons
     TEST_STATUS(clbnb_linear4_forward(l, q, &X.m, &O.m, 0, NULL, NULL), CLBNB_SUCCESS);
     float *out = malloc(m * n * 4), *xc = malloc(m * k * 4), *bc = malloc(n * 4);
     size_t touched = tm_download(ctx, &O, out);
-    for (size_t i = 0; i < m * k; i++) xc[i] = test_round_to_dtype(x[i], cd);
-    for (size_t i = 0; i < n; i++) bc[i] = test_round_to_dtype(b[i], cd);
+    for (size_t i = 0; i < m * k; i++)
+        xc[i] = test_round_to_dtype(x[i], cd);
+    for (size_t i = 0; i < n; i++)
+        bc[i] = test_round_to_dtype(b[i], cd);
     double *ref = malloc(m * n * 8), *rs = malloc(m * n * 8);
     ref_linear(xc, wd, c->bias ? bc : NULL, ref, m, n, k);
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
             double s = c->bias ? fabs(bc[j]) : 0.0;
-            for (size_t t = 0; t < k; t++) s += fabs((double)xc[i * k + t] * wd[j * k + t]);
+            for (size_t t = 0; t < k; t++)
+                s += fabs((double)xc[i * k + t] * wd[j * k + t]);
             rs[i * n + j] = s;
         }
     /* the result is rounded to the compute dtype, then to out's */
     clbnb_dtype rd = cd == CLBNB_DTYPE_F32 ? dt : cd;
     size_t first = 0, bad = count_not_close(out, ref, rs, m * n, rd, &first);
     int representable = 1;
-    for (size_t i = 0; i < m * n; i++) representable &= test_round_to_dtype(out[i], rd) == out[i];
+    for (size_t i = 0; i < m * n; i++)
+        representable &= test_round_to_dtype(out[i], rd) == out[i];
     TEST_CHECK(bad == 0 && touched == 0 && representable,
                "[%s] linear4 %s bs %zu nested %d %zux%zux%zu %s compute %d: %zu off (first %zu: %.7g vs %.7g), "
                "touched %zu, representable %d",
@@ -104,13 +109,14 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, cons
     double bound = (c->type == CLBNB_QUANT_NF4 || c->bs <= 64) ? 0.115 : c->bs <= 256 ? 0.13 : 0.16;
     /* a mean over few outputs is too noisy for the bar (bitsandbytes' shapes have >= 256 outputs and it
      * averages iterations): applied from 4096 outputs */
-    TEST_CHECK(m * n < 4096 || err < bound, "[%s] test_matmul_4bit bar: mean abs err %.4f >= %.3f (%s bs %zu)", path, err, bound,
-               clbnb_quant_type_name(c->type), c->bs);
+    TEST_CHECK(m * n < 4096 || err < bound, "[%s] test_matmul_4bit bar: mean abs err %.4f >= %.3f (%s bs %zu)", path,
+               err, bound, clbnb_quant_type_name(c->type), c->bs);
 
     /* backward; the autograd test backpropagates mse_loss(out, target) */
     fill_normal(rng, g, m * n, 1.0f);
     if (c->autograd_bar)
-        for (size_t i = 0; i < m * n; i++) g[i] = (float)(2.0 * (fp[i] - g[i]) / (double)(m * n));
+        for (size_t i = 0; i < m * n; i++)
+            g[i] = (float)(2.0 * (fp[i] - g[i]) / (double)(m * n));
     tmat G = tm_upload(ctx, g, m, n, dt, 1), GX = tm_alloc(ctx, m, k, dt, 2);
     tvec GB = tv_alloc(ctx, n, dt);
     TEST_STATUS(clbnb_linear4_backward(l, q, &G.m, &GX.m, &GB.v, 0, NULL, NULL), CLBNB_SUCCESS);
@@ -120,8 +126,10 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, cons
     ref_grad_x(g, wd, rgx, rgs, m, n, k);
     ref_colsum(g, rgb, rbs, m, n);
     size_t bx = count_not_close(gx, rgx, rgs, m * k, dt, &first), bb = count_not_close(gb, rgb, rbs, n, dt, NULL);
-    TEST_CHECK(bx == 0 && bb == 0 && touched == 0, "[%s] linear4 grads %zux%zux%zu %s: grad_x %zu off (first %zu: %g vs %g), "
-               "grad_bias %zu off, touched %zu", path, m, k, n, dt_name(dt), bx, first, gx[first], rgx[first], bb, touched);
+    TEST_CHECK(bx == 0 && bb == 0 && touched == 0,
+               "[%s] linear4 grads %zux%zux%zu %s: grad_x %zu off (first %zu: %g vs %g), "
+               "grad_bias %zu off, touched %zu",
+               path, m, k, n, dt_name(dt), bx, first, gx[first], rgx[first], bb, touched);
     if (c->autograd_bar) {
         TEST_CHECK(err < 0.115, "autograd test_matmul_4bit mean abs err %.4f", err);
         ref_grad_x(g, w, rgx, NULL, m, n, k);
@@ -157,8 +165,10 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, cons
                     if (!nd) fd = i;
                     nd++;
                 }
-            TEST_CHECK(nd == 0, "[%s] prequantized Linear4bit differs in %zu of %zu (%zux%zux%zu %s nested %d; first %zu: %g vs %g)",
-                       path, nd, m * n, m, k, n, dt_name(dt), c->nested, fd, o2[fd], out[fd]);
+            TEST_CHECK(
+                nd == 0,
+                "[%s] prequantized Linear4bit differs in %zu of %zu (%zux%zux%zu %s nested %d; first %zu: %g vs %g)",
+                path, nd, m * n, m, k, n, dt_name(dt), c->nested, fd, o2[fd], out[fd]);
             free(o2);
             clbnb_linear4_free(l2);
         } else {
@@ -229,7 +239,8 @@ int main(void) {
                     {1, 64, 1, dts[d], ty, 256, 0, -1, 1, 0},    /* N = 1 */
                     {64, 64, 96, dts[d], ty, 64, 1, -1, 0, 1},   /* autograd test_matmul_4bit */
                 };
-                for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, q, &rng, &cases[i], pn);
+                for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                    run_case(ctx, q, &rng, &cases[i], pn);
             }
         }
         /* compute dtypes different from the input */
@@ -238,7 +249,8 @@ int main(void) {
             {4, 128, 32, CLBNB_DTYPE_F16, CLBNB_QUANT_NF4, 64, 1, CLBNB_DTYPE_F32, 1, 0},
             {1, 128, 32, CLBNB_DTYPE_F16, CLBNB_QUANT_FP4, 64, 1, CLBNB_DTYPE_BF16, 1, 0},
         };
-        for (size_t i = 0; i < sizeof cc / sizeof cc[0]; i++) run_case(ctx, q, &rng, &cc[i], pn);
+        for (size_t i = 0; i < sizeof cc / sizeof cc[0]; i++)
+            run_case(ctx, q, &rng, &cc[i], pn);
     }
     validation(ctx, q, &rng);
     clbnb_context_free(ctx);

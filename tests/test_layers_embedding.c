@@ -14,9 +14,11 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size
     fill_uniform(rng, g, dim, 0.5f, 1.5f);
     fill_uniform(rng, be, dim, -0.5f, 0.5f);
     tmat T = tm_upload(ctx, t, num, dim, dt, 3);
-    for (size_t j = 0; j < dim; j++) t[(size_t)pad * dim + j] = 0.0f;
+    for (size_t j = 0; j < dim; j++)
+        t[(size_t)pad * dim + j] = 0.0f;
     int32_t idx[29];
-    for (size_t i = 0; i < n; i++) idx[i] = (int32_t)(test_rng_next(rng) % num);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = (int32_t)(test_rng_next(rng) % num);
     idx[0] = (int32_t)pad, idx[1] = -1, idx[2] = (int32_t)num, idx[3] = (int32_t)(num - 1), idx[4] = 0;
     cl_mem im = test_buffer(ctx, (n + 2) * 4);
     test_upload(ctx, im, 8, idx, n * 4);
@@ -37,7 +39,8 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size
         clbnb_vector x = clbnb_vector_make(F.m.mem, F.m.offset, num * dim, dt);
         size_t nb = clbnb_blocks_count(num * dim, bs), db = q8 ? num * dim : clbnb_packed_4bit_bytes(num * dim);
         cl_mem am = test_buffer(ctx, nb * 4), dm = test_buffer(ctx, db);
-        clbnb_vector amv = clbnb_vector_make(am, 0, nb, CLBNB_DTYPE_F32), dv = clbnb_vector_make(dm, 0, db, CLBNB_DTYPE_U8);
+        clbnb_vector amv = clbnb_vector_make(am, 0, nb, CLBNB_DTYPE_F32),
+                     dv = clbnb_vector_make(dm, 0, db, CLBNB_DTYPE_U8);
         clbnb_quant_type ty = kind == CLBNB_EMBEDDING_4BIT_NF4 ? CLBNB_QUANT_NF4 : CLBNB_QUANT_FP4;
         TEST_STATUS(q8 ? clbnb_quantize_blockwise(ctx, q, &x, NULL, bs, &dv, &amv, 0, NULL, NULL)
                        : clbnb_quantize_4bit(ctx, q, &x, ty, bs, &dv, &amv, 0, NULL, NULL),
@@ -53,7 +56,8 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size
         }
         /* bitsandbytes' test_embedding_error bar */
         double atol = q8 ? 0.05 : 0.2, worst = 0;
-        for (size_t i = 0; i < num * dim; i++) worst = fmax(worst, fabs(want[i] - t[i]));
+        for (size_t i = 0; i < num * dim; i++)
+            worst = fmax(worst, fabs(want[i] - t[i]));
         TEST_CHECK(worst <= atol, "embedding kind %d: max |deq - w| %.4f > %.2f", (int)kind, worst, atol);
         free(a), free(d);
         clReleaseMemObject(am), clReleaseMemObject(dm);
@@ -65,9 +69,11 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size
         const float *row = valid ? want + (size_t)idx[i] * dim : NULL;
         double mean = 0, var = 0;
         if (kind == CLBNB_EMBEDDING_STABLE && valid) {
-            for (size_t j = 0; j < dim; j++) mean += row[j];
+            for (size_t j = 0; j < dim; j++)
+                mean += row[j];
             mean /= (double)dim;
-            for (size_t j = 0; j < dim; j++) var += (row[j] - mean) * (row[j] - mean);
+            for (size_t j = 0; j < dim; j++)
+                var += (row[j] - mean) * (row[j] - mean);
             var /= (double)dim;
         }
         for (size_t j = 0; j < dim; j++) {
@@ -84,8 +90,9 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size
             if (!ok && !bad++) first = i * dim + j;
         }
     }
-    TEST_CHECK(bad == 0 && touched == 0, "embedding kind %d %zux%zu %s->%s bs %zu: %zu wrong (first %zu: %g), %zu touched",
-               (int)kind, num, dim, dt_name(dt), dt_name(odt), bs, bad, first, out[first], touched);
+    TEST_CHECK(bad == 0 && touched == 0,
+               "embedding kind %d %zux%zu %s->%s bs %zu: %zu wrong (first %zu: %g), %zu touched", (int)kind, num, dim,
+               dt_name(dt), dt_name(odt), bs, bad, first, out[first], touched);
     clbnb_embedding_free(l);
     tm_free(&T), tm_free(&O);
     clReleaseMemObject(im);
@@ -109,7 +116,8 @@ int main(void) {
     fill_uniform(&rng, t, 12, 0, 1);
     tmat T = tm_upload(ctx, t, 3, 4, CLBNB_DTYPE_F32, 0);
     clbnb_embedding *l = NULL;
-    TEST_STATUS(clbnb_embedding_init(&l, ctx, q, &T.m, CLBNB_EMBEDDING_PLAIN, 3, 0, NULL, NULL), CLBNB_ERROR_INVALID_ARGUMENT);
+    TEST_STATUS(clbnb_embedding_init(&l, ctx, q, &T.m, CLBNB_EMBEDDING_PLAIN, 3, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_ARGUMENT);
     TEST_STATUS(clbnb_embedding_init(&l, ctx, q, &T.m, CLBNB_EMBEDDING_4BIT_NF4, -1, 48, NULL, NULL),
                 CLBNB_ERROR_INVALID_BLOCKSIZE);
     TEST_STATUS(clbnb_embedding_init(&l, ctx, q, &T.m, CLBNB_EMBEDDING_PLAIN, -1, 0, NULL, NULL), CLBNB_SUCCESS);

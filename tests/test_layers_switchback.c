@@ -14,12 +14,14 @@
 #include "layers_test_util.h"
 
 static void sign_grad(const float *out, float *g, size_t n) {
-    for (size_t i = 0; i < n; i++) g[i] = (float)(1024.0 * (out[i] > 0 ? 1 : out[i] < 0 ? -1 : 0) / (double)n);
+    for (size_t i = 0; i < n; i++)
+        g[i] = (float)(1024.0 * (out[i] > 0 ? 1 : out[i] < 0 ? -1 : 0) / (double)n);
 }
 
 static double mean_abs_diff_f(const float *a, const float *b, size_t n) {
     double s = 0;
-    for (size_t i = 0; i < n; i++) s += fabs((double)a[i] - b[i]);
+    for (size_t i = 0; i < n; i++)
+        s += fabs((double)a[i] - b[i]);
     return s / (double)n;
 }
 
@@ -54,15 +56,20 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size
     result_alloc(&bl, m, k, n);
     double *d = malloc((m * k + n * k + m * n) * 8), *ds = malloc((m * k + n * k + m * n) * 8);
     ref_linear(x, w, b, d, m, n, k);
-    for (size_t i = 0; i < m * n; i++) st.out[i] = test_round_to_dtype((float)d[i], dt);
+    for (size_t i = 0; i < m * n; i++)
+        st.out[i] = test_round_to_dtype((float)d[i], dt);
     sign_grad(st.out, st.g, m * n);
-    for (size_t i = 0; i < m * n; i++) st.g[i] = test_round_to_dtype(st.g[i], dt);
+    for (size_t i = 0; i < m * n; i++)
+        st.g[i] = test_round_to_dtype(st.g[i], dt);
     ref_grad_x(st.g, w, d, NULL, m, n, k);
-    for (size_t i = 0; i < m * k; i++) st.gx[i] = test_round_to_dtype((float)d[i], dt);
+    for (size_t i = 0; i < m * k; i++)
+        st.gx[i] = test_round_to_dtype((float)d[i], dt);
     ref_grad_w(st.g, x, d, NULL, m, n, k);
-    for (size_t i = 0; i < n * k; i++) st.gw[i] = test_round_to_dtype((float)d[i], dt);
+    for (size_t i = 0; i < n * k; i++)
+        st.gw[i] = test_round_to_dtype((float)d[i], dt);
     ref_colsum(st.g, d, NULL, m, n);
-    for (size_t i = 0; i < n; i++) st.gb[i] = test_round_to_dtype((float)d[i], dt);
+    for (size_t i = 0; i < n; i++)
+        st.gb[i] = test_round_to_dtype((float)d[i], dt);
 
     tmat O = tm_alloc(ctx, m, n, dt, 1), GX = tm_alloc(ctx, m, k, dt, 1), GW = tm_alloc(ctx, n, k, dt, 2);
     tvec GB = tv_alloc(ctx, n, dt);
@@ -91,7 +98,8 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size
                    dt_name(dt), bad, first, sb.gw[first], d[first]);
     } else {
         double e = 0, r = 0;
-        for (size_t i = 0; i < n * k; i++) e += fabs(sb.gw[i] - d[i]), r += fabs(d[i]);
+        for (size_t i = 0; i < n * k; i++)
+            e += fabs(sb.gw[i] - d[i]), r += fabs(d[i]);
         TEST_CHECK(e <= 0.02 * r, "memory-efficient grad_w rel err %g", e / r);
     }
     ref_colsum(sb.g, d, ds, m, n);
@@ -100,12 +108,14 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size
     /* forward and grad_x: int8 accuracy against full precision */
     ref_linear(x, w, b, d, m, n, k);
     double e = 0, r = 0;
-    for (size_t i = 0; i < m * n; i++) e += fabs(sb.out[i] - d[i]), r += fabs(d[i]);
-    TEST_CHECK(e <= 0.03 * r, "switchback v%d forward %zux%zux%zu %s: rel mean err %g", (int)var, m, k, n,
-               dt_name(dt), e / r);
+    for (size_t i = 0; i < m * n; i++)
+        e += fabs(sb.out[i] - d[i]), r += fabs(d[i]);
+    TEST_CHECK(e <= 0.03 * r, "switchback v%d forward %zux%zux%zu %s: rel mean err %g", (int)var, m, k, n, dt_name(dt),
+               e / r);
     ref_grad_x(sb.g, w, d, NULL, m, n, k);
     e = 0, r = 0;
-    for (size_t i = 0; i < m * k; i++) e += fabs(sb.gx[i] - d[i]), r += fabs(d[i]);
+    for (size_t i = 0; i < m * k; i++)
+        e += fabs(sb.gx[i] - d[i]), r += fabs(d[i]);
     TEST_CHECK(e <= 0.03 * r, "switchback v%d grad_x %zux%zux%zu %s: rel mean err %g", (int)var, m, k, n, dt_name(dt),
                e / r);
 
@@ -142,7 +152,8 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size
     test_poison(ctx, O.m.mem, O.bytes);
     TEST_STATUS(clbnb_switchback_forward(l, q, &X.m, &O.m, 0, NULL, NULL), CLBNB_SUCCESS);
     tm_download(ctx, &O, o2);
-    TEST_CHECK(memcmp(o2, sb.out, m * n * 4) == 0, "switchback v%d: eval forward differs from training forward", (int)var);
+    TEST_CHECK(memcmp(o2, sb.out, m * n * 4) == 0, "switchback v%d: eval forward differs from training forward",
+               (int)var);
     test_poison(ctx, GX.m.mem, GX.bytes);
     TEST_STATUS(clbnb_switchback_backward(l, q, &X.m, &G.m, &GX.m, NULL, NULL, 0, NULL, NULL),
                 CLBNB_ERROR_INVALID_ARGUMENT);
@@ -161,7 +172,8 @@ static void validation(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
     fill_normal(rng, x, 32, 1.0f);
     tmat W = tm_upload(ctx, w, 6, 8, CLBNB_DTYPE_F16, 0), X = tm_upload(ctx, x, 4, 8, CLBNB_DTYPE_F16, 0);
     clbnb_switchback *l = NULL;
-    TEST_STATUS(clbnb_switchback_init(&l, ctx, q, &W.m, NULL, (clbnb_switchback_variant)7), CLBNB_ERROR_INVALID_ARGUMENT);
+    TEST_STATUS(clbnb_switchback_init(&l, ctx, q, &W.m, NULL, (clbnb_switchback_variant)7),
+                CLBNB_ERROR_INVALID_ARGUMENT);
     TEST_STATUS(clbnb_switchback_init(&l, ctx, q, &W.m, NULL, CLBNB_SWITCHBACK_GLOBAL_MEMORY_EFFICIENT), CLBNB_SUCCESS);
     if (!l) return;
     tmat O = tm_alloc(ctx, 4, 6, CLBNB_DTYPE_F16, 0), GW = tm_alloc(ctx, 6, 8, CLBNB_DTYPE_F16, 0);
@@ -192,7 +204,8 @@ int main(void) {
         for (int v = 0; v < 3; v++) {
             run_case(ctx, q, &rng, 13, 83, 4 * 83, CLBNB_DTYPE_F16, (clbnb_switchback_variant)v);
             run_case(ctx, q, &rng, 128, 160, 640, CLBNB_DTYPE_F16, (clbnb_switchback_variant)v);
-            for (int d = 1; d < 3; d++) run_case(ctx, q, &rng, 13, 83, 4 * 83, dts[d], (clbnb_switchback_variant)v);
+            for (int d = 1; d < 3; d++)
+                run_case(ctx, q, &rng, 13, 83, 4 * 83, dts[d], (clbnb_switchback_variant)v);
             run_case(ctx, q, &rng, 1, 83, 4 * 83, CLBNB_DTYPE_F16, (clbnb_switchback_variant)v);
         }
     }

@@ -20,7 +20,8 @@ int main(void) {
     TEST_CHECK(in->simd_width >= 1, "simd width");
     /* vendor facts are recorded only where the vendor query exists */
     if (strstr(in->platform_name, "NVIDIA")) {
-        TEST_CHECK(in->nv_cc_major >= 3, "NVIDIA compute capability recorded (%d.%d)", in->nv_cc_major, in->nv_cc_minor);
+        TEST_CHECK(in->nv_cc_major >= 3, "NVIDIA compute capability recorded (%d.%d)", in->nv_cc_major,
+                   in->nv_cc_minor);
         TEST_CHECK(in->simd_width == 32, "warp size 32");
         if (in->nv_cc_major >= 8) TEST_CHECK(in->nv_ptx_mma && in->nv_ptx_dp4a, "PTX mma/dp4a compile on sm_80+");
         TEST_CHECK(in->fp16_arithmetic, "NVIDIA half arithmetic compiles");
@@ -73,8 +74,10 @@ int main(void) {
         TEST_CHECK(ctx == NULL, "no context for a bad CLBNB_PATH");
         clbnb_context_free(ctx);
     }
-    if (saved_copy) setenv("CLBNB_PATH", saved_copy, 1);
-    else unsetenv("CLBNB_PATH");
+    if (saved_copy)
+        setenv("CLBNB_PATH", saved_copy, 1);
+    else
+        unsetenv("CLBNB_PATH");
     free(saved_copy);
     return test_finish();
 }

@@ -8,10 +8,10 @@
 
 #include "test_quant_blockwise_ref.h"
 
-
 static void fill_input(test_rng *rng, float *x, size_t n, size_t bs, int fp4, int specials) {
     float scale = powf(10.0f, 3.0f * (2.0f * test_rng_uniform(rng) - 1.0f));
-    for (size_t i = 0; i < n; i++) x[i] = test_rng_normal(rng) * scale;
+    for (size_t i = 0; i < n; i++)
+        x[i] = test_rng_normal(rng) * scale;
     if (!specials) return;
     size_t nb = (n + bs - 1) / bs;
     if (nb >= 3) memset(x + bs, 0, bs * sizeof(float)); /* block 1 all zero */
@@ -25,7 +25,7 @@ static void fill_input(test_rng *rng, float *x, size_t n, size_t bs, int fp4, in
             if (i % 19 == 0) x[s + i] = -1e-4f;
         }
     }
-    if (n > 4 * bs + 3) x[4 * bs + 3] = NAN;      /* NaN: ignored by absmax, code 0 */
+    if (n > 4 * bs + 3) x[4 * bs + 3] = NAN;                        /* NaN: ignored by absmax, code 0 */
     if (specials == 1 && n > 5 * bs + 1) x[5 * bs + 1] = -INFINITY; /* Inf: absmax Inf, others code of 0 */
     if (n >= 2) x[n - 1] = 0.0f;
 }
@@ -148,10 +148,12 @@ static void accuracy(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
         {{0.129536, 0.000612}, {0.337169, 0.001239}, {0.092547, 0.000360}, {0.262473, 0.000999}}};
     const size_t n = 1024 * 1024;
     float *x = malloc(n * 4), *y = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) x[i] = test_rng_normal(rng);
+    for (size_t i = 0; i < n; i++)
+        x[i] = test_rng_normal(rng);
     cl_mem xm = test_buffer_from(ctx, x, n * 4), pm = test_buffer(ctx, n / 2), am = test_buffer(ctx, n / 32 * 4),
            om = test_buffer(ctx, n * 4);
-    clbnb_vector xv = clbnb_vector_make(xm, 0, n, CLBNB_DTYPE_F32), pv = clbnb_vector_make(pm, 0, n / 2, CLBNB_DTYPE_U8),
+    clbnb_vector xv = clbnb_vector_make(xm, 0, n, CLBNB_DTYPE_F32),
+                 pv = clbnb_vector_make(pm, 0, n / 2, CLBNB_DTYPE_U8),
                  ov = clbnb_vector_make(om, 0, n, CLBNB_DTYPE_F32);
     for (int fp4 = 0; fp4 < 2; fp4++) {
         for (int b = 0; b < 8; b++) {
@@ -172,8 +174,9 @@ static void accuracy(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
             rel_err /= (double)n;
             const double(*bar)[2] = bars[b] + (fp4 ? 0 : 2);
             double abs_bar = bar[0][0] + 7 * bar[0][1], rel_bar = bar[1][0] + 7 * bar[1][1];
-            TEST_CHECK(abs_err < abs_bar && rel_err < rel_bar, "accuracy %s bs=%zu: abs %.6f (< %.6f) rel %.6f (< %.6f)",
-                       fp4 ? "fp4" : "nf4", bs, abs_err, abs_bar, rel_err, rel_bar);
+            TEST_CHECK(abs_err < abs_bar && rel_err < rel_bar,
+                       "accuracy %s bs=%zu: abs %.6f (< %.6f) rel %.6f (< %.6f)", fp4 ? "fp4" : "nf4", bs, abs_err,
+                       abs_bar, rel_err, rel_bar);
         }
     }
     clReleaseMemObject(xm);
@@ -186,7 +189,8 @@ static void accuracy(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
 
 static void validation(clbnb_context *ctx, cl_command_queue q) {
     const size_t n = 100;
-    cl_mem xm = test_buffer(ctx, n * 4), pm = test_buffer(ctx, 64), am = test_buffer(ctx, 64), om = test_buffer(ctx, n * 4);
+    cl_mem xm = test_buffer(ctx, n * 4), pm = test_buffer(ctx, 64), am = test_buffer(ctx, 64),
+           om = test_buffer(ctx, n * 4);
     clbnb_vector xv = clbnb_vector_make(xm, 0, n, CLBNB_DTYPE_F32), pv = clbnb_vector_make(pm, 0, 50, CLBNB_DTYPE_U8),
                  av = clbnb_vector_make(am, 0, 4, CLBNB_DTYPE_F32), ov = clbnb_vector_make(om, 0, n, CLBNB_DTYPE_F32);
     clbnb_vector bad;
@@ -202,7 +206,8 @@ static void validation(clbnb_context *ctx, cl_command_queue q) {
                 CLBNB_ERROR_INVALID_QUANT_TYPE);
     const size_t bad_bs[] = {0, 16, 48, 8192, 33};
     for (size_t i = 0; i < 5; i++)
-        TEST_STATUS(clbnb_quantize_4bit(ctx, q, &xv, nf4, bad_bs[i], &pv, &av, 0, NULL, NULL), CLBNB_ERROR_INVALID_BLOCKSIZE);
+        TEST_STATUS(clbnb_quantize_4bit(ctx, q, &xv, nf4, bad_bs[i], &pv, &av, 0, NULL, NULL),
+                    CLBNB_ERROR_INVALID_BLOCKSIZE);
     bad = xv, bad.dtype = CLBNB_DTYPE_I8;
     TEST_STATUS(clbnb_quantize_4bit(ctx, q, &bad, nf4, 32, &pv, &av, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
     bad = pv, bad.dtype = CLBNB_DTYPE_I8;
@@ -229,19 +234,24 @@ static void validation(clbnb_context *ctx, cl_command_queue q) {
     clbnb_absmax plain = clbnb_absmax_plain(&av);
     TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &pv, NULL, nf4, 32, &ov, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
     TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &pv, &plain, nf4, 32, NULL, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &pv, &plain, nf4, 8192, &ov, 0, NULL, NULL), CLBNB_ERROR_INVALID_BLOCKSIZE);
+    TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &pv, &plain, nf4, 8192, &ov, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_BLOCKSIZE);
     TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &pv, &plain, CLBNB_QUANT_BLOCKWISE8, 32, &ov, 0, NULL, NULL),
                 CLBNB_ERROR_INVALID_QUANT_TYPE);
     bad = ov, bad.dtype = CLBNB_DTYPE_I32;
-    TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &pv, &plain, nf4, 32, &bad, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
+    TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &pv, &plain, nf4, 32, &bad, 0, NULL, NULL),
+                CLBNB_ERROR_UNSUPPORTED_DTYPE);
     bad = ov, bad.n = 102;
     TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &pv, &plain, nf4, 32, &bad, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
     clbnb_absmax badam = plain;
     badam.absmax.n = 3;
     TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &pv, &badam, nf4, 32, &ov, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
     /* nested descriptor with a u8 absmax but a bad blocksize2 / missing offset */
-    clbnb_absmax nest = {clbnb_vector_make(pm, 0, 4, CLBNB_DTYPE_U8), clbnb_vector_make(am, 0, 1, CLBNB_DTYPE_F32),
-                         {NULL, 0, 0, CLBNB_DTYPE_F32}, clbnb_vector_make(am, 4, 1, CLBNB_DTYPE_F32), 100};
+    clbnb_absmax nest = {clbnb_vector_make(pm, 0, 4, CLBNB_DTYPE_U8),
+                         clbnb_vector_make(am, 0, 1, CLBNB_DTYPE_F32),
+                         {NULL, 0, 0, CLBNB_DTYPE_F32},
+                         clbnb_vector_make(am, 4, 1, CLBNB_DTYPE_F32),
+                         100};
     TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &pv, &nest, nf4, 32, &ov, 0, NULL, NULL), CLBNB_ERROR_INVALID_BLOCKSIZE);
     nest.blocksize2 = 256;
     nest.offset.mem = NULL;
@@ -256,11 +266,14 @@ static void validation(clbnb_context *ctx, cl_command_queue q) {
     unsigned char buf[400];
     size_t touched = 0;
     test_download(ctx, pm, 0, buf, 64);
-    for (int i = 0; i < 64; i++) touched += buf[i] != TEST_POISON;
+    for (int i = 0; i < 64; i++)
+        touched += buf[i] != TEST_POISON;
     test_download(ctx, am, 0, buf, 64);
-    for (int i = 0; i < 64; i++) touched += buf[i] != TEST_POISON;
+    for (int i = 0; i < 64; i++)
+        touched += buf[i] != TEST_POISON;
     test_download(ctx, om, 0, buf, 400);
-    for (int i = 0; i < 400; i++) touched += buf[i] != TEST_POISON;
+    for (int i = 0; i < 400; i++)
+        touched += buf[i] != TEST_POISON;
     TEST_CHECK(touched == 0, "failed calls wrote nothing (%zu bytes changed)", touched);
     clReleaseMemObject(xm);
     clReleaseMemObject(pm);

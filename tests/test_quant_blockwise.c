@@ -8,10 +8,10 @@
 
 #include "test_quant_blockwise_ref.h"
 
-
 /* A random sorted 256-entry code in [-1, 1] (any sorted code must work, spec 2.3). */
 static void random_code(test_rng *rng, float *code) {
-    for (int i = 0; i < 256; i++) code[i] = 2.0f * test_rng_uniform(rng) - 1.0f;
+    for (int i = 0; i < 256; i++)
+        code[i] = 2.0f * test_rng_uniform(rng) - 1.0f;
     for (int i = 1; i < 256; i++)
         for (int j = i; j > 0 && code[j - 1] > code[j]; j--) {
             float t = code[j];
@@ -28,12 +28,15 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, clbn
     snprintf(tag, sizeof tag, "[%s %s bs=%zu n=%zu code=%s off=%zu]", path, clbnb_dtype_name(dt), bs, n,
              own_code ? "random" : "dynamic", off);
     float code[256];
-    if (own_code) random_code(rng, code);
-    else memcpy(code, clbnb_code_dynamic(), sizeof code);
+    if (own_code)
+        random_code(rng, code);
+    else
+        memcpy(code, clbnb_code_dynamic(), sizeof code);
     float *x = malloc(n * 4), *xr = malloc(n * 4), *deq = malloc(n * 4);
     unsigned char *xb = malloc(n * es), *want_o = malloc(n * 4);
     float scale = powf(10.0f, 2.0f * (2.0f * test_rng_uniform(rng) - 1.0f));
-    for (size_t i = 0; i < n; i++) x[i] = test_rng_normal(rng) * scale;
+    for (size_t i = 0; i < n; i++)
+        x[i] = test_rng_normal(rng) * scale;
     if (nb >= 3) memset(x + bs, 0, bs * 4);
     if (nb >= 4) { /* block 2: max 1.0 and exact midpoints (ties -> even index) */
         x[2 * bs] = 1.0f;
@@ -122,15 +125,17 @@ static void compress_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng,
     char tag[96];
     snprintf(tag, sizeof tag, "[%s compress nb=%zu bs2=%zu]", path, nb, bs2);
     float *a = malloc(nb * 4), *scratch = malloc(nb * 4), want_off;
-    for (size_t i = 0; i < nb; i++) a[i] = fabsf(test_rng_normal(rng)) * 3.0f + 0.01f;
+    for (size_t i = 0; i < nb; i++)
+        a[i] = fabsf(test_rng_normal(rng)) * 3.0f + 0.01f;
     size_t nb2 = clbnb_blocks_count(nb, bs2);
     uint8_t *want_q = malloc(nb);
     float *want_a2 = malloc(nb2 * 4);
     ref_compress(a, nb, bs2, want_q, want_a2, &want_off, scratch);
-    cl_mem am = test_buffer_from(ctx, a, nb * 4), qm = test_buffer(ctx, nb + GUARD), a2m = test_buffer(ctx, nb2 * 4 + GUARD),
-           offm = test_buffer(ctx, 4 + GUARD);
+    cl_mem am = test_buffer_from(ctx, a, nb * 4), qm = test_buffer(ctx, nb + GUARD),
+           a2m = test_buffer(ctx, nb2 * 4 + GUARD), offm = test_buffer(ctx, 4 + GUARD);
     clbnb_vector av = clbnb_vector_make(am, 0, nb, CLBNB_DTYPE_F32), qv = clbnb_vector_make(qm, 0, nb, CLBNB_DTYPE_U8),
-                 a2v = clbnb_vector_make(a2m, 0, nb2, CLBNB_DTYPE_F32), offv = clbnb_vector_make(offm, 0, 1, CLBNB_DTYPE_F32);
+                 a2v = clbnb_vector_make(a2m, 0, nb2, CLBNB_DTYPE_F32),
+                 offv = clbnb_vector_make(offm, 0, 1, CLBNB_DTYPE_F32);
     TEST_STATUS(clbnb_absmax_compress(ctx, q, &av, bs2, &qv, &a2v, &offv, 0, NULL, NULL), CLBNB_SUCCESS);
     check_region(ctx, offm, 0, &want_off, 1, 4, CLBNB_DTYPE_F32, "offset", tag);
     check_region(ctx, qm, 0, want_q, nb, 1, -1, "qabsmax", tag);
@@ -144,7 +149,8 @@ static void accuracy(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
     const size_t n = 1024 * 1024;
     float *x = malloc(n * 4), *xr = malloc(n * 4), *y = malloc(n * 4);
     unsigned char *xb = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) x[i] = test_rng_normal(rng);
+    for (size_t i = 0; i < n; i++)
+        x[i] = test_rng_normal(rng);
     cl_mem xm = test_buffer(ctx, n * 4), cm = test_buffer(ctx, n), am = test_buffer(ctx, n / 64 * 4),
            om = test_buffer(ctx, n * 4);
     for (int d = 0; d < 3; d++) {
@@ -166,8 +172,8 @@ static void accuracy(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
                 re += e / (fabs((double)xr[i]) + 1e-8);
             }
             ae /= (double)n, re /= (double)n;
-            TEST_CHECK(ae < 0.011 && re < 0.018, "8-bit accuracy %s bs=%zu: abs %.5f rel %.5f", clbnb_dtype_name(dt), bs,
-                       ae, re);
+            TEST_CHECK(ae < 0.011 && re < 0.018, "8-bit accuracy %s bs=%zu: abs %.5f rel %.5f", clbnb_dtype_name(dt),
+                       bs, ae, re);
         }
     }
     clReleaseMemObject(xm), clReleaseMemObject(cm), clReleaseMemObject(am), clReleaseMemObject(om);
@@ -175,10 +181,11 @@ static void accuracy(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
 }
 
 static void validation(clbnb_context *ctx, cl_command_queue q) {
-    cl_mem xm = test_buffer(ctx, 400), cm = test_buffer(ctx, 100), am = test_buffer(ctx, 64), om = test_buffer(ctx, 400);
-    clbnb_vector xv = clbnb_vector_make(xm, 0, 100, CLBNB_DTYPE_F32), cv = clbnb_vector_make(cm, 0, 100, CLBNB_DTYPE_U8),
-                 av = clbnb_vector_make(am, 0, 7, CLBNB_DTYPE_F32), ov = clbnb_vector_make(om, 0, 100, CLBNB_DTYPE_F32),
-                 bad;
+    cl_mem xm = test_buffer(ctx, 400), cm = test_buffer(ctx, 100), am = test_buffer(ctx, 64),
+           om = test_buffer(ctx, 400);
+    clbnb_vector xv = clbnb_vector_make(xm, 0, 100, CLBNB_DTYPE_F32),
+                 cv = clbnb_vector_make(cm, 0, 100, CLBNB_DTYPE_U8), av = clbnb_vector_make(am, 0, 7, CLBNB_DTYPE_F32),
+                 ov = clbnb_vector_make(om, 0, 100, CLBNB_DTYPE_F32), bad;
     TEST_STATUS(clbnb_quantize_blockwise(NULL, q, &xv, NULL, 16, &cv, &av, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
     TEST_STATUS(clbnb_quantize_blockwise(ctx, q, &xv, NULL, 16, NULL, &av, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
     const size_t bad_bs[] = {0, 8, 24, 131072};
@@ -186,13 +193,17 @@ static void validation(clbnb_context *ctx, cl_command_queue q) {
         TEST_STATUS(clbnb_quantize_blockwise(ctx, q, &xv, NULL, bad_bs[i], &cv, &av, 0, NULL, NULL),
                     CLBNB_ERROR_INVALID_BLOCKSIZE);
     bad = xv, bad.dtype = CLBNB_DTYPE_U8;
-    TEST_STATUS(clbnb_quantize_blockwise(ctx, q, &bad, NULL, 16, &cv, &av, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
+    TEST_STATUS(clbnb_quantize_blockwise(ctx, q, &bad, NULL, 16, &cv, &av, 0, NULL, NULL),
+                CLBNB_ERROR_UNSUPPORTED_DTYPE);
     bad = cv, bad.dtype = CLBNB_DTYPE_I8;
-    TEST_STATUS(clbnb_quantize_blockwise(ctx, q, &xv, NULL, 16, &bad, &av, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
+    TEST_STATUS(clbnb_quantize_blockwise(ctx, q, &xv, NULL, 16, &bad, &av, 0, NULL, NULL),
+                CLBNB_ERROR_UNSUPPORTED_DTYPE);
     bad = cv, bad.n = 99;
-    TEST_STATUS(clbnb_quantize_blockwise(ctx, q, &xv, NULL, 16, &bad, &av, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
+    TEST_STATUS(clbnb_quantize_blockwise(ctx, q, &xv, NULL, 16, &bad, &av, 0, NULL, NULL),
+                CLBNB_ERROR_BUFFER_TOO_SMALL);
     bad = av, bad.n = 6;
-    TEST_STATUS(clbnb_quantize_blockwise(ctx, q, &xv, NULL, 16, &cv, &bad, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
+    TEST_STATUS(clbnb_quantize_blockwise(ctx, q, &xv, NULL, 16, &cv, &bad, 0, NULL, NULL),
+                CLBNB_ERROR_BUFFER_TOO_SMALL);
     bad = xv, bad.n = 0;
     TEST_STATUS(clbnb_quantize_blockwise(ctx, q, &bad, NULL, 16, &cv, &av, 0, NULL, NULL), CLBNB_ERROR_INVALID_SHAPE);
     bad = xv, bad.n = 255; /* used as the code: needs 256 entries */
@@ -201,11 +212,14 @@ static void validation(clbnb_context *ctx, cl_command_queue q) {
     TEST_STATUS(clbnb_quantize_blockwise(ctx, test_queue(other), &xv, NULL, 16, &cv, &av, 0, NULL, NULL),
                 CLBNB_ERROR_WRONG_CONTEXT);
     TEST_STATUS(clbnb_dequantize_blockwise(ctx, q, &cv, &av, NULL, 16, NULL, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_dequantize_blockwise(ctx, q, &cv, &av, NULL, 12, &ov, 0, NULL, NULL), CLBNB_ERROR_INVALID_BLOCKSIZE);
+    TEST_STATUS(clbnb_dequantize_blockwise(ctx, q, &cv, &av, NULL, 12, &ov, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_BLOCKSIZE);
     bad = ov, bad.dtype = CLBNB_DTYPE_I8;
-    TEST_STATUS(clbnb_dequantize_blockwise(ctx, q, &cv, &av, NULL, 16, &bad, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
+    TEST_STATUS(clbnb_dequantize_blockwise(ctx, q, &cv, &av, NULL, 16, &bad, 0, NULL, NULL),
+                CLBNB_ERROR_UNSUPPORTED_DTYPE);
     bad = av, bad.n = 6;
-    TEST_STATUS(clbnb_dequantize_blockwise(ctx, q, &cv, &bad, NULL, 16, &ov, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
+    TEST_STATUS(clbnb_dequantize_blockwise(ctx, q, &cv, &bad, NULL, 16, &ov, 0, NULL, NULL),
+                CLBNB_ERROR_BUFFER_TOO_SMALL);
     TEST_STATUS(clbnb_dequantize_blockwise(ctx, test_queue(other), &cv, &av, NULL, 16, &ov, 0, NULL, NULL),
                 CLBNB_ERROR_WRONG_CONTEXT);
     /* compress / decompress */
@@ -231,11 +245,14 @@ static void validation(clbnb_context *ctx, cl_command_queue q) {
     unsigned char buf[400];
     size_t touched = 0;
     test_download(ctx, cm, 0, buf, 100);
-    for (int i = 0; i < 100; i++) touched += buf[i] != TEST_POISON;
+    for (int i = 0; i < 100; i++)
+        touched += buf[i] != TEST_POISON;
     test_download(ctx, am, 0, buf, 64);
-    for (int i = 0; i < 64; i++) touched += buf[i] != TEST_POISON;
+    for (int i = 0; i < 64; i++)
+        touched += buf[i] != TEST_POISON;
     test_download(ctx, om, 0, buf, 400);
-    for (int i = 0; i < 400; i++) touched += buf[i] != TEST_POISON;
+    for (int i = 0; i < 400; i++)
+        touched += buf[i] != TEST_POISON;
     TEST_CHECK(touched == 0, "failed calls wrote nothing (%zu bytes changed)", touched);
     clReleaseMemObject(xm), clReleaseMemObject(cm), clReleaseMemObject(am), clReleaseMemObject(om);
 }
@@ -258,7 +275,11 @@ int main(void) {
                     size_t n = sizes[si];
                     if ((n > 20 * bs + 20 && si % 2) || (bs > 4096 && si % 3)) continue;
                     int r = (int)(test_rng_next(&rng) % 6);
-                    run_case(ctx, q, &rng, float_dtypes[d], bs, n, r == 0, r == 1 ? 1 : r == 2 ? 4 : 0, si % 3 == 1, pn);
+                    run_case(ctx, q, &rng, float_dtypes[d], bs, n, r == 0,
+                             r == 1   ? 1
+                             : r == 2 ? 4
+                                      : 0,
+                             si % 3 == 1, pn);
                 }
         run_case(ctx, q, &rng, CLBNB_DTYPE_F16, 256, (1u << 20) + 3, 0, 0, 1, pn);
         compress_case(ctx, q, &rng, 4096, 256, pn);

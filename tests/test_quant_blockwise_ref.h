@@ -28,14 +28,16 @@ static const unsigned ref_fp4_rank_bits[8] = {0, 1, 6, 7, 4, 5, 2, 3};
 
 static inline unsigned ref_nf4(float x) {
     unsigned c = 0;
-    for (int j = 0; j < 15; j++) c += x > ref_bits(ref_nf4_thr_bits[j]);
+    for (int j = 0; j < 15; j++)
+        c += x > ref_bits(ref_nf4_thr_bits[j]);
     return c;
 }
 
 static inline unsigned ref_fp4(float x) {
     float m = fabsf(x);
     unsigned r = 0;
-    for (int j = 0; j < 7; j++) r += m > ref_bits(ref_fp4_thr_bits[j]);
+    for (int j = 0; j < 7; j++)
+        r += m > ref_bits(ref_fp4_thr_bits[j]);
     return ref_fp4_rank_bits[r] | (x < 0.0f ? 8u : 0u);
 }
 
@@ -62,7 +64,8 @@ static inline float ref_table4(int fp4, unsigned c) {
 
 static inline float ref_block_absmax(const float *x, size_t start, size_t end) {
     float m = 0.0f;
-    for (size_t i = start; i < end; i++) m = fmaxf(m, fabsf(x[i]));
+    for (size_t i = start; i < end; i++)
+        m = fmaxf(m, fabsf(x[i]));
     return m;
 }
 
@@ -91,7 +94,8 @@ static inline void ref_quantize_8bit(const float *x, size_t n, const float *code
         float am = ref_block_absmax(x, s, e);
         absmax[b] = am;
         float inv = 1.0f / am;
-        for (size_t i = s; i < e; i++) codes[i] = (uint8_t)ref_q8(x[i] * inv, code);
+        for (size_t i = s; i < e; i++)
+            codes[i] = (uint8_t)ref_q8(x[i] * inv, code);
     }
 }
 
@@ -106,17 +110,21 @@ static inline void ref_dequantize_4bit(const uint8_t *packed, const float *absma
 
 static inline void ref_dequantize_8bit(const uint8_t *codes, const float *absmax, const float *code, size_t bs,
                                        size_t n, float *out) {
-    for (size_t i = 0; i < n; i++) out[i] = code[codes[i]] * absmax[i / bs];
+    for (size_t i = 0; i < n; i++)
+        out[i] = code[codes[i]] * absmax[i / bs];
 }
 
 /* The documented device summation order of the absmax mean (cl/quant_blockwise.cl): chunks of 4096,
  * 256 strided lanes per chunk, tree over the lanes; the same over the chunk sums; times fl32(1/n). */
 static inline float ref_lanes_tree(const float *a, size_t n) {
     float s[256];
-    for (int t = 0; t < 256; t++) s[t] = 0.0f;
-    for (size_t i = 0; i < n; i++) s[i % 256] = s[i % 256] + a[i];
+    for (int t = 0; t < 256; t++)
+        s[t] = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        s[i % 256] = s[i % 256] + a[i];
     for (int st = 128; st > 0; st /= 2)
-        for (int t = 0; t < st; t++) s[t] = s[t] + s[t + st];
+        for (int t = 0; t < st; t++)
+            s[t] = s[t] + s[t + st];
     return s[0];
 }
 
@@ -125,7 +133,8 @@ static inline float ref_mean(const float *a, size_t n) {
     float partial[4096];
     float sum;
     if (np <= 4096) {
-        for (size_t c = 0; c < np; c++) partial[c] = ref_lanes_tree(a + c * 4096, n - c * 4096 < 4096 ? n - c * 4096 : 4096);
+        for (size_t c = 0; c < np; c++)
+            partial[c] = ref_lanes_tree(a + c * 4096, n - c * 4096 < 4096 ? n - c * 4096 : 4096);
         sum = ref_lanes_tree(partial, np);
     } else {
         sum = NAN; /* not needed by the tests */
@@ -134,10 +143,11 @@ static inline float ref_mean(const float *a, size_t n) {
 }
 
 /* spec 3: offset = mean; q = 8-bit(absmax - offset, dynamic, bs2) */
-static inline void ref_compress(const float *absmax, size_t nb, size_t bs2, uint8_t *q, float *absmax2,
-                                float *offset, float *scratch) {
+static inline void ref_compress(const float *absmax, size_t nb, size_t bs2, uint8_t *q, float *absmax2, float *offset,
+                                float *scratch) {
     float off = ref_mean(absmax, nb);
-    for (size_t i = 0; i < nb; i++) scratch[i] = absmax[i] - off;
+    for (size_t i = 0; i < nb; i++)
+        scratch[i] = absmax[i] - off;
     ref_quantize_8bit(scratch, nb, clbnb_code_dynamic(), bs2, q, absmax2);
     *offset = off;
 }
@@ -189,18 +199,20 @@ static inline size_t ref_count_diff(const void *a, const void *b, size_t n, size
 static const clbnb_dtype float_dtypes[3] = {CLBNB_DTYPE_F32, CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16};
 
 /* Downloads [0, off + bytes + GUARD) and checks region == want and the rest still poison. */
-static inline void check_region(clbnb_context *ctx, cl_mem m, size_t off, const void *want, size_t n, size_t es, int dtype,
-                         const char *what, const char *tag) {
+static inline void check_region(clbnb_context *ctx, cl_mem m, size_t off, const void *want, size_t n, size_t es,
+                                int dtype, const char *what, const char *tag) {
     size_t total = off + n * es + GUARD;
     unsigned char *got = malloc(total);
     test_download(ctx, m, 0, got, total);
     size_t bad = ref_count_diff(got + off, want, n, es, dtype), outside = 0, first = (size_t)-1;
     for (size_t i = 0; i < n && first == (size_t)-1; i++)
         if (ref_count_diff(got + off + i * es, (const char *)want + i * es, 1, es, dtype)) first = i;
-    for (size_t i = 0; i < off; i++) outside += got[i] != TEST_POISON;
-    for (size_t i = off + n * es; i < total; i++) outside += got[i] != TEST_POISON;
-    TEST_CHECK(bad == 0 && outside == 0, "%s %s: %zu of %zu elements differ (first %zu), %zu bytes outside touched", what,
-               tag, bad, n, first, outside);
+    for (size_t i = 0; i < off; i++)
+        outside += got[i] != TEST_POISON;
+    for (size_t i = off + n * es; i < total; i++)
+        outside += got[i] != TEST_POISON;
+    TEST_CHECK(bad == 0 && outside == 0, "%s %s: %zu of %zu elements differ (first %zu), %zu bytes outside touched",
+               what, tag, bad, n, first, outside);
     free(got);
 }
 

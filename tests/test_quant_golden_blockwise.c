@@ -26,7 +26,8 @@ static const void *get(const char *a, int s, size_t bs, int nest, const char *wh
 
 static size_t count_diff_u8(const uint8_t *a, const uint8_t *b, size_t n) {
     size_t d = 0;
-    for (size_t i = 0; i < n; i++) d += a[i] != b[i];
+    for (size_t i = 0; i < n; i++)
+        d += a[i] != b[i];
     return d;
 }
 
@@ -62,7 +63,8 @@ static void four_bit(clbnb_context *ctx, cl_command_queue q, int s, const char *
     }
     size_t n = xb32 / 4;
     cl_mem x32m = upload(ctx, x32, xb32), x16m = upload(ctx, x16, xb16);
-    clbnb_vector x32v = clbnb_vector_make(x32m, 0, n, CLBNB_DTYPE_F32), x16v = clbnb_vector_make(x16m, 0, n, CLBNB_DTYPE_F16);
+    clbnb_vector x32v = clbnb_vector_make(x32m, 0, n, CLBNB_DTYPE_F32),
+                 x16v = clbnb_vector_make(x16m, 0, n, CLBNB_DTYPE_F16);
     for (int t = 0; t < 2; t++)
         for (size_t bs = 64; bs <= 256; bs *= 2)
             for (int nest = 0; nest < 2; nest++) {
@@ -80,7 +82,8 @@ static void four_bit(clbnb_context *ctx, cl_command_queue q, int s, const char *
                 const float *gplain = get(types[t], s, bs, 0, "absmax_f32", &by);
                 if (!gp || !gp16 || !gabs || !gdq32 || !gdq16 || !gqs || !gplain) continue;
                 cl_mem pm = test_buffer(ctx, pb), am = test_buffer(ctx, nb * 4);
-                clbnb_vector pv = clbnb_vector_make(pm, 0, pb, CLBNB_DTYPE_U8), av = clbnb_vector_make(am, 0, nb, CLBNB_DTYPE_F32);
+                clbnb_vector pv = clbnb_vector_make(pm, 0, pb, CLBNB_DTYPE_U8),
+                             av = clbnb_vector_make(am, 0, nb, CLBNB_DTYPE_F32);
                 /* f32 input */
                 TEST_STATUS(clbnb_quantize_4bit(ctx, q, &x32v, type, bs, &pv, &av, 0, NULL, NULL), CLBNB_SUCCESS);
                 uint8_t *p = download(ctx, pm, pb);
@@ -113,13 +116,15 @@ static void four_bit(clbnb_context *ctx, cl_command_queue q, int s, const char *
                     size_t nb2 = by / 4;
                     const float *goff = get(types[t], s, bs, nest, "offset", &by);
                     const float *gcode = get(types[t], s, bs, nest, "nested_code", &by);
-                    TEST_CHECK(gcode && memcmp(gcode, clbnb_code_dynamic(), 1024) == 0, "%s nested_code != dynamic map", tag);
+                    TEST_CHECK(gcode && memcmp(gcode, clbnb_code_dynamic(), 1024) == 0, "%s nested_code != dynamic map",
+                               tag);
                     test_upload(ctx, am, 0, a, nb * 4); /* compress the absmax of the f32 input */
                     qm = test_buffer(ctx, nb), a2m = test_buffer(ctx, nb2 * 4), offm = test_buffer(ctx, 4);
                     clbnb_vector qv = clbnb_vector_make(qm, 0, nb, CLBNB_DTYPE_U8),
                                  a2v = clbnb_vector_make(a2m, 0, nb2, CLBNB_DTYPE_F32),
                                  offv = clbnb_vector_make(offm, 0, 1, CLBNB_DTYPE_F32);
-                    TEST_STATUS(clbnb_absmax_compress(ctx, q, &av, 256, &qv, &a2v, &offv, 0, NULL, NULL), CLBNB_SUCCESS);
+                    TEST_STATUS(clbnb_absmax_compress(ctx, q, &av, 256, &qv, &a2v, &offv, 0, NULL, NULL),
+                                CLBNB_SUCCESS);
                     float off;
                     test_download(ctx, offm, 0, &off, 4);
                     uint8_t *qa = download(ctx, qm, nb);
@@ -149,8 +154,10 @@ static void four_bit(clbnb_context *ctx, cl_command_queue q, int s, const char *
                 {
                     if (!nest) test_upload(ctx, am, 0, gplain, nb * 4);
                     cl_mem gpm = upload(ctx, gp, pb), om = test_buffer(ctx, n * 4);
-                    clbnb_vector gpv = clbnb_vector_make(gpm, 0, pb, CLBNB_DTYPE_U8), ov = clbnb_vector_make(om, 0, n, CLBNB_DTYPE_F32);
-                    TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &gpv, &desc, type, bs, &ov, 0, NULL, NULL), CLBNB_SUCCESS);
+                    clbnb_vector gpv = clbnb_vector_make(gpm, 0, pb, CLBNB_DTYPE_U8),
+                                 ov = clbnb_vector_make(om, 0, n, CLBNB_DTYPE_F32);
+                    TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &gpv, &desc, type, bs, &ov, 0, NULL, NULL),
+                                CLBNB_SUCCESS);
                     float *o = download(ctx, om, n * 4);
                     size_t d = ref_count_diff(o, gdq32, n, 4, CLBNB_DTYPE_F32);
                     TEST_CHECK(d == 0, "%s dequant_f32 from the golden codes: %zu of %zu differ", tag, d, n);
@@ -161,7 +168,8 @@ static void four_bit(clbnb_context *ctx, cl_command_queue q, int s, const char *
                 if (!nest) {
                     test_upload(ctx, am, 0, ra, nb * 4);
                     cl_mem gpm = upload(ctx, gp16, pb), om = test_buffer(ctx, n * 2);
-                    clbnb_vector gpv = clbnb_vector_make(gpm, 0, pb, CLBNB_DTYPE_U8), ov = clbnb_vector_make(om, 0, n, CLBNB_DTYPE_F16);
+                    clbnb_vector gpv = clbnb_vector_make(gpm, 0, pb, CLBNB_DTYPE_U8),
+                                 ov = clbnb_vector_make(om, 0, n, CLBNB_DTYPE_F16);
                     clbnb_absmax pl = clbnb_absmax_plain(&av);
                     TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &gpv, &pl, type, bs, &ov, 0, NULL, NULL), CLBNB_SUCCESS);
                     uint16_t *o = download(ctx, om, n * 2);
@@ -179,10 +187,12 @@ static void four_bit(clbnb_context *ctx, cl_command_queue q, int s, const char *
                     clbnb_vector qv = clbnb_vector_make(q2, 0, nb, CLBNB_DTYPE_U8),
                                  a2v = clbnb_vector_make(a22, 0, nb2, CLBNB_DTYPE_F32),
                                  offv = clbnb_vector_make(off2, 0, 1, CLBNB_DTYPE_F32);
-                    TEST_STATUS(clbnb_absmax_compress(ctx, q, &av, 256, &qv, &a2v, &offv, 0, NULL, NULL), CLBNB_SUCCESS);
+                    TEST_STATUS(clbnb_absmax_compress(ctx, q, &av, 256, &qv, &a2v, &offv, 0, NULL, NULL),
+                                CLBNB_SUCCESS);
                     clbnb_absmax nd = {qv, a2v, {NULL, 0, 0, CLBNB_DTYPE_F32}, offv, 256};
                     cl_mem gpm = upload(ctx, gp16, pb), om = test_buffer(ctx, n * 2);
-                    clbnb_vector gpv = clbnb_vector_make(gpm, 0, pb, CLBNB_DTYPE_U8), ov = clbnb_vector_make(om, 0, n, CLBNB_DTYPE_F16);
+                    clbnb_vector gpv = clbnb_vector_make(gpm, 0, pb, CLBNB_DTYPE_U8),
+                                 ov = clbnb_vector_make(om, 0, n, CLBNB_DTYPE_F16);
                     TEST_STATUS(clbnb_dequantize_4bit(ctx, q, &gpv, &nd, type, bs, &ov, 0, NULL, NULL), CLBNB_SUCCESS);
                     uint16_t *o = download(ctx, om, n * 2);
                     size_t d = ref_count_diff(o, gdq16, n, 2, CLBNB_DTYPE_F16);
@@ -226,8 +236,10 @@ static void eight_bit(clbnb_context *ctx, cl_command_queue q, int s, const char 
         }
         size_t nb = clbnb_blocks_count(n, bs);
         cl_mem cm = test_buffer(ctx, n), am = test_buffer(ctx, nb * 4), om = test_buffer(ctx, n * 4);
-        clbnb_vector xv = clbnb_vector_make(xm, 0, n, CLBNB_DTYPE_F32), cv = clbnb_vector_make(cm, 0, n, CLBNB_DTYPE_U8),
-                     av = clbnb_vector_make(am, 0, nb, CLBNB_DTYPE_F32), ov = clbnb_vector_make(om, 0, n, CLBNB_DTYPE_F32);
+        clbnb_vector xv = clbnb_vector_make(xm, 0, n, CLBNB_DTYPE_F32),
+                     cv = clbnb_vector_make(cm, 0, n, CLBNB_DTYPE_U8),
+                     av = clbnb_vector_make(am, 0, nb, CLBNB_DTYPE_F32),
+                     ov = clbnb_vector_make(om, 0, n, CLBNB_DTYPE_F32);
         TEST_STATUS(clbnb_quantize_blockwise(ctx, q, &xv, NULL, bs, &cv, &av, 0, NULL, NULL), CLBNB_SUCCESS);
         uint8_t *c = download(ctx, cm, n);
         float *a = download(ctx, am, nb * 4);

@@ -57,7 +57,8 @@ static void ref_rowwise(const float *x, size_t rows, size_t cols, int mode, floa
         if (ocols) ocols[n] = (int)c;
         n++;
         if (rows > 1)
-            for (size_t r = 0; r < rows; r++) q[r * cols + c] = 0;
+            for (size_t r = 0; r < rows; r++)
+                q[r * cols + c] = 0;
     }
     if (ocount) *ocount = n;
     free(flag);
@@ -70,7 +71,8 @@ static float ref_dequant(int8_t q, float s) {
 
 static float ref_absmax(const float *x, size_t n) {
     float m = 0.0f;
-    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+    for (size_t i = 0; i < n; i++)
+        m = fmaxf(m, fabsf(x[i]));
     return m;
 }
 
@@ -103,8 +105,10 @@ static dmat upload_matrix(clbnb_context *ctx, const float *vals, size_t rows, si
                           clbnb_dtype dt) {
     size_t es = clbnb_dtype_size(dt), n = span_elems(rows, cols, ld, off) + 5;
     float *all = malloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) all[i] = 1e4f;
-    for (size_t r = 0; r < rows; r++) memcpy(all + off + r * ld, vals + r * cols, cols * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        all[i] = 1e4f;
+    for (size_t r = 0; r < rows; r++)
+        memcpy(all + off + r * ld, vals + r * cols, cols * sizeof(float));
     void *bytes = malloc(n * es);
     test_floats_to_dtype(all, bytes, n, dt);
     dmat d;
@@ -157,7 +161,8 @@ static size_t check_matrix_bytes(clbnb_context *ctx, const dmat *d, const void *
         }
     }
     size_t outside = 0;
-    for (size_t i = 0; i < d->bytes; i++) outside += !inside[i] && got[i] != TEST_POISON;
+    for (size_t i = 0; i < d->bytes; i++)
+        outside += !inside[i] && got[i] != TEST_POISON;
     if (outside) fprintf(stderr, "  %s: %zu bytes outside the region were written\n", what, outside);
     free(got);
     free(inside);
@@ -199,7 +204,8 @@ static size_t check_vector_bytes(clbnb_context *ctx, const dvec *d, const void *
     }
     size_t lo = d->v.offset, hi = d->v.offset + (tail_free ? d->v.n : n) * es;
     size_t outside = 0;
-    for (size_t i = 0; i < d->bytes; i++) outside += (i < lo || i >= hi) && got[i] != TEST_POISON;
+    for (size_t i = 0; i < d->bytes; i++)
+        outside += (i < lo || i >= hi) && got[i] != TEST_POISON;
     if (outside) fprintf(stderr, "  %s: %zu bytes outside were written\n", what, outside);
     free(got);
     return bad + outside;
@@ -219,7 +225,8 @@ static size_t rnd(size_t n) { return n ? (size_t)(test_rng_next(&rng) % n) : 0; 
  * some rows; for rows >= 3 row 1 is all zero (absmax-0 row). */
 static float *make_data(size_t rows, size_t cols, clbnb_dtype dt, int outliers, float scale) {
     float *x = malloc(rows * cols * sizeof(float));
-    for (size_t i = 0; i < rows * cols; i++) x[i] = test_round_to_dtype(test_rng_normal(&rng) * scale, dt);
+    for (size_t i = 0; i < rows * cols; i++)
+        x[i] = test_round_to_dtype(test_rng_normal(&rng) * scale, dt);
     if (outliers) {
         size_t ncol = 1 + rnd(4);
         for (size_t k = 0; k < ncol; k++) {
@@ -234,7 +241,8 @@ static float *make_data(size_t rows, size_t cols, clbnb_dtype dt, int outliers, 
         if (rows * cols > 10) x[rnd(rows * cols)] = 6.0f;
     }
     if (rows >= 3)
-        for (size_t c = 0; c < cols; c++) x[cols + c] = 0.0f;
+        for (size_t c = 0; c < cols; c++)
+            x[cols + c] = 0.0f;
     return x;
 }
 
@@ -277,7 +285,8 @@ static void test_rowwise_case(clbnb_context *ctx, cl_command_queue q, clbnb_path
     int *ocols = malloc(cols * sizeof(int)), ocount = 0;
     ref_rowwise(x, rows, cols, mode, thr, want, stats, ocols, &ocount);
     unsigned char *want_s = malloc(rows * 4);
-    for (size_t r = 0; r < rows; r++) store_stat(want_s, r, stats[r], sdt);
+    for (size_t r = 0; r < rows; r++)
+        store_stat(want_s, r, stats[r], sdt);
 
     dmat dx = upload_matrix(ctx, x, rows, cols, cols + lx.ld_pad, lx.off, dt);
     dmat dq = out_matrix(ctx, rows, cols, cols + lq.ld_pad, lq.off, CLBNB_DTYPE_I8);
@@ -289,8 +298,8 @@ static void test_rowwise_case(clbnb_context *ctx, cl_command_queue q, clbnb_path
     clbnb_status s = clbnb_quantize_rowwise(ctx, q, &dx.m, &dq.m, &ds.v, mode, thr, thr > 0.0f ? &doc.v : NULL,
                                             give_count ? &dcnt.v : NULL, 0, NULL, &ev);
     char what[200];
-    snprintf(what, sizeof what, "rowwise %s %zux%zu %s mode=%d thr=%g stats=%s ld+%zu off=%zu", path_name_of(path), rows,
-             cols, clbnb_dtype_name(dt), (int)mode, thr, clbnb_dtype_name(sdt), lx.ld_pad, lx.off);
+    snprintf(what, sizeof what, "rowwise %s %zux%zu %s mode=%d thr=%g stats=%s ld+%zu off=%zu", path_name_of(path),
+             rows, cols, clbnb_dtype_name(dt), (int)mode, thr, clbnb_dtype_name(sdt), lx.ld_pad, lx.off);
     TEST_CHECK(s == CLBNB_SUCCESS && ev, "%s: %s", what, clbnb_status_string(s));
     if (ev) {
         clWaitForEvents(1, &ev);
@@ -321,7 +330,8 @@ static void test_dequant_case(clbnb_context *ctx, cl_command_queue q, clbnb_path
                               clbnb_dtype odt, clbnb_dtype sdt, clbnb_rowwise_mode mode, int contiguous) {
     layout lq = pick_layout(contiguous), lo = pick_layout(contiguous);
     int8_t *codes = malloc(rows * cols);
-    for (size_t i = 0; i < rows * cols; i++) codes[i] = (int8_t)(rnd(256) - 128);
+    for (size_t i = 0; i < rows * cols; i++)
+        codes[i] = (int8_t)(rnd(256) - 128);
     float *st = malloc(rows * sizeof(float));
     unsigned char *st_bytes = malloc(rows * 4);
     for (size_t r = 0; r < rows; r++) {
@@ -330,12 +340,14 @@ static void test_dequant_case(clbnb_context *ctx, cl_command_queue q, clbnb_path
     }
     unsigned char *want = malloc(rows * cols * 4);
     for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < cols; c++) store_stat(want, r * cols + c, ref_dequant(codes[r * cols + c], st[r]), odt);
+        for (size_t c = 0; c < cols; c++)
+            store_stat(want, r * cols + c, ref_dequant(codes[r * cols + c], st[r]), odt);
     /* q with ld and offset */
     size_t ldq = cols + lq.ld_pad, qn = span_elems(rows, cols, ldq, lq.off) + 3;
     int8_t *qbuf = malloc(qn);
     memset(qbuf, 0x7f, qn);
-    for (size_t r = 0; r < rows; r++) memcpy(qbuf + lq.off + r * ldq, codes + r * cols, cols);
+    for (size_t r = 0; r < rows; r++)
+        memcpy(qbuf + lq.off + r * ldq, codes + r * cols, cols);
     clbnb_matrix mq = {test_buffer_from(ctx, qbuf, qn), lq.off, rows, cols, ldq, CLBNB_DTYPE_I8};
     size_t soff = rnd(3), es = clbnb_dtype_size(sdt);
     unsigned char *sbuf = malloc((soff + rows) * es);
@@ -385,9 +397,9 @@ static void test_global_case(clbnb_context *ctx, cl_command_queue q, clbnb_path 
     clbnb_status s = clbnb_quantize_global(ctx, q, &dx.m, &dq.m, &da.v, transpose, 0, NULL, NULL);
     size_t bq = check_matrix_bytes(ctx, &dq, want, "q");
     size_t ba = check_vector_bytes(ctx, &da, want_a, 1, 1, "absmax");
-    TEST_CHECK(s == CLBNB_SUCCESS && bq == 0 && ba == 0, "global %s %zux%zu %s transpose=%d absmax=%s ld+%zu: %s, %zu/%zu wrong",
-               path_name_of(path), rows, cols, clbnb_dtype_name(dt), transpose, clbnb_dtype_name(adt), lx.ld_pad,
-               clbnb_status_string(s), bq, ba);
+    TEST_CHECK(s == CLBNB_SUCCESS && bq == 0 && ba == 0,
+               "global %s %zux%zu %s transpose=%d absmax=%s ld+%zu: %s, %zu/%zu wrong", path_name_of(path), rows, cols,
+               clbnb_dtype_name(dt), transpose, clbnb_dtype_name(adt), lx.ld_pad, clbnb_status_string(s), bq, ba);
     release_m(&dx);
     release_m(&dq);
     release_v(&da);
@@ -400,14 +412,17 @@ static void test_columnwise_case(clbnb_context *ctx, cl_command_queue q, clbnb_p
     layout lx = pick_layout(contiguous), lq = pick_layout(contiguous);
     float *x = make_data(rows, cols, dt, 0, 1.0f);
     if (cols >= 3 && rows >= 1)
-        for (size_t r = 0; r < rows; r++) x[r * cols + 2] = 0.0f; /* an all-zero column */
+        for (size_t r = 0; r < rows; r++)
+            x[r * cols + 2] = 0.0f; /* an all-zero column */
     float *m = malloc(cols * sizeof(float));
     ref_colmax(x, rows, cols, 0.0f, m);
     int8_t *want = malloc(rows * cols);
     for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < cols; c++) want[c * rows + r] = code_of(127.0f * (x[r * cols + c] / m[c]));
+        for (size_t c = 0; c < cols; c++)
+            want[c * rows + r] = code_of(127.0f * (x[r * cols + c] / m[c]));
     unsigned char *want_s = malloc(cols * 4);
-    for (size_t c = 0; c < cols; c++) store_stat(want_s, c, m[c], sdt);
+    for (size_t c = 0; c < cols; c++)
+        store_stat(want_s, c, m[c], sdt);
     dmat dx = upload_matrix(ctx, x, rows, cols, cols + lx.ld_pad, lx.off, dt);
     dmat dq = out_matrix(ctx, cols, rows, rows + lq.ld_pad, lq.off, CLBNB_DTYPE_I8);
     dvec ds = out_vector(ctx, cols, rnd(3), sdt);
@@ -438,8 +453,7 @@ static void test_double_quant_case(clbnb_context *ctx, cl_command_queue q, clbnb
     for (size_t r = 0; r < rows; r++)
         for (size_t c = 0; c < cols; c++) {
             float v = x[r * cols + c];
-            want_c[r * cols + c] =
-                is_outlier(fabsf(v), thr) ? 0 : code_of(test_round_to_dtype(v * 127.0f, dt) / cs[c]);
+            want_c[r * cols + c] = is_outlier(fabsf(v), thr) ? 0 : code_of(test_round_to_dtype(v * 127.0f, dt) / cs[c]);
         }
     dmat dx = upload_matrix(ctx, x, rows, cols, cols + lx.ld_pad, lx.off, dt);
     dmat dr = out_matrix(ctx, rows, cols, cols + lr.ld_pad, lr.off, CLBNB_DTYPE_I8);
@@ -482,7 +496,8 @@ static void test_accuracy_bars(clbnb_context *ctx, cl_command_queue q) {
     /* test_int8_double_quant: row and column codes within +-1 of round(x*127/absmax) */
     float *x = make_data(rows, cols, CLBNB_DTYPE_F16, 0, 1.0f);
     dmat dx = upload_matrix(ctx, x, rows, cols, cols, 0, CLBNB_DTYPE_F16);
-    dmat dr = out_matrix(ctx, rows, cols, cols, 0, CLBNB_DTYPE_I8), dc = out_matrix(ctx, rows, cols, cols, 0, CLBNB_DTYPE_I8);
+    dmat dr = out_matrix(ctx, rows, cols, cols, 0, CLBNB_DTYPE_I8),
+         dc = out_matrix(ctx, rows, cols, cols, 0, CLBNB_DTYPE_I8);
     dvec drs = out_vector(ctx, rows, 0, CLBNB_DTYPE_F32), dcs = out_vector(ctx, cols, 0, CLBNB_DTYPE_F32);
     TEST_STATUS(clbnb_int8_double_quant(ctx, q, &dx.m, 0.0f, &dr.m, &dc.m, &drs.v, &dcs.v, NULL, NULL, 0, NULL, NULL),
                 CLBNB_SUCCESS);
@@ -526,7 +541,8 @@ static void test_accuracy_bars(clbnb_context *ctx, cl_command_queue q) {
     test_download(ctx, dcnt.v.mem, 0, &cnt, 4);
     test_download(ctx, doc.v.mem, 0, oc, cols * 4);
     unsigned char *is_oc = calloc(cols, 1);
-    for (int32_t i = 0; i < cnt && i < (int32_t)cols; i++) is_oc[oc[i]] = 1;
+    for (int32_t i = 0; i < cnt && i < (int32_t)cols; i++)
+        is_oc[oc[i]] = 1;
     size_t outside = 0;
     for (size_t r = 0; r < rows; r++)
         for (size_t c = 0; c < cols; c++) {
@@ -554,9 +570,11 @@ static void test_accuracy_bars(clbnb_context *ctx, cl_command_queue q) {
 static void test_validation(clbnb_context *ctx, cl_command_queue q) {
     size_t rows = 4, cols = 8;
     float xv[32];
-    for (int i = 0; i < 32; i++) xv[i] = (float)i - 10.0f;
+    for (int i = 0; i < 32; i++)
+        xv[i] = (float)i - 10.0f;
     dmat dx = upload_matrix(ctx, xv, rows, cols, cols, 0, CLBNB_DTYPE_F32);
-    dmat dq = out_matrix(ctx, rows, cols, cols, 0, CLBNB_DTYPE_I8), dq2 = out_matrix(ctx, rows, cols, cols, 0, CLBNB_DTYPE_I8);
+    dmat dq = out_matrix(ctx, rows, cols, cols, 0, CLBNB_DTYPE_I8),
+         dq2 = out_matrix(ctx, rows, cols, cols, 0, CLBNB_DTYPE_I8);
     dmat dqt = out_matrix(ctx, cols, rows, rows, 0, CLBNB_DTYPE_I8);
     dmat dout = out_matrix(ctx, rows, cols, cols, 0, CLBNB_DTYPE_F32);
     dvec ds = out_vector(ctx, rows, 0, CLBNB_DTYPE_F32), dcs = out_vector(ctx, cols, 0, CLBNB_DTYPE_F32);
@@ -565,101 +583,163 @@ static void test_validation(clbnb_context *ctx, cl_command_queue q) {
     clbnb_vector v;
     const clbnb_rowwise_mode LLM = CLBNB_ROWWISE_LLM_INT8;
     /* rowwise */
-    TEST_STATUS(clbnb_quantize_rowwise(NULL, q, &x, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, NULL, &x, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, NULL, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, NULL, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, NULL, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 6.0f, NULL, &dcnt.v, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 6.0f, &doc.v, NULL, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    m = x; m.dtype = CLBNB_DTYPE_I8;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &m, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
-    m = dq.m; m.dtype = CLBNB_DTYPE_U8;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
-    v = ds.v; v.dtype = CLBNB_DTYPE_BF16;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
-    v = doc.v; v.dtype = CLBNB_DTYPE_F32;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 6.0f, &v, &dcnt.v, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
-    m = dq.m; m.rows = 3;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_INVALID_SHAPE);
-    m = x; m.cols = 0;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &m, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_INVALID_SHAPE);
-    m = x; m.ld = 7;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &m, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_INVALID_SHAPE);
-    m = x; m.ld = 20;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &m, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
-    m = x; m.ld = SIZE_MAX / 2;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &m, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_SIZE_OVERFLOW);
-    v = ds.v; v.n = 3;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
-    v = doc.v; v.n = cols - 1;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 6.0f, &v, &dcnt.v, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
-    v = ds.v; v.offset = 16;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, (clbnb_rowwise_mode)7, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_INVALID_ARGUMENT);
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, -1.0f, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_INVALID_ARGUMENT);
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, NAN, &doc.v, &dcnt.v, 0, NULL, NULL), CLBNB_ERROR_INVALID_ARGUMENT);
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 0, NULL, NULL, 1, NULL, NULL), CLBNB_ERROR_INVALID_ARGUMENT);
+    TEST_STATUS(clbnb_quantize_rowwise(NULL, q, &x, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, NULL, &x, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, NULL, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, NULL, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, NULL, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 6.0f, NULL, &dcnt.v, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 6.0f, &doc.v, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    m = x;
+    m.dtype = CLBNB_DTYPE_I8;
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &m, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_UNSUPPORTED_DTYPE);
+    m = dq.m;
+    m.dtype = CLBNB_DTYPE_U8;
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_UNSUPPORTED_DTYPE);
+    v = ds.v;
+    v.dtype = CLBNB_DTYPE_BF16;
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_UNSUPPORTED_DTYPE);
+    v = doc.v;
+    v.dtype = CLBNB_DTYPE_F32;
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 6.0f, &v, &dcnt.v, 0, NULL, NULL),
+                CLBNB_ERROR_UNSUPPORTED_DTYPE);
+    m = dq.m;
+    m.rows = 3;
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_SHAPE);
+    m = x;
+    m.cols = 0;
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &m, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_SHAPE);
+    m = x;
+    m.ld = 7;
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &m, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_SHAPE);
+    m = x;
+    m.ld = 20;
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &m, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_BUFFER_TOO_SMALL);
+    m = x;
+    m.ld = SIZE_MAX / 2;
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &m, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_SIZE_OVERFLOW);
+    v = ds.v;
+    v.n = 3;
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_BUFFER_TOO_SMALL);
+    v = doc.v;
+    v.n = cols - 1;
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 6.0f, &v, &dcnt.v, 0, NULL, NULL),
+                CLBNB_ERROR_BUFFER_TOO_SMALL);
+    v = ds.v;
+    v.offset = 16;
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_BUFFER_TOO_SMALL);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, (clbnb_rowwise_mode)7, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_ARGUMENT);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, -1.0f, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_ARGUMENT);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, NAN, &doc.v, &dcnt.v, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_ARGUMENT);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 0, NULL, NULL, 1, NULL, NULL),
+                CLBNB_ERROR_INVALID_ARGUMENT);
     cl_event null_ev = NULL;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 0, NULL, NULL, 1, &null_ev, NULL), CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 0, NULL, NULL, 1, &null_ev, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
     clbnb_context *other = test_context();
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, test_queue(other), &x, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_WRONG_CONTEXT);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, test_queue(other), &x, &dq.m, &ds.v, LLM, 0, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_WRONG_CONTEXT);
     clbnb_context_free(other);
     /* dequant */
     TEST_STATUS(clbnb_dequantize_rowwise(ctx, q, NULL, &ds.v, &dout.m, LLM, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    m = dout.m; m.dtype = CLBNB_DTYPE_I32;
+    m = dout.m;
+    m.dtype = CLBNB_DTYPE_I32;
     TEST_STATUS(clbnb_dequantize_rowwise(ctx, q, &dq2.m, &ds.v, &m, LLM, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
-    m = dout.m; m.cols = 7;
+    m = dout.m;
+    m.cols = 7;
     TEST_STATUS(clbnb_dequantize_rowwise(ctx, q, &dq2.m, &ds.v, &m, LLM, 0, NULL, NULL), CLBNB_ERROR_INVALID_SHAPE);
-    v = ds.v; v.n = 2;
-    TEST_STATUS(clbnb_dequantize_rowwise(ctx, q, &dq2.m, &v, &dout.m, LLM, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
-    TEST_STATUS(clbnb_dequantize_rowwise(ctx, q, &dq2.m, &ds.v, &dout.m, (clbnb_rowwise_mode)-1, 0, NULL, NULL), CLBNB_ERROR_INVALID_ARGUMENT);
-    m = dout.m; m.offset = 2;
+    v = ds.v;
+    v.n = 2;
+    TEST_STATUS(clbnb_dequantize_rowwise(ctx, q, &dq2.m, &v, &dout.m, LLM, 0, NULL, NULL),
+                CLBNB_ERROR_BUFFER_TOO_SMALL);
+    TEST_STATUS(clbnb_dequantize_rowwise(ctx, q, &dq2.m, &ds.v, &dout.m, (clbnb_rowwise_mode)-1, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_ARGUMENT);
+    m = dout.m;
+    m.offset = 2;
     TEST_STATUS(clbnb_dequantize_rowwise(ctx, q, &dq2.m, &ds.v, &m, LLM, 0, NULL, NULL), CLBNB_ERROR_INVALID_ARGUMENT);
     /* global */
     TEST_STATUS(clbnb_quantize_global(ctx, q, &x, &dq.m, NULL, 0, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    v = ds.v; v.dtype = CLBNB_DTYPE_F16; /* neither f32 nor x's dtype (f32) */
+    v = ds.v;
+    v.dtype = CLBNB_DTYPE_F16; /* neither f32 nor x's dtype (f32) */
     TEST_STATUS(clbnb_quantize_global(ctx, q, &x, &dq.m, &v, 0, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
     TEST_STATUS(clbnb_quantize_global(ctx, q, &x, &dq.m, &ds.v, 1, 0, NULL, NULL), CLBNB_ERROR_INVALID_SHAPE);
     TEST_STATUS(clbnb_quantize_global(ctx, q, &x, &dqt.m, &ds.v, 0, 0, NULL, NULL), CLBNB_ERROR_INVALID_SHAPE);
-    v = ds.v; v.n = 0;
+    v = ds.v;
+    v.n = 0;
     TEST_STATUS(clbnb_quantize_global(ctx, q, &x, &dq.m, &v, 0, 0, NULL, NULL), CLBNB_ERROR_INVALID_SHAPE);
-    m = dq.m; m.offset = dq.bytes - 5;
+    m = dq.m;
+    m.offset = dq.bytes - 5;
     TEST_STATUS(clbnb_quantize_global(ctx, q, &x, &m, &ds.v, 0, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
     /* columnwise */
-    TEST_STATUS(clbnb_quantize_columnwise_transpose(ctx, q, &x, NULL, &dcs.v, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_quantize_columnwise_transpose(ctx, q, &x, &dq.m, &dcs.v, 0, NULL, NULL), CLBNB_ERROR_INVALID_SHAPE);
-    TEST_STATUS(clbnb_quantize_columnwise_transpose(ctx, q, &x, &dqt.m, &ds.v, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
-    v = dcs.v; v.dtype = CLBNB_DTYPE_I32;
-    TEST_STATUS(clbnb_quantize_columnwise_transpose(ctx, q, &x, &dqt.m, &v, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
+    TEST_STATUS(clbnb_quantize_columnwise_transpose(ctx, q, &x, NULL, &dcs.v, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_quantize_columnwise_transpose(ctx, q, &x, &dq.m, &dcs.v, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_SHAPE);
+    TEST_STATUS(clbnb_quantize_columnwise_transpose(ctx, q, &x, &dqt.m, &ds.v, 0, NULL, NULL),
+                CLBNB_ERROR_BUFFER_TOO_SMALL);
+    v = dcs.v;
+    v.dtype = CLBNB_DTYPE_I32;
+    TEST_STATUS(clbnb_quantize_columnwise_transpose(ctx, q, &x, &dqt.m, &v, 0, NULL, NULL),
+                CLBNB_ERROR_UNSUPPORTED_DTYPE);
     /* double quant */
-    TEST_STATUS(clbnb_int8_double_quant(ctx, q, &x, 0, &dq.m, NULL, &ds.v, &dcs.v, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_int8_double_quant(ctx, q, &x, 0, &dq.m, &dqt.m, &ds.v, &dcs.v, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_INVALID_SHAPE);
-    v = ds.v; v.dtype = CLBNB_DTYPE_F16;
-    TEST_STATUS(clbnb_int8_double_quant(ctx, q, &x, 0, &dq.m, &dq2.m, &v, &dcs.v, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_UNSUPPORTED_DTYPE);
-    TEST_STATUS(clbnb_int8_double_quant(ctx, q, &x, 0, &dq.m, &dq2.m, &ds.v, &ds.v, NULL, NULL, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
-    TEST_STATUS(clbnb_int8_double_quant(ctx, q, &x, 2.0f, &dq.m, &dq2.m, &ds.v, &dcs.v, NULL, &dcnt.v, 0, NULL, NULL), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_int8_double_quant(ctx, q, &x, INFINITY, &dq.m, &dq2.m, &ds.v, &dcs.v, &doc.v, &dcnt.v, 0, NULL, NULL), CLBNB_ERROR_INVALID_ARGUMENT);
+    TEST_STATUS(clbnb_int8_double_quant(ctx, q, &x, 0, &dq.m, NULL, &ds.v, &dcs.v, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_int8_double_quant(ctx, q, &x, 0, &dq.m, &dqt.m, &ds.v, &dcs.v, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_INVALID_SHAPE);
+    v = ds.v;
+    v.dtype = CLBNB_DTYPE_F16;
+    TEST_STATUS(clbnb_int8_double_quant(ctx, q, &x, 0, &dq.m, &dq2.m, &v, &dcs.v, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_UNSUPPORTED_DTYPE);
+    TEST_STATUS(clbnb_int8_double_quant(ctx, q, &x, 0, &dq.m, &dq2.m, &ds.v, &ds.v, NULL, NULL, 0, NULL, NULL),
+                CLBNB_ERROR_BUFFER_TOO_SMALL);
+    TEST_STATUS(clbnb_int8_double_quant(ctx, q, &x, 2.0f, &dq.m, &dq2.m, &ds.v, &dcs.v, NULL, &dcnt.v, 0, NULL, NULL),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(
+        clbnb_int8_double_quant(ctx, q, &x, INFINITY, &dq.m, &dq2.m, &ds.v, &dcs.v, &doc.v, &dcnt.v, 0, NULL, NULL),
+        CLBNB_ERROR_INVALID_ARGUMENT);
     /* nothing was written */
     dmat *ms[] = {&dq, &dq2, &dqt, &dout};
     size_t touched = 0;
     for (int i = 0; i < 4; i++) {
         unsigned char *b = malloc(ms[i]->bytes);
         test_download(ctx, ms[i]->m.mem, 0, b, ms[i]->bytes);
-        for (size_t j = 0; j < ms[i]->bytes; j++) touched += b[j] != TEST_POISON;
+        for (size_t j = 0; j < ms[i]->bytes; j++)
+            touched += b[j] != TEST_POISON;
         free(b);
     }
     dvec *vs[] = {&ds, &dcs, &doc, &dcnt};
     for (int i = 0; i < 4; i++) {
         unsigned char *b = malloc(vs[i]->bytes);
         test_download(ctx, vs[i]->v.mem, 0, b, vs[i]->bytes);
-        for (size_t j = 0; j < vs[i]->bytes; j++) touched += b[j] != TEST_POISON;
+        for (size_t j = 0; j < vs[i]->bytes; j++)
+            touched += b[j] != TEST_POISON;
         free(b);
     }
     TEST_CHECK(touched == 0, "failed calls wrote nothing (%zu bytes changed)", touched);
     /* a valid call after all that works, and chains events */
     cl_event e1 = NULL, e2 = NULL;
-    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 6.0f, &doc.v, &dcnt.v, 0, NULL, &e1), CLBNB_SUCCESS);
+    TEST_STATUS(clbnb_quantize_rowwise(ctx, q, &x, &dq.m, &ds.v, LLM, 6.0f, &doc.v, &dcnt.v, 0, NULL, &e1),
+                CLBNB_SUCCESS);
     TEST_STATUS(clbnb_dequantize_rowwise(ctx, q, &dq.m, &ds.v, &dout.m, LLM, 1, &e1, &e2), CLBNB_SUCCESS);
     TEST_CHECK(e1 && e2 && clWaitForEvents(1, &e2) == CL_SUCCESS, "events");
     if (e1) clReleaseEvent(e1);
@@ -706,12 +786,14 @@ int main(void) {
                 }
                 test_columnwise_case(ctx, q, path, rows, cols, dt, (k % 2) ? CLBNB_DTYPE_F16 : CLBNB_DTYPE_F32, k % 2);
                 k++;
-                for (int t = 0; t < 2; t++) test_double_quant_case(ctx, q, path, rows, cols, dt, t ? 6.0f : 0.0f, k++ % 2);
+                for (int t = 0; t < 2; t++)
+                    test_double_quant_case(ctx, q, path, rows, cols, dt, t ? 6.0f : 0.0f, k++ % 2);
             }
         }
         /* ~1M elements (contiguous and strided) */
         test_rowwise_case(ctx, q, path, 1024, 1024, CLBNB_DTYPE_F16, CLBNB_ROWWISE_LLM_INT8, 6.0f, CLBNB_DTYPE_F32, 0);
-        test_rowwise_case(ctx, q, path, 1000, 1050, CLBNB_DTYPE_BF16, CLBNB_ROWWISE_SWITCHBACK, 0.0f, CLBNB_DTYPE_F16, 1);
+        test_rowwise_case(ctx, q, path, 1000, 1050, CLBNB_DTYPE_BF16, CLBNB_ROWWISE_SWITCHBACK, 0.0f, CLBNB_DTYPE_F16,
+                          1);
         test_dequant_case(ctx, q, path, 1024, 1024, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, CLBNB_ROWWISE_LLM_INT8, 1);
         test_global_case(ctx, q, path, 1024, 1024, CLBNB_DTYPE_F32, 0, CLBNB_DTYPE_F32, 1);
         test_global_case(ctx, q, path, 1000, 1050, CLBNB_DTYPE_F16, 1, CLBNB_DTYPE_F16, 0);

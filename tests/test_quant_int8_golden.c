@@ -71,10 +71,12 @@ int main(void) {
             const float *xf = get(g, KEY("x_f32"), "F32", n * 4);
             if (!xh || !xf) continue;
             float *x = malloc(n * sizeof(float));
-            for (size_t i = 0; i < n; i++) x[i] = test_half_to_float(xh[i]);
+            for (size_t i = 0; i < n; i++)
+                x[i] = test_half_to_float(xh[i]);
             if (pi == 0) {
                 size_t same = 0;
-                for (size_t i = 0; i < n; i++) same += test_float_bits(xf[i]) == test_float_bits(x[i]);
+                for (size_t i = 0; i < n; i++)
+                    same += test_float_bits(xf[i]) == test_float_bits(x[i]);
                 fprintf(stderr, "s%d: x_f32 == float(x_f16) for %zu of %zu elements\n", si, same, n);
             }
             cl_mem dx = test_buffer_from(ctx, xh, n * 2);
@@ -115,7 +117,8 @@ int main(void) {
                     test_download(ctx, dcnt, 0, &cnt, 4);
                     test_download(ctx, doc, 0, oc, cols * 4);
                     int ok = woc && strcmp(dt, "I64") == 0 && (size_t)cnt == bytes / 8;
-                    for (int32_t i = 0; ok && i < cnt; i++) ok = oc[i] == woc[i];
+                    for (int32_t i = 0; ok && i < cnt; i++)
+                        ok = oc[i] == woc[i];
                     TEST_CHECK(ok, "%s s%d: outlier_cols differ (count %d, golden %zu)", pn, si, cnt, bytes / 8);
                     if (pi == 0) fprintf(stderr, "s%d: %d outlier columns at threshold 6\n", si, cnt);
                     free(oc);

@@ -8,11 +8,11 @@
 
 #include "test_quant_blockwise_ref.h"
 
-
 static void run(clbnb_context *ctx, cl_command_queue q, test_rng *rng, clbnb_quant_type type, size_t bs, int nested,
                 clbnb_dtype dt, int ndim, const size_t *shape, const char *path) {
     size_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= shape[d];
+    for (int d = 0; d < ndim; d++)
+        n *= shape[d];
     char tag[128];
     snprintf(tag, sizeof tag, "[%s %s bs=%zu nested=%d %s n=%zu]", path, clbnb_quant_type_name(type), bs, nested,
              clbnb_dtype_name(dt), n);
@@ -23,15 +23,19 @@ static void run(clbnb_context *ctx, cl_command_queue q, test_rng *rng, clbnb_qua
     size_t nb = clbnb_blocks_count(n, bs), db = is8 ? n : clbnb_packed_4bit_bytes(n);
     TEST_CHECK(qs->numel == n && qs->n_blocks == nb && clbnb_quant_state_data_bytes(qs) == db && qs->nested == nested,
                "%s state fields", tag);
-    TEST_CHECK(!nested || qs->nested_blocksize == (is8 ? bs : 256), "%s nested_blocksize %zu", tag, qs->nested_blocksize);
+    TEST_CHECK(!nested || qs->nested_blocksize == (is8 ? bs : 256), "%s nested_blocksize %zu", tag,
+               qs->nested_blocksize);
     size_t es = clbnb_dtype_size(dt);
     float *x = malloc(n * 4), *xr = malloc(n * 4), *am = malloc(nb * 4), *deq = malloc(n * 4);
     unsigned char *xb = malloc(n * es), *want = malloc(db), *wo = malloc(n * 4), *got = malloc(n * 4 > db ? n * 4 : db);
-    for (size_t i = 0; i < n; i++) x[i] = test_rng_normal(rng) * 2.5f;
+    for (size_t i = 0; i < n; i++)
+        x[i] = test_rng_normal(rng) * 2.5f;
     test_floats_to_dtype(x, xb, n, dt);
     test_dtype_to_floats(xb, xr, n, dt);
-    if (is8) ref_quantize_8bit(xr, n, clbnb_code_dynamic(), bs, want, am);
-    else ref_quantize_4bit(xr, n, fp4, bs, want, am);
+    if (is8)
+        ref_quantize_8bit(xr, n, clbnb_code_dynamic(), bs, want, am);
+    else
+        ref_quantize_4bit(xr, n, fp4, bs, want, am);
     cl_mem xm = test_buffer_from(ctx, xb, n * es), dm = test_buffer(ctx, db);
     clbnb_vector xv = clbnb_vector_make(xm, 0, n, dt), dv = clbnb_vector_make(dm, 0, db, CLBNB_DTYPE_U8);
     TEST_STATUS(clbnb_quantize_state(ctx, q, &xv, qs, &dv, 0, NULL, NULL), CLBNB_SUCCESS);
@@ -58,8 +62,10 @@ static void run(clbnb_context *ctx, cl_command_queue q, test_rng *rng, clbnb_qua
         test_download(ctx, qs->absmax, 0, got, nb * 4);
         TEST_CHECK(memcmp(got, am, nb * 4) == 0, "%s absmax", tag);
     }
-    if (is8) ref_dequantize_8bit(want, use_am, clbnb_code_dynamic(), bs, n, deq);
-    else ref_dequantize_4bit(want, use_am, fp4, bs, n, deq);
+    if (is8)
+        ref_dequantize_8bit(want, use_am, clbnb_code_dynamic(), bs, n, deq);
+    else
+        ref_dequantize_4bit(want, use_am, fp4, bs, n, deq);
     for (int d = 0; d < 3; d++) {
         clbnb_dtype od = float_dtypes[d];
         size_t oes = clbnb_dtype_size(od);
@@ -77,7 +83,8 @@ static void run(clbnb_context *ctx, cl_command_queue q, test_rng *rng, clbnb_qua
     bad.n = n - 1 ? n - 1 : 2;
     TEST_STATUS(clbnb_quantize_state(ctx, q, &bad, qs, &dv, 0, NULL, NULL), CLBNB_ERROR_QUANT_STATE_MISMATCH);
     bad = xv, bad.dtype = dt == CLBNB_DTYPE_F32 ? CLBNB_DTYPE_F16 : CLBNB_DTYPE_F32;
-    if (dt != CLBNB_DTYPE_F32) TEST_STATUS(clbnb_quantize_state(ctx, q, &bad, qs, &dv, 0, NULL, NULL), CLBNB_ERROR_QUANT_STATE_MISMATCH);
+    if (dt != CLBNB_DTYPE_F32)
+        TEST_STATUS(clbnb_quantize_state(ctx, q, &bad, qs, &dv, 0, NULL, NULL), CLBNB_ERROR_QUANT_STATE_MISMATCH);
     bad = dv, bad.n = db - 1;
     if (db > 1) TEST_STATUS(clbnb_dequantize_state(ctx, q, &bad, qs, &xv, 0, NULL, NULL), CLBNB_ERROR_BUFFER_TOO_SMALL);
     if (nested) {
@@ -96,19 +103,31 @@ static void run(clbnb_context *ctx, cl_command_queue q, test_rng *rng, clbnb_qua
 static void validation(clbnb_context *ctx, cl_command_queue q) {
     clbnb_quant_state *qs = (clbnb_quant_state *)1;
     size_t shape[2] = {10, 20}, zero[2] = {10, 0}, huge[2] = {SIZE_MAX / 2, 4};
-    TEST_STATUS(clbnb_quant_state_init(NULL, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 2, shape, 0), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_quant_state_init(&qs, NULL, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 2, shape, 0), CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_quant_state_init(NULL, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 2, shape, 0),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_quant_state_init(&qs, NULL, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 2, shape, 0),
+                CLBNB_ERROR_NULL_ARGUMENT);
     TEST_CHECK(qs == NULL, "*out cleared on error");
-    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 2, NULL, 0), CLBNB_ERROR_NULL_ARGUMENT);
-    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, (clbnb_quant_type)9, 64, CLBNB_DTYPE_F16, 2, shape, 0), CLBNB_ERROR_INVALID_QUANT_TYPE);
-    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 16, CLBNB_DTYPE_F16, 2, shape, 0), CLBNB_ERROR_INVALID_BLOCKSIZE);
-    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_FP4, 8192, CLBNB_DTYPE_F16, 2, shape, 0), CLBNB_ERROR_INVALID_BLOCKSIZE);
-    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_BLOCKWISE8, 100, CLBNB_DTYPE_F16, 2, shape, 0), CLBNB_ERROR_INVALID_BLOCKSIZE);
-    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_I8, 2, shape, 0), CLBNB_ERROR_UNSUPPORTED_DTYPE);
-    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 0, shape, 0), CLBNB_ERROR_INVALID_SHAPE);
-    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 9, shape, 0), CLBNB_ERROR_INVALID_SHAPE);
-    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 2, zero, 0), CLBNB_ERROR_INVALID_SHAPE);
-    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 2, huge, 0), CLBNB_ERROR_SIZE_OVERFLOW);
+    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 2, NULL, 0),
+                CLBNB_ERROR_NULL_ARGUMENT);
+    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, (clbnb_quant_type)9, 64, CLBNB_DTYPE_F16, 2, shape, 0),
+                CLBNB_ERROR_INVALID_QUANT_TYPE);
+    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 16, CLBNB_DTYPE_F16, 2, shape, 0),
+                CLBNB_ERROR_INVALID_BLOCKSIZE);
+    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_FP4, 8192, CLBNB_DTYPE_F16, 2, shape, 0),
+                CLBNB_ERROR_INVALID_BLOCKSIZE);
+    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_BLOCKWISE8, 100, CLBNB_DTYPE_F16, 2, shape, 0),
+                CLBNB_ERROR_INVALID_BLOCKSIZE);
+    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_I8, 2, shape, 0),
+                CLBNB_ERROR_UNSUPPORTED_DTYPE);
+    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 0, shape, 0),
+                CLBNB_ERROR_INVALID_SHAPE);
+    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 9, shape, 0),
+                CLBNB_ERROR_INVALID_SHAPE);
+    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 2, zero, 0),
+                CLBNB_ERROR_INVALID_SHAPE);
+    TEST_STATUS(clbnb_quant_state_init(&qs, ctx, q, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 2, huge, 0),
+                CLBNB_ERROR_SIZE_OVERFLOW);
     TEST_STATUS(clbnb_quant_state_sync_offset(NULL, q), CLBNB_ERROR_NULL_ARGUMENT);
     TEST_CHECK(clbnb_quant_state_data_bytes(NULL) == 0, "data_bytes(NULL)");
     clbnb_quant_state_free(NULL);
@@ -127,7 +146,8 @@ static void validation(clbnb_context *ctx, cl_command_queue q) {
     unsigned char buf[400];
     size_t touched = 0;
     test_download(ctx, m, 0, buf, 400);
-    for (int i = 0; i < 400; i++) touched += buf[i] != TEST_POISON;
+    for (int i = 0; i < 400; i++)
+        touched += buf[i] != TEST_POISON;
     TEST_CHECK(touched == 0, "failed calls wrote nothing (%zu bytes changed)", touched);
     clReleaseMemObject(m);
     clbnb_quant_state_free(qs);

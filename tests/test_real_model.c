@@ -110,7 +110,8 @@ int main(void) {
             ref_dequantize_4bit(packed, absmax, 0, 64, n, rec);
             double err = 0, mean = 0, var = 0;
             size_t mism = 0;
-            for (size_t k = 0; k < n; k++) mean += x[k];
+            for (size_t k = 0; k < n; k++)
+                mean += x[k];
             mean /= (double)n;
             for (size_t k = 0; k < n; k++) {
                 float got;

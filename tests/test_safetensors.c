@@ -46,17 +46,24 @@ static void round_trip(test_rng *rng) {
         /* per dtype: a matrix with awkward dims, a scalar, an empty tensor */
         for (int v = 0; v < 3; v++) {
             clbnb_st_decl *dc = &decls[count];
-            snprintf(names[count], sizeof names[count], "t%d.%s.v%d", (int)count, clbnb_st_dtype_name((clbnb_st_dtype)d), v);
+            snprintf(names[count], sizeof names[count], "t%d.%s.v%d", (int)count,
+                     clbnb_st_dtype_name((clbnb_st_dtype)d), v);
             dc->name = names[count];
             dc->dtype = (clbnb_st_dtype)d;
-            if (v == 0) dc->ndim = 3, dc->shape[0] = 1 + test_rng_next(rng) % 7, dc->shape[1] = 3, dc->shape[2] = 1 + test_rng_next(rng) % 13;
-            else if (v == 1) dc->ndim = 0;
-            else dc->ndim = 2, dc->shape[0] = 4, dc->shape[1] = 0;
+            if (v == 0)
+                dc->ndim = 3, dc->shape[0] = 1 + test_rng_next(rng) % 7, dc->shape[1] = 3,
+                dc->shape[2] = 1 + test_rng_next(rng) % 13;
+            else if (v == 1)
+                dc->ndim = 0;
+            else
+                dc->ndim = 2, dc->shape[0] = 4, dc->shape[1] = 0;
             size_t n = 1;
-            for (int k = 0; k < dc->ndim; k++) n *= dc->shape[k];
+            for (int k = 0; k < dc->ndim; k++)
+                n *= dc->shape[k];
             nbytes[count] = n * clbnb_st_dtype_size(dc->dtype);
             payload[count] = malloc(nbytes[count] + 1);
-            for (size_t i = 0; i < nbytes[count]; i++) payload[count][i] = (unsigned char)test_rng_next(rng);
+            for (size_t i = 0; i < nbytes[count]; i++)
+                payload[count][i] = (unsigned char)test_rng_next(rng);
             count++;
         }
     }
@@ -78,8 +85,9 @@ static void round_trip(test_rng *rng) {
     TEST_CHECK(!file_exists(path), "target exists before finish");
     for (size_t i = 0; i < count; i++) {
         if (i == deferred_index || nbytes[i] == 0) continue;
-        TEST_CHECK(clbnb_st_writer_next(w) && strcmp(clbnb_st_writer_next(w), names[i]) == 0, "next tensor %s, expected %s",
-                   clbnb_st_writer_next(w) ? clbnb_st_writer_next(w) : "(null)", names[i]);
+        TEST_CHECK(clbnb_st_writer_next(w) && strcmp(clbnb_st_writer_next(w), names[i]) == 0,
+                   "next tensor %s, expected %s", clbnb_st_writer_next(w) ? clbnb_st_writer_next(w) : "(null)",
+                   names[i]);
         /* streamed in random pieces */
         size_t done = 0;
         while (done < nbytes[i]) {
@@ -101,20 +109,24 @@ static void round_trip(test_rng *rng) {
     TEST_CHECK(f && fread(lenb, 1, 8, f) == 8, "read header length");
     if (f) fclose(f);
     uint64_t hl = 0;
-    for (int i = 7; i >= 0; i--) hl = hl << 8 | lenb[i];
+    for (int i = 7; i >= 0; i--)
+        hl = hl << 8 | lenb[i];
     TEST_CHECK(hl % 8 == 0, "header length %llu not a multiple of 8", (unsigned long long)hl);
-    TEST_CHECK(clbnb_safetensors_count(st) == count, "%zu tensors read, %zu written", clbnb_safetensors_count(st), count);
+    TEST_CHECK(clbnb_safetensors_count(st) == count, "%zu tensors read, %zu written", clbnb_safetensors_count(st),
+               count);
     for (size_t i = 0; i < count; i++) {
         const clbnb_st_tensor *t = clbnb_safetensors_find(st, names[i]);
         TEST_CHECK(t != NULL, "tensor %s missing", names[i]);
         if (!t) continue;
         TEST_CHECK(t->dtype == decls[i].dtype, "%s dtype", names[i]);
         if (i == deferred_index) {
-            TEST_CHECK(t->ndim == 1 && t->shape[0] == 8 && memcmp(t->data, "{\"a\": 1}", 8) == 0, "deferred tensor content");
+            TEST_CHECK(t->ndim == 1 && t->shape[0] == 8 && memcmp(t->data, "{\"a\": 1}", 8) == 0,
+                       "deferred tensor content");
             continue;
         }
         TEST_CHECK(t->ndim == decls[i].ndim, "%s ndim %d vs %d", names[i], t->ndim, decls[i].ndim);
-        for (int k = 0; k < t->ndim; k++) TEST_CHECK(t->shape[k] == decls[i].shape[k], "%s shape[%d]", names[i], k);
+        for (int k = 0; k < t->ndim; k++)
+            TEST_CHECK(t->shape[k] == decls[i].shape[k], "%s shape[%d]", names[i], k);
         TEST_CHECK(t->nbytes == nbytes[i] && (nbytes[i] == 0 || memcmp(t->data, payload[i], nbytes[i]) == 0),
                    "%s data differs", names[i]);
     }
@@ -160,7 +172,8 @@ static void round_trip(test_rng *rng) {
             /* anything accepted must be self-consistent */
             for (size_t i = 0; i < clbnb_safetensors_count(t); i++) {
                 const clbnb_st_tensor *x = clbnb_safetensors_tensor(t, i);
-                int inside = (const unsigned char *)x->data >= copy && (const unsigned char *)x->data + x->nbytes <= copy + size;
+                int inside =
+                    (const unsigned char *)x->data >= copy && (const unsigned char *)x->data + x->nbytes <= copy + size;
                 if (!inside) TEST_CHECK(0, "accepted tensor %s points outside the image", x->name);
             }
         }
@@ -213,7 +226,8 @@ static unsigned char *make_file(const char *header, size_t data_bytes, uint64_t 
     *size = 8 + hl + data_bytes;
     unsigned char *p = calloc(1, *size ? *size : 1);
     uint64_t l = override_len ? override_len : hl;
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(l >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(l >> (8 * i));
     memcpy(p + 8, header, hl);
     return p;
 }
@@ -227,41 +241,84 @@ static void malformed(void) {
         clbnb_file_error_code code;
         const char *tensor;
     } cases[] = {
-        {"valid, listed out of offset order", "{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},\"a\":{\"dtype\":\"U8\",\"shape\":[2,4],\"data_offsets\":[0,8]}}", 16, 0, CLBNB_SUCCESS, CLBNB_FERR_NONE, ""},
+        {"valid, listed out of offset order",
+         "{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},\"a\":{\"dtype\":\"U8\",\"shape\":[2,4],"
+         "\"data_offsets\":[0,8]}}",
+         16, 0, CLBNB_SUCCESS, CLBNB_FERR_NONE, ""},
         {"valid, padded, empty", "{}      ", 0, 0, CLBNB_SUCCESS, CLBNB_FERR_NONE, ""},
-        {"valid scalar + empty", "{\"s\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[0,8]},\"e\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[8,8]}}", 8, 0, CLBNB_SUCCESS, CLBNB_FERR_NONE, ""},
+        {"valid scalar + empty",
+         "{\"s\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[0,8]},\"e\":{\"dtype\":\"F32\",\"shape\":[0,5],"
+         "\"data_offsets\":[8,8]}}",
+         8, 0, CLBNB_SUCCESS, CLBNB_FERR_NONE, ""},
         {"header past the end", "{}", 0, 300, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_TRUNCATED, ""},
         {"absurd header length", "{}", 0, 1ull << 40, CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_HEADER_TOO_LARGE, ""},
         {"header length 2^64-1", "{}", 0, UINT64_MAX, CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_HEADER_TOO_LARGE, ""},
         {"not an object", "[1, 2]", 0, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_HEADER_NOT_OBJECT, ""},
         {"bad JSON", "{\"a\": {\"dtype\": ", 0, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_JSON, ""},
         {"trailing garbage", "{} x", 0, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_JSON, ""},
-        {"missing dtype", "{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, "a"},
+        {"missing dtype", "{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, 0, CLBNB_ERROR_INVALID_FORMAT,
+         CLBNB_FERR_BAD_ENTRY, "a"},
         {"entry not an object", "{\"a\":5}", 0, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, "a"},
-        {"3 offsets", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1,2]}}", 1, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, "a"},
-        {"unknown dtype", "{\"a\":{\"dtype\":\"F7\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, 0, CLBNB_ERROR_UNSUPPORTED_DTYPE, CLBNB_FERR_UNKNOWN_DTYPE, "a"},
-        {"9 dims", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}", 1, 0, CLBNB_ERROR_INVALID_SHAPE, CLBNB_FERR_TOO_MANY_DIMS, "a"},
-        {"shape product overflow", "{\"a\":{\"dtype\":\"U8\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,0]}}", 0, 0, CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_SHAPE_OVERFLOW, "a"},
-        {"byte count overflow", "{\"a\":{\"dtype\":\"F64\",\"shape\":[2305843009213693952,4],\"data_offsets\":[0,0]}}", 0, 0, CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_SHAPE_OVERFLOW, "a"},
-        {"huge dim", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1e300],\"data_offsets\":[0,0]}}", 0, 0, CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_SHAPE_OVERFLOW, "a"},
-        {"negative dim", "{\"a\":{\"dtype\":\"U8\",\"shape\":[-1],\"data_offsets\":[0,0]}}", 0, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, "a"},
-        {"fractional dim", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1.5],\"data_offsets\":[0,1]}}", 1, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, "a"},
-        {"string offset", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[\"0\",1]}}", 1, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, "a"},
-        {"huge offset", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1e300,1e300]}}", 1, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, "a"},
-        {"offsets reversed", "{\"a\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[4,0]}}", 4, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_OFFSETS_REVERSED, "a"},
-        {"offset out of range", "{\"a\":{\"dtype\":\"F32\",\"shape\":[250],\"data_offsets\":[0,1000]}}", 16, 0, CLBNB_ERROR_BUFFER_TOO_SMALL, CLBNB_FERR_OFFSET_OUT_OF_RANGE, "a"},
-        {"offset 2^52 out of range", "{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4503599627370496,4503599627370500]}}", 4, 0, CLBNB_ERROR_BUFFER_TOO_SMALL, CLBNB_FERR_OFFSET_OUT_OF_RANGE, "a"},
-        {"size mismatch", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, 0, CLBNB_ERROR_INVALID_SHAPE, CLBNB_FERR_SIZE_MISMATCH, "a"},
-        {"dtype/shape mismatch", "{\"a\":{\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", 16, 0, CLBNB_ERROR_INVALID_SHAPE, CLBNB_FERR_SIZE_MISMATCH, "a"},
-        {"overlap", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_OVERLAP, "b"},
-        {"same range twice", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_OVERLAP, ""},
-        {"gap", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}}", 20, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_GAP, "b"},
-        {"does not start at 0", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_GAP, "a"},
-        {"trailing data", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 16, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_TRAILING_DATA, ""},
-        {"duplicate name", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}", 2, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_DUPLICATE_NAME, "a"},
-        {"metadata not strings", "{\"__metadata__\":{\"x\":1}}", 0, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_METADATA, "__metadata__"},
-        {"metadata not object", "{\"__metadata__\":[]}", 0, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_METADATA, "__metadata__"},
-        {"deep nesting", "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]}", 0, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_JSON, ""},
+        {"3 offsets", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1,2]}}", 1, 0,
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, "a"},
+        {"unknown dtype", "{\"a\":{\"dtype\":\"F7\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, 0,
+         CLBNB_ERROR_UNSUPPORTED_DTYPE, CLBNB_FERR_UNKNOWN_DTYPE, "a"},
+        {"9 dims", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}", 1, 0,
+         CLBNB_ERROR_INVALID_SHAPE, CLBNB_FERR_TOO_MANY_DIMS, "a"},
+        {"shape product overflow",
+         "{\"a\":{\"dtype\":\"U8\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,0]}}", 0, 0,
+         CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_SHAPE_OVERFLOW, "a"},
+        {"byte count overflow", "{\"a\":{\"dtype\":\"F64\",\"shape\":[2305843009213693952,4],\"data_offsets\":[0,0]}}",
+         0, 0, CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_SHAPE_OVERFLOW, "a"},
+        {"huge dim", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1e300],\"data_offsets\":[0,0]}}", 0, 0,
+         CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_SHAPE_OVERFLOW, "a"},
+        {"negative dim", "{\"a\":{\"dtype\":\"U8\",\"shape\":[-1],\"data_offsets\":[0,0]}}", 0, 0,
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, "a"},
+        {"fractional dim", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1.5],\"data_offsets\":[0,1]}}", 1, 0,
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, "a"},
+        {"string offset", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[\"0\",1]}}", 1, 0,
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, "a"},
+        {"huge offset", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1e300,1e300]}}", 1, 0,
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_ENTRY, "a"},
+        {"offsets reversed", "{\"a\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[4,0]}}", 4, 0,
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_OFFSETS_REVERSED, "a"},
+        {"offset out of range", "{\"a\":{\"dtype\":\"F32\",\"shape\":[250],\"data_offsets\":[0,1000]}}", 16, 0,
+         CLBNB_ERROR_BUFFER_TOO_SMALL, CLBNB_FERR_OFFSET_OUT_OF_RANGE, "a"},
+        {"offset 2^52 out of range",
+         "{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4503599627370496,4503599627370500]}}", 4, 0,
+         CLBNB_ERROR_BUFFER_TOO_SMALL, CLBNB_FERR_OFFSET_OUT_OF_RANGE, "a"},
+        {"size mismatch", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, 0,
+         CLBNB_ERROR_INVALID_SHAPE, CLBNB_FERR_SIZE_MISMATCH, "a"},
+        {"dtype/shape mismatch", "{\"a\":{\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", 16, 0,
+         CLBNB_ERROR_INVALID_SHAPE, CLBNB_FERR_SIZE_MISMATCH, "a"},
+        {"overlap",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],"
+         "\"data_offsets\":[4,12]}}",
+         12, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_OVERLAP, "b"},
+        {"same range twice",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],"
+         "\"data_offsets\":[0,8]}}",
+         8, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_OVERLAP, ""},
+        {"gap",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],"
+         "\"data_offsets\":[12,20]}}",
+         20, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_GAP, "b"},
+        {"does not start at 0", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, 0,
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_GAP, "a"},
+        {"trailing data", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 16, 0,
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_TRAILING_DATA, ""},
+        {"duplicate name",
+         "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_"
+         "offsets\":[1,2]}}",
+         2, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_DUPLICATE_NAME, "a"},
+        {"metadata not strings", "{\"__metadata__\":{\"x\":1}}", 0, 0, CLBNB_ERROR_INVALID_FORMAT,
+         CLBNB_FERR_BAD_METADATA, "__metadata__"},
+        {"metadata not object", "{\"__metadata__\":[]}", 0, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_METADATA,
+         "__metadata__"},
+        {"deep nesting",
+         "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+         "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]}",
+         0, 0, CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_JSON, ""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t size;
@@ -325,9 +382,11 @@ static void sharded(void) {
     path_in_tmp(idx, sizeof idx, "model.safetensors.index.json");
     write_simple(p1, "a.weight", "a.bias");
     write_simple(p2, "b.weight", "b.bias");
-    write_text(idx, "{\"metadata\": {\"total_size\": 22}, \"weight_map\": {\"a.weight\": \"model-00001-of-00002.safetensors\", "
-                    "\"a.bias\": \"model-00001-of-00002.safetensors\", \"b.weight\": \"model-00002-of-00002.safetensors\", "
-                    "\"b.bias\": \"model-00002-of-00002.safetensors\"}}");
+    write_text(
+        idx,
+        "{\"metadata\": {\"total_size\": 22}, \"weight_map\": {\"a.weight\": \"model-00001-of-00002.safetensors\", "
+        "\"a.bias\": \"model-00001-of-00002.safetensors\", \"b.weight\": \"model-00002-of-00002.safetensors\", "
+        "\"b.bias\": \"model-00002-of-00002.safetensors\"}}");
     clbnb_checkpoint *ck = NULL;
     clbnb_file_error fe;
     TEST_STATUS(clbnb_checkpoint_open(&ck, idx, &fe), CLBNB_SUCCESS);
@@ -359,7 +418,8 @@ static void sharded(void) {
     TEST_STATUS(clbnb_checkpoint_open(&ck, idx, &fe), CLBNB_ERROR_IO);
     /* a tensor in two shards */
     write_simple(p2, "a.weight", "b.bias");
-    write_text(idx, "{\"weight_map\": {\"a.weight\": \"model-00001-of-00002.safetensors\", \"b.bias\": \"model-00002-of-00002.safetensors\"}}");
+    write_text(idx, "{\"weight_map\": {\"a.weight\": \"model-00001-of-00002.safetensors\", \"b.bias\": "
+                    "\"model-00002-of-00002.safetensors\"}}");
     TEST_STATUS(clbnb_checkpoint_open(&ck, idx, &fe), CLBNB_ERROR_INVALID_FORMAT);
     TEST_CHECK(fe.code == CLBNB_FERR_DUPLICATE_NAME, "tensor in two shards: %s", clbnb_file_error_name(fe.code));
     unlink(p1), unlink(p2), unlink(idx);
@@ -370,21 +430,30 @@ static void quant_state_json(test_rng *rng) {
     static const struct {
         uint32_t bits;
         const char *repr;
-    } floats[] = {{1086000008u, "5.845157623291016"},     {1076241374u, "2.5959391593933105"},
-                  {1065353216u, "1.0"},                   {1036831949u, "0.10000000149011612"},
-                  {925353388u, "9.999999747378752e-06"},  {1510874058u, "1.0000000272564224e+16"},
-                  {2u, "2.802596928649634e-45"},          {1206984704u, "123456.0"},
-                  {953267991u, "9.999999747378752e-05"},  {1621981420u, "1.0000000200408773e+20"},
-                  {3204448256u, "-0.5"},                  {1199562752u, "65504.0"},
-                  {1482907561u, "999999986991104.0"},     {956396123u, "0.0001234499941347167"},
-                  {4286578687u, "-3.4028234663852886e+38"}, {953130552u, "9.899999713525176e-05"},
+    } floats[] = {{1086000008u, "5.845157623291016"},
+                  {1076241374u, "2.5959391593933105"},
+                  {1065353216u, "1.0"},
+                  {1036831949u, "0.10000000149011612"},
+                  {925353388u, "9.999999747378752e-06"},
+                  {1510874058u, "1.0000000272564224e+16"},
+                  {2u, "2.802596928649634e-45"},
+                  {1206984704u, "123456.0"},
+                  {953267991u, "9.999999747378752e-05"},
+                  {1621981420u, "1.0000000200408773e+20"},
+                  {3204448256u, "-0.5"},
+                  {1199562752u, "65504.0"},
+                  {1482907561u, "999999986991104.0"},
+                  {956396123u, "0.0001234499941347167"},
+                  {4286578687u, "-3.4028234663852886e+38"},
+                  {953130552u, "9.899999713525176e-05"},
                   {0u, "0.0"}};
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
         float f;
         memcpy(&f, &floats[i].bits, 4);
         char buf[64];
         clbnb_format_python_float(f, buf, sizeof buf);
-        TEST_CHECK(strcmp(buf, floats[i].repr) == 0, "repr(%08x) = %s, Python says %s", floats[i].bits, buf, floats[i].repr);
+        TEST_CHECK(strcmp(buf, floats[i].repr) == 0, "repr(%08x) = %s, Python says %s", floats[i].bits, buf,
+                   floats[i].repr);
     }
     /* random floats: round-trip, and no shorter precision would */
     size_t bad = 0;
@@ -399,8 +468,9 @@ static void quant_state_json(test_rng *rng) {
     }
     TEST_CHECK(bad == 0, "%zu random floats do not round-trip", bad);
 
-    const char *good = "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [4096, 4096], "
-                       "\"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": 2.5959391593933105}";
+    const char *good =
+        "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [4096, 4096], "
+        "\"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": 2.5959391593933105}";
     clbnb_quant_state_info info;
     clbnb_file_error fe;
     TEST_STATUS(clbnb_quant_state_json_parse(good, strlen(good), &info, &fe), CLBNB_SUCCESS);
@@ -418,26 +488,43 @@ static void quant_state_json(test_rng *rng) {
         clbnb_status status;
         clbnb_file_error_code code;
     } bad_cases[] = {
-        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\"}", CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
-        {"{\"quant_type\": \"nf4\", \"blocksize\": \"64\", \"dtype\": \"float16\", \"shape\": [2]}", CLBNB_ERROR_INVALID_BLOCKSIZE, CLBNB_FERR_BAD_QUANT_STATE},
-        {"{\"quant_type\": \"nf4\", \"blocksize\": 48, \"dtype\": \"float16\", \"shape\": [2]}", CLBNB_ERROR_INVALID_BLOCKSIZE, CLBNB_FERR_BAD_QUANT_STATE},
-        {"{\"quant_type\": \"int4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2]}", CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
-        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float64\", \"shape\": [2]}", CLBNB_ERROR_UNSUPPORTED_DTYPE, CLBNB_FERR_BAD_QUANT_STATE},
-        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2, 0]}", CLBNB_ERROR_INVALID_SHAPE, CLBNB_FERR_BAD_QUANT_STATE},
-        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [4294967296, 4294967296]}", CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_SHAPE_OVERFLOW},
-        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": []}", CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
-        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2], \"nested_blocksize\": 256}", CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
-        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2], \"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": \"x\"}", CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
-        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2], \"nested_blocksize\": 100, \"nested_dtype\": \"float32\", \"nested_offset\": 1.0}", CLBNB_ERROR_INVALID_BLOCKSIZE, CLBNB_FERR_BAD_QUANT_STATE},
-        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2], \"extra\": 1}", CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
-        {"{\"quant_type\": \"nf4\", \"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2]}", CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
+        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\"}", CLBNB_ERROR_INVALID_FORMAT,
+         CLBNB_FERR_BAD_QUANT_STATE},
+        {"{\"quant_type\": \"nf4\", \"blocksize\": \"64\", \"dtype\": \"float16\", \"shape\": [2]}",
+         CLBNB_ERROR_INVALID_BLOCKSIZE, CLBNB_FERR_BAD_QUANT_STATE},
+        {"{\"quant_type\": \"nf4\", \"blocksize\": 48, \"dtype\": \"float16\", \"shape\": [2]}",
+         CLBNB_ERROR_INVALID_BLOCKSIZE, CLBNB_FERR_BAD_QUANT_STATE},
+        {"{\"quant_type\": \"int4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2]}",
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
+        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float64\", \"shape\": [2]}",
+         CLBNB_ERROR_UNSUPPORTED_DTYPE, CLBNB_FERR_BAD_QUANT_STATE},
+        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2, 0]}",
+         CLBNB_ERROR_INVALID_SHAPE, CLBNB_FERR_BAD_QUANT_STATE},
+        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [4294967296, 4294967296]}",
+         CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_FERR_SHAPE_OVERFLOW},
+        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": []}",
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
+        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2], \"nested_blocksize\": "
+         "256}",
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
+        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2], \"nested_blocksize\": "
+         "256, \"nested_dtype\": \"float32\", \"nested_offset\": \"x\"}",
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
+        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2], \"nested_blocksize\": "
+         "100, \"nested_dtype\": \"float32\", \"nested_offset\": 1.0}",
+         CLBNB_ERROR_INVALID_BLOCKSIZE, CLBNB_FERR_BAD_QUANT_STATE},
+        {"{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [2], \"extra\": 1}",
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
+        {"{\"quant_type\": \"nf4\", \"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": "
+         "[2]}",
+         CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_QUANT_STATE},
         {"{\"quant_type\": \"nf4\"", CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_JSON},
         {"[]", CLBNB_ERROR_INVALID_FORMAT, CLBNB_FERR_BAD_JSON},
     };
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
         clbnb_status s = clbnb_quant_state_json_parse(bad_cases[i].json, strlen(bad_cases[i].json), &info, &fe);
-        TEST_CHECK(s == bad_cases[i].status && fe.code == bad_cases[i].code, "QuantState JSON case %zu: %s / %s (%s)", i,
-                   clbnb_status_string(s), clbnb_file_error_name(fe.code), fe.message);
+        TEST_CHECK(s == bad_cases[i].status && fe.code == bad_cases[i].code, "QuantState JSON case %zu: %s / %s (%s)",
+                   i, clbnb_status_string(s), clbnb_file_error_name(fe.code), fe.message);
     }
     TEST_CHECK(strcmp(clbnb_weight_format_name(2), "col_turing") == 0 && clbnb_weight_format_name(4) == NULL,
                "weight_format names");

@@ -26,7 +26,8 @@ int main(void) {
             /* a substring of the device name, in upper case, selects a device with that name */
             const clbnb_device_info *in = clbnb_context_device_info(ctx);
             char sub[8] = {0};
-            for (int k = 0; k < 5 && in->device_name[k]; k++) sub[k] = (char)toupper((unsigned char)in->device_name[k]);
+            for (int k = 0; k < 5 && in->device_name[k]; k++)
+                sub[k] = (char)toupper((unsigned char)in->device_name[k]);
             clbnb_context *c2 = NULL;
             TEST_STATUS(clbnb_context_init_from_selector(&c2, sub), CLBNB_SUCCESS);
             if (c2) {
@@ -44,7 +45,9 @@ int main(void) {
     {
         clbnb_context *any = test_context();
         const clbnb_device_info *in = clbnb_context_device_info(any);
-        const char *sel = strstr(in->platform_version, "PoCL") ? "pocl" : strstr(in->platform_name, "NVIDIA") ? "NVIDIA" : NULL;
+        const char *sel = strstr(in->platform_version, "PoCL")  ? "pocl"
+                          : strstr(in->platform_name, "NVIDIA") ? "NVIDIA"
+                                                                : NULL;
         if (sel) {
             TEST_STATUS(clbnb_context_init_from_selector(&ctx, sel), CLBNB_SUCCESS);
             TEST_CHECK(ctx && strcmp(clbnb_context_device_info(ctx)->platform_name, in->platform_name) == 0,
@@ -71,8 +74,10 @@ int main(void) {
     setenv("CLBNB_DEVICE", "0", 1);
     TEST_STATUS(clbnb_context_init_from_selector(&ctx, NULL), CLBNB_SUCCESS);
     clbnb_context_free(ctx);
-    if (saved_copy) setenv("CLBNB_DEVICE", saved_copy, 1);
-    else unsetenv("CLBNB_DEVICE");
+    if (saved_copy)
+        setenv("CLBNB_DEVICE", saved_copy, 1);
+    else
+        unsetenv("CLBNB_DEVICE");
     free(saved_copy);
 
     /* wrapping an application's context: the device must belong to it */

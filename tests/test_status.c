@@ -4,14 +4,27 @@
 #include "test_common.h"
 
 int main(void) {
-    static const clbnb_status own[] = {
-        CLBNB_ERROR_NULL_ARGUMENT, CLBNB_ERROR_INVALID_ARGUMENT, CLBNB_ERROR_OUT_OF_HOST_MEMORY,
-        CLBNB_ERROR_SIZE_OVERFLOW, CLBNB_ERROR_BUFFER_TOO_SMALL, CLBNB_ERROR_UNSUPPORTED_DTYPE,
-        CLBNB_ERROR_INVALID_BLOCKSIZE, CLBNB_ERROR_INVALID_SHAPE, CLBNB_ERROR_NO_DEVICE,
-        CLBNB_ERROR_DEVICE_NOT_FOUND, CLBNB_ERROR_KERNEL_NOT_FOUND, CLBNB_ERROR_BUILD_FAILED,
-        CLBNB_ERROR_INVALID_PATH, CLBNB_ERROR_QUANT_STATE_MISMATCH, CLBNB_ERROR_NON_FINITE,
-        CLBNB_ERROR_K_TOO_LARGE, CLBNB_ERROR_INVALID_QUANT_TYPE, CLBNB_ERROR_WRONG_CONTEXT,
-        CLBNB_ERROR_IO, CLBNB_ERROR_INVALID_FORMAT, CLBNB_ERROR_NOT_IMPLEMENTED};
+    static const clbnb_status own[] = {CLBNB_ERROR_NULL_ARGUMENT,
+                                       CLBNB_ERROR_INVALID_ARGUMENT,
+                                       CLBNB_ERROR_OUT_OF_HOST_MEMORY,
+                                       CLBNB_ERROR_SIZE_OVERFLOW,
+                                       CLBNB_ERROR_BUFFER_TOO_SMALL,
+                                       CLBNB_ERROR_UNSUPPORTED_DTYPE,
+                                       CLBNB_ERROR_INVALID_BLOCKSIZE,
+                                       CLBNB_ERROR_INVALID_SHAPE,
+                                       CLBNB_ERROR_NO_DEVICE,
+                                       CLBNB_ERROR_DEVICE_NOT_FOUND,
+                                       CLBNB_ERROR_KERNEL_NOT_FOUND,
+                                       CLBNB_ERROR_BUILD_FAILED,
+                                       CLBNB_ERROR_INVALID_PATH,
+                                       CLBNB_ERROR_QUANT_STATE_MISMATCH,
+                                       CLBNB_ERROR_NON_FINITE,
+                                       CLBNB_ERROR_K_TOO_LARGE,
+                                       CLBNB_ERROR_INVALID_QUANT_TYPE,
+                                       CLBNB_ERROR_WRONG_CONTEXT,
+                                       CLBNB_ERROR_IO,
+                                       CLBNB_ERROR_INVALID_FORMAT,
+                                       CLBNB_ERROR_NOT_IMPLEMENTED};
     size_t n = sizeof own / sizeof own[0];
     for (size_t i = 0; i < n; i++) {
         const char *name = clbnb_status_string(own[i]);

@@ -10,10 +10,14 @@ int cli_bench(int argc, char **argv) {
     const char *selector = NULL, *filter = NULL, *json_path = NULL, *v;
     int runs = 100;
     for (int i = 1; i < argc; i++) {
-        if ((v = cli_option(argc, argv, &i, "--device"))) selector = v;
-        else if ((v = cli_option(argc, argv, &i, "--filter"))) filter = v;
-        else if ((v = cli_option(argc, argv, &i, "--json"))) json_path = v;
-        else if ((v = cli_option(argc, argv, &i, "--runs"))) runs = atoi(v);
+        if ((v = cli_option(argc, argv, &i, "--device")))
+            selector = v;
+        else if ((v = cli_option(argc, argv, &i, "--filter")))
+            filter = v;
+        else if ((v = cli_option(argc, argv, &i, "--json")))
+            json_path = v;
+        else if ((v = cli_option(argc, argv, &i, "--runs")))
+            runs = atoi(v);
         else {
             fprintf(stderr, "clbnb bench: unknown option '%s'\n", argv[i]);
             return 2;
@@ -34,8 +38,8 @@ int cli_bench(int argc, char **argv) {
     /* cold caches: overwrite a buffer larger than any last-level cache before each timed run */
     s.flush_bytes = (info->type & CL_DEVICE_TYPE_CPU) ? ((size_t)64 << 20) : ((size_t)256 << 20);
     s.flush = bench_alloc(&s, s.flush_bytes);
-    printf("clbnb %s bench on %s (%s), %d runs per figure, median of kernel time\n", clbnb_version(),
-           info->device_name, info->platform_name, runs);
+    printf("clbnb %s bench on %s (%s), %d runs per figure, median of kernel time\n", clbnb_version(), info->device_name,
+           info->platform_name, runs);
     printf("%-34s %-22s %13s %18s %s\n", "operation", "shape", "median", "rate", "ratio to in-run reference");
     bench_run_all(&s);
     int rc = s.failures ? 1 : 0;

@@ -13,7 +13,8 @@ static void show(void *user, size_t index, size_t count, const char *name) {
 int cli_build(int argc, char **argv) {
     const char *selector = NULL, *v;
     for (int i = 1; i < argc; i++) {
-        if ((v = cli_option(argc, argv, &i, "--device"))) selector = v;
+        if ((v = cli_option(argc, argv, &i, "--device")))
+            selector = v;
         else {
             fprintf(stderr, "clbnb build: unknown option '%s'\n", argv[i]);
             return 2;

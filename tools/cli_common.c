@@ -28,12 +28,13 @@ clbnb_context *cli_open_context(const char *selector) {
 static const char *yes_no(int v) { return v ? "yes" : "no"; }
 
 void cli_print_device(const clbnb_device_info *in, const char *ind) {
-    static const char *dot4_names[] = {"emulated", "nv_dp4a (inline PTX)", "khr_integer_dot_product",
-                                       "amdgcn_sdot4"};
+    static const char *dot4_names[] = {"emulated", "nv_dp4a (inline PTX)", "khr_integer_dot_product", "amdgcn_sdot4"};
     printf("%splatform        %s (%s)\n", ind, in->platform_name, in->platform_version);
     printf("%sdevice         %s  [%s]\n", ind, in->device_name, in->vendor);
     printf("%stype           %s\n", ind,
-           in->type & CL_DEVICE_TYPE_GPU ? "GPU" : in->type & CL_DEVICE_TYPE_CPU ? "CPU" : "accelerator/other");
+           in->type & CL_DEVICE_TYPE_GPU   ? "GPU"
+           : in->type & CL_DEVICE_TYPE_CPU ? "CPU"
+                                           : "accelerator/other");
     printf("%sversions       device \"%s\", driver \"%s\", %s\n", ind, in->device_version, in->driver_version,
            in->opencl_c_version);
     printf("%scompute units  %u @ %u MHz, max work-group %zu, SIMD width %u\n", ind, in->compute_units,
@@ -41,8 +42,10 @@ void cli_print_device(const clbnb_device_info *in, const char *ind) {
     printf("%smemory         global %.1f GiB, max alloc %.1f GiB, local %llu KiB\n", ind,
            (double)in->global_mem_bytes / (1 << 30), (double)in->max_alloc_bytes / (1 << 30),
            (unsigned long long)(in->local_mem_bytes >> 10));
-    if (in->nv_cc_major >= 0) printf("%sNVIDIA         compute capability %d.%d\n", ind, in->nv_cc_major, in->nv_cc_minor);
-    if (in->amd_gfxip_major >= 0) printf("%sAMD            gfxip %d.%d\n", ind, in->amd_gfxip_major, in->amd_gfxip_minor);
+    if (in->nv_cc_major >= 0)
+        printf("%sNVIDIA         compute capability %d.%d\n", ind, in->nv_cc_major, in->nv_cc_minor);
+    if (in->amd_gfxip_major >= 0)
+        printf("%sAMD            gfxip %d.%d\n", ind, in->amd_gfxip_major, in->amd_gfxip_minor);
     printf("%sfp16           cl_khr_fp16 %s, half arithmetic (compile test) %s\n", ind, yes_no(in->has_fp16_ext),
            yes_no(in->fp16_arithmetic));
     printf("%sint8 dot       cl_khr_integer_dot_product %s", ind, yes_no(in->has_khr_int_dot));
@@ -56,7 +59,8 @@ void cli_print_device(const clbnb_device_info *in, const char *ind) {
            yes_no(in->has_intel_2d_block_io));
     if (in->intel_subgroup_sizes[0]) {
         printf(", sizes");
-        for (int i = 0; i < 8 && in->intel_subgroup_sizes[i]; i++) printf(" %u", in->intel_subgroup_sizes[i]);
+        for (int i = 0; i < 8 && in->intel_subgroup_sizes[i]; i++)
+            printf(" %u", in->intel_subgroup_sizes[i]);
     }
     printf("\n%spaths          ", ind);
     for (int f = 0; f < CLBNB_FAMILY_COUNT; f++)

@@ -32,13 +32,15 @@ static int demo_copy_check(clbnb_context *ctx, cl_command_queue q) {
     size_t n = (1u << 20) + 13; /* odd size: exercises the vector body and the byte tail */
     unsigned char *host = malloc(n), *back = malloc(n);
     if (!host || !back) return 0;
-    for (size_t i = 0; i < n; i++) host[i] = (unsigned char)(i * 131u + 7u);
+    for (size_t i = 0; i < n; i++)
+        host[i] = (unsigned char)(i * 131u + 7u);
     cl_int err;
     cl_context c = clbnb_context_cl_context(ctx);
     cl_mem src = clCreateBuffer(c, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, n, host, &err);
     cl_mem dst = clCreateBuffer(c, CL_MEM_READ_WRITE, n, NULL, &err);
     int ok = src && dst && clbnb_buffer_copy(ctx, q, dst, 0, src, 0, n, 0, NULL, NULL) == CLBNB_SUCCESS &&
-             clEnqueueReadBuffer(q, dst, CL_TRUE, 0, n, back, 0, NULL, NULL) == CL_SUCCESS && memcmp(host, back, n) == 0;
+             clEnqueueReadBuffer(q, dst, CL_TRUE, 0, n, back, 0, NULL, NULL) == CL_SUCCESS &&
+             memcmp(host, back, n) == 0;
     if (src) clReleaseMemObject(src);
     if (dst) clReleaseMemObject(dst);
     free(host);
@@ -49,7 +51,8 @@ static int demo_copy_check(clbnb_context *ctx, cl_command_queue q) {
 int cli_demo(int argc, char **argv) {
     const char *selector = NULL, *v;
     for (int i = 1; i < argc; i++) {
-        if ((v = cli_option(argc, argv, &i, "--device"))) selector = v;
+        if ((v = cli_option(argc, argv, &i, "--device")))
+            selector = v;
         else {
             fprintf(stderr, "clbnb demo: unknown option '%s'\n", argv[i]);
             return 2;
@@ -68,7 +71,8 @@ int cli_demo(int argc, char **argv) {
     t0 = now_s();
     clbnb_status s = clbnb_context_warm_up(ctx, show_progress, NULL);
     if (s != CLBNB_SUCCESS) {
-        fprintf(stderr, "\nclbnb demo: kernel build failed: %s\n%s\n", clbnb_status_string(s), clbnb_context_build_log(ctx));
+        fprintf(stderr, "\nclbnb demo: kernel build failed: %s\n%s\n", clbnb_status_string(s),
+                clbnb_context_build_log(ctx));
         clbnb_context_free(ctx);
         return 1;
     }

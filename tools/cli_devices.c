@@ -9,7 +9,8 @@ int cli_devices(int argc, char **argv) {
     size_t count = 0;
     clbnb_status s = clbnb_device_count(&count);
     if (s != CLBNB_SUCCESS || count == 0) {
-        fprintf(stderr, "clbnb: no OpenCL device found (%s)\n", clbnb_status_string(s == CLBNB_SUCCESS ? CLBNB_ERROR_NO_DEVICE : s));
+        fprintf(stderr, "clbnb: no OpenCL device found (%s)\n",
+                clbnb_status_string(s == CLBNB_SUCCESS ? CLBNB_ERROR_NO_DEVICE : s));
         return 1;
     }
     int failures = 0;

@@ -23,7 +23,8 @@ int cli_inspect(int argc, char **argv) {
     }
     size_t n = clbnb_checkpoint_count(ck);
     double total = 0;
-    for (size_t i = 0; i < n; i++) total += (double)clbnb_checkpoint_tensor(ck, i)->nbytes;
+    for (size_t i = 0; i < n; i++)
+        total += (double)clbnb_checkpoint_tensor(ck, i)->nbytes;
     printf("%s: %zu shard(s), %zu tensors, %.3f MB of tensor data\n", argv[1], clbnb_checkpoint_shard_count(ck), n,
            total / 1e6);
     for (size_t sh = 0; sh < clbnb_checkpoint_shard_count(ck); sh++) {
@@ -40,7 +41,8 @@ int cli_inspect(int argc, char **argv) {
         char shape[128];
         size_t o = (size_t)snprintf(shape, sizeof shape, "[");
         for (int d = 0; d < t->ndim && o < sizeof shape - 24; d++)
-            o += (size_t)snprintf(shape + o, sizeof shape - o, "%s%llu", d ? ", " : "", (unsigned long long)t->shape[d]);
+            o +=
+                (size_t)snprintf(shape + o, sizeof shape - o, "%s%llu", d ? ", " : "", (unsigned long long)t->shape[d]);
         snprintf(shape + o, sizeof shape - o, "]");
         printf("%-60s %-8s %-20s %12zu\n", t->name, clbnb_st_dtype_name(t->dtype), shape, t->nbytes);
         if (strstr(t->name, ".quant_state.bitsandbytes__") && t->dtype == CLBNB_ST_U8 && t->nbytes < 4096)
@@ -54,7 +56,8 @@ int cli_inspect(int argc, char **argv) {
     } else {
         printf("\nquantized linear weights: %zu\n", nl);
         for (size_t i = 0; i < nl; i++) {
-            printf("  %-50s %-4s [%zu, %zu]", li[i].prefix, kind_name(li[i].kind), li[i].out_features, li[i].in_features);
+            printf("  %-50s %-4s [%zu, %zu]", li[i].prefix, kind_name(li[i].kind), li[i].out_features,
+                   li[i].in_features);
             if (li[i].kind != CLBNB_LINEAR_INT8)
                 printf(" blocksize %zu%s dtype %s storage %s", li[i].blocksize, li[i].nested ? " nested" : "",
                        clbnb_dtype_name(li[i].dtype), clbnb_dtype_name(li[i].quant_storage));

@@ -82,11 +82,13 @@ static float to_float(const void *p, size_t i, clbnb_st_dtype d) {
         return f;
     }
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 31u, m = h & 0x3ffu, x;
-    if (e == 31) x = sign | 0x7f800000u | (m << 13);
+    if (e == 31)
+        x = sign | 0x7f800000u | (m << 13);
     else if (e == 0) {
         float f = (float)m * (1.0f / 16777216.0f);
         return sign ? -f : f;
-    } else x = sign | ((e + 112) << 23) | (m << 13);
+    } else
+        x = sign | ((e + 112) << 23) | (m << 13);
     float f;
     memcpy(&f, &x, 4);
     return f;
@@ -115,18 +117,25 @@ int cli_quantize(int argc, char **argv) {
     size_t nskips = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
-        if ((v = cli_option(argc, argv, &i, "--type"))) type = v;
-        else if ((v = cli_option(argc, argv, &i, "--blocksize"))) blocksize = (size_t)strtoull(v, NULL, 10);
-        else if ((v = cli_option(argc, argv, &i, "--quant-storage"))) storage = v;
-        else if ((v = cli_option(argc, argv, &i, "--device"))) device = v;
+        if ((v = cli_option(argc, argv, &i, "--type")))
+            type = v;
+        else if ((v = cli_option(argc, argv, &i, "--blocksize")))
+            blocksize = (size_t)strtoull(v, NULL, 10);
+        else if ((v = cli_option(argc, argv, &i, "--quant-storage")))
+            storage = v;
+        else if ((v = cli_option(argc, argv, &i, "--device")))
+            device = v;
         else if ((v = cli_option(argc, argv, &i, "--skip"))) {
             if (nskips < 64) skips[nskips++] = v;
-        } else if (strcmp(argv[i], "--double-quant") == 0) dq = 1;
+        } else if (strcmp(argv[i], "--double-quant") == 0)
+            dq = 1;
         else if (argv[i][0] == '-') {
             fprintf(stderr, "clbnb quantize: unknown option %s\n", argv[i]);
             return 2;
-        } else if (!in) in = argv[i];
-        else if (!out) out = argv[i];
+        } else if (!in)
+            in = argv[i];
+        else if (!out)
+            out = argv[i];
         else {
             fprintf(stderr, "clbnb quantize: unexpected argument %s\n", argv[i]);
             return 2;
@@ -138,9 +147,11 @@ int cli_quantize(int argc, char **argv) {
         return 2;
     }
     int kind = strcmp(type, "nf4") == 0 ? 1 : strcmp(type, "fp4") == 0 ? 2 : strcmp(type, "int8") == 0 ? 3 : 0;
-    clbnb_dtype qstore = strcmp(storage, "u8") == 0 ? CLBNB_DTYPE_U8 : strcmp(storage, "f16") == 0 ? CLBNB_DTYPE_F16
-                       : strcmp(storage, "bf16") == 0 ? CLBNB_DTYPE_BF16 : strcmp(storage, "f32") == 0 ? CLBNB_DTYPE_F32
-                       : CLBNB_DTYPE_COUNT;
+    clbnb_dtype qstore = strcmp(storage, "u8") == 0     ? CLBNB_DTYPE_U8
+                         : strcmp(storage, "f16") == 0  ? CLBNB_DTYPE_F16
+                         : strcmp(storage, "bf16") == 0 ? CLBNB_DTYPE_BF16
+                         : strcmp(storage, "f32") == 0  ? CLBNB_DTYPE_F32
+                                                        : CLBNB_DTYPE_COUNT;
     if (!kind || qstore == CLBNB_DTYPE_COUNT || blocksize < 32 || blocksize > 4096 || (blocksize & (blocksize - 1))) {
         fprintf(stderr, "clbnb quantize: bad --type, --quant-storage or --blocksize (power of two 32..4096)\n");
         return 2;
@@ -153,7 +164,7 @@ int cli_quantize(int argc, char **argv) {
     size_t n = clbnb_checkpoint_count(ck);
     plan *pl = calloc(n ? n : 1, sizeof *pl);
     clbnb_st_decl *decls = calloc(6 * (n ? n : 1), sizeof *decls);
-    char (*names)[CLBNB_CKPT_NAME_MAX] = calloc(6 * (n ? n : 1), sizeof *names);
+    char(*names)[CLBNB_CKPT_NAME_MAX] = calloc(6 * (n ? n : 1), sizeof *names);
     if (!pl || !decls || !names) {
         fprintf(stderr, "clbnb: out of memory\n");
         return 1;
@@ -172,8 +183,9 @@ int cli_quantize(int argc, char **argv) {
         for (size_t k = 0; conv && k < nskips; k++)
             if (matches(t->name, skips[k])) conv = 0;
         if (conv && kind != 3) {
-            clbnb_quant_state_info info = {qt, blocksize, to_clbnb(t->dtype), 2, {(size_t)t->shape[0], (size_t)t->shape[1]},
-                                           dq, dq ? 256 : 0, CLBNB_DTYPE_F32, 0.0f};
+            clbnb_quant_state_info info = {
+                qt, blocksize,    to_clbnb(t->dtype), 2,   {(size_t)t->shape[0], (size_t)t->shape[1]},
+                dq, dq ? 256 : 0, CLBNB_DTYPE_F32,    0.0f};
             size_t c = 0;
             if (clbnb_quant_state_declare(&info, qstore, t->name, decls + nd, names + nd, &c) == CLBNB_SUCCESS) {
                 pl[i].convert = 1;
@@ -200,7 +212,8 @@ int cli_quantize(int argc, char **argv) {
             d->name = names[nd];
             d->dtype = t->dtype;
             d->ndim = t->ndim;
-            for (int k = 0; k < t->ndim; k++) d->shape[k] = t->shape[k];
+            for (int k = 0; k < t->ndim; k++)
+                d->shape[k] = t->shape[k];
             pl[i].ndecl = 1;
             n_keep++;
         } else {
@@ -209,7 +222,8 @@ int cli_quantize(int argc, char **argv) {
         nd += pl[i].ndecl;
     }
     if (n_storage_kept)
-        fprintf(stderr, "clbnb: %zu weights kept in full precision: their packed size is not a multiple of the %s storage\n",
+        fprintf(stderr,
+                "clbnb: %zu weights kept in full precision: their packed size is not a multiple of the %s storage\n",
                 n_storage_kept, storage);
     clbnb_context *ctx = n_conv ? cli_open_context(device) : NULL;
     if (n_conv && !ctx) return 1;
@@ -239,7 +253,8 @@ int cli_quantize(int argc, char **argv) {
             if (s == CLBNB_SUCCESS) {
                 xm = clCreateBuffer(clbnb_context_cl_context(ctx), CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, t->nbytes,
                                     (void *)t->data, &e);
-                if (e == CL_SUCCESS) pm = clCreateBuffer(clbnb_context_cl_context(ctx), CL_MEM_READ_WRITE, pb, NULL, &e);
+                if (e == CL_SUCCESS)
+                    pm = clCreateBuffer(clbnb_context_cl_context(ctx), CL_MEM_READ_WRITE, pb, NULL, &e);
                 s = (clbnb_status)e;
             }
             /* the device holds its own copy now (COPY_HOST_PTR copies during creation): drop the mapped
@@ -252,7 +267,8 @@ int cli_quantize(int argc, char **argv) {
             for (size_t k = 0; k < pl[i].ndecl; k++) {
                 const clbnb_st_decl *d = &decls[pl[i].first_decl + k];
                 size_t b = clbnb_st_dtype_size(d->dtype);
-                for (int j = 0; j < d->ndim; j++) b *= d->shape[j];
+                for (int j = 0; j < d->ndim; j++)
+                    b *= d->shape[j];
                 bytes_out += (double)b; /* deferred JSON: its upper bound */
             }
             if (xm) clReleaseMemObject(xm);
@@ -284,10 +300,12 @@ int cli_quantize(int argc, char **argv) {
                 clbnb_matrix xmat = clbnb_matrix_make(xm, 0, rows, cols, CLBNB_DTYPE_F16);
                 clbnb_matrix qmat = clbnb_matrix_make(qm, 0, rows, cols, CLBNB_DTYPE_I8);
                 clbnb_vector sv = clbnb_vector_make(sm, 0, rows, CLBNB_DTYPE_F32);
-                s = clbnb_quantize_rowwise(ctx, q, &xmat, &qmat, &sv, CLBNB_ROWWISE_LLM_INT8, 0.0f, NULL, NULL, 0, NULL, NULL);
+                s = clbnb_quantize_rowwise(ctx, q, &xmat, &qmat, &sv, CLBNB_ROWWISE_LLM_INT8, 0.0f, NULL, NULL, 0, NULL,
+                                           NULL);
             }
             if (s == CLBNB_SUCCESS) s = (clbnb_status)clEnqueueReadBuffer(q, qm, CL_TRUE, 0, nel, cb, 0, NULL, NULL);
-            if (s == CLBNB_SUCCESS) s = (clbnb_status)clEnqueueReadBuffer(q, sm, CL_TRUE, 0, rows * 4, scb, 0, NULL, NULL);
+            if (s == CLBNB_SUCCESS)
+                s = (clbnb_status)clEnqueueReadBuffer(q, sm, CL_TRUE, 0, rows * 4, scb, 0, NULL, NULL);
             uint8_t zero = 0;
             if (s == CLBNB_SUCCESS) s = clbnb_st_writer_write(w, cb, nel, &fe);
             if (s == CLBNB_SUCCESS) s = clbnb_st_writer_write(w, scb, rows * 4, &fe);
@@ -307,12 +325,16 @@ int cli_quantize(int argc, char **argv) {
         pr.bytes += (double)t->nbytes;
         progress_show(&pr, 0);
     }
-    if (s == CLBNB_SUCCESS) s = clbnb_st_writer_finish(w, &fe);
-    else clbnb_st_writer_abort(w);
-    progress_show(&pr, 1);
-    if (s != CLBNB_SUCCESS) report(out, s, &fe);
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_st_writer_finish(w, &fe);
     else
-        printf("quantized %s -> %s (%s, blocksize %zu%s, storage %s): %zu tensors converted, %zu kept; %.2f MB -> %.2f MB (%.3fx)\n",
+        clbnb_st_writer_abort(w);
+    progress_show(&pr, 1);
+    if (s != CLBNB_SUCCESS)
+        report(out, s, &fe);
+    else
+        printf("quantized %s -> %s (%s, blocksize %zu%s, storage %s): %zu tensors converted, %zu kept; %.2f MB -> %.2f "
+               "MB (%.3fx)\n",
                in, out, type, blocksize, dq ? ", double quant" : "", storage, n_conv, n_keep, bytes_in / 1e6,
                bytes_out / 1e6, bytes_in > 0 ? bytes_out / bytes_in : 0.0);
     free(pl), free(decls), free(names);
@@ -323,9 +345,14 @@ int cli_quantize(int argc, char **argv) {
 
 /* ---- dequantize ----------------------------------------------------------------------------- */
 static const clbnb_linear_info *owner(const clbnb_linear_info *li, size_t nl, const char *name, int *is_weight) {
-    static const char *aux[] = {".weight.absmax", ".weight.quant_map", ".weight.nested_absmax",
-                                ".weight.nested_quant_map", ".weight.quant_state.bitsandbytes__nf4",
-                                ".weight.quant_state.bitsandbytes__fp4", ".SCB", ".weight_format"};
+    static const char *aux[] = {".weight.absmax",
+                                ".weight.quant_map",
+                                ".weight.nested_absmax",
+                                ".weight.nested_quant_map",
+                                ".weight.quant_state.bitsandbytes__nf4",
+                                ".weight.quant_state.bitsandbytes__fp4",
+                                ".SCB",
+                                ".weight_format"};
     for (size_t i = 0; i < nl; i++) {
         size_t pl = strlen(li[i].prefix);
         if (strncmp(name, li[i].prefix, pl) != 0) continue;
@@ -347,18 +374,26 @@ int cli_dequantize(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *dtype = NULL, *device = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v;
-        if ((v = cli_option(argc, argv, &i, "--dtype"))) dtype = v;
-        else if ((v = cli_option(argc, argv, &i, "--device"))) device = v;
+        if ((v = cli_option(argc, argv, &i, "--dtype")))
+            dtype = v;
+        else if ((v = cli_option(argc, argv, &i, "--device")))
+            device = v;
         else if (argv[i][0] == '-') {
             fprintf(stderr, "clbnb dequantize: unknown option %s\n", argv[i]);
             return 2;
-        } else if (!in) in = argv[i];
-        else if (!out) out = argv[i];
-        else return 2;
+        } else if (!in)
+            in = argv[i];
+        else if (!out)
+            out = argv[i];
+        else
+            return 2;
     }
     int forced = -1;
-    if (dtype) forced = strcmp(dtype, "f16") == 0 ? CLBNB_DTYPE_F16 : strcmp(dtype, "bf16") == 0 ? CLBNB_DTYPE_BF16
-                       : strcmp(dtype, "f32") == 0 ? CLBNB_DTYPE_F32 : -2;
+    if (dtype)
+        forced = strcmp(dtype, "f16") == 0    ? CLBNB_DTYPE_F16
+                 : strcmp(dtype, "bf16") == 0 ? CLBNB_DTYPE_BF16
+                 : strcmp(dtype, "f32") == 0  ? CLBNB_DTYPE_F32
+                                              : -2;
     if (!in || !out || forced == -2) {
         fprintf(stderr, "usage: clbnb dequantize IN OUT [--dtype f16|bf16|f32] [--device SEL]\n");
         return 2;
@@ -391,7 +426,8 @@ int cli_dequantize(int argc, char **argv) {
         } else {
             d->dtype = t->dtype;
             d->ndim = t->ndim;
-            for (int k = 0; k < t->ndim; k++) d->shape[k] = t->shape[k];
+            for (int k = 0; k < t->ndim; k++)
+                d->shape[k] = t->shape[k];
         }
     }
     clbnb_context *ctx = nl ? cli_open_context(device) : NULL;
@@ -441,11 +477,15 @@ int cli_dequantize(int argc, char **argv) {
         pr.bytes += (double)t->nbytes;
         progress_show(&pr, 0);
     }
-    if (s == CLBNB_SUCCESS) s = clbnb_st_writer_finish(w, &fe);
-    else clbnb_st_writer_abort(w);
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_st_writer_finish(w, &fe);
+    else
+        clbnb_st_writer_abort(w);
     progress_show(&pr, 1);
-    if (s != CLBNB_SUCCESS) report(out, s, &fe);
-    else printf("dequantized %s -> %s: %zu quantized weights restored, %zu tensors written\n", in, out, nl, nd);
+    if (s != CLBNB_SUCCESS)
+        report(out, s, &fe);
+    else
+        printf("dequantized %s -> %s: %zu quantized weights restored, %zu tensors written\n", in, out, nl, nd);
     free(decls), free(own), free(role), free(li);
     clbnb_checkpoint_close(ck);
     if (ctx) clbnb_context_free(ctx);

@@ -77,13 +77,17 @@ int demo_quantization(clbnb_context *ctx, cl_command_queue queue) {
     uint64_t seed = 0x5eed;
     size_t nk = (size_t)DEMO_N * DEMO_K;
     float *w = malloc(nk * sizeof(float)), *wq = malloc(nk * sizeof(float));
-    uint16_t *w16 = malloc(nk * 2), *x16 = malloc((size_t)DEMO_M * DEMO_K * 2), *y16 = malloc((size_t)DEMO_M * DEMO_N * 2);
+    uint16_t *w16 = malloc(nk * 2), *x16 = malloc((size_t)DEMO_M * DEMO_K * 2),
+             *y16 = malloc((size_t)DEMO_M * DEMO_N * 2);
     float *x = malloc((size_t)DEMO_M * DEMO_K * sizeof(float));
     uint16_t bias16[DEMO_N];
     int ok = w && wq && w16 && x16 && y16 && x;
-    for (size_t i = 0; ok && i < nk; i++) w16[i] = to_half(randn(&seed) / 32.0f), w[i] = from_half(w16[i]);
-    for (size_t i = 0; ok && i < (size_t)DEMO_M * DEMO_K; i++) x16[i] = to_half(0.5f * randn(&seed)), x[i] = from_half(x16[i]);
-    for (size_t i = 0; i < DEMO_N; i++) bias16[i] = to_half(randn(&seed) * 0.1f);
+    for (size_t i = 0; ok && i < nk; i++)
+        w16[i] = to_half(randn(&seed) / 32.0f), w[i] = from_half(w16[i]);
+    for (size_t i = 0; ok && i < (size_t)DEMO_M * DEMO_K; i++)
+        x16[i] = to_half(0.5f * randn(&seed)), x[i] = from_half(x16[i]);
+    for (size_t i = 0; i < DEMO_N; i++)
+        bias16[i] = to_half(randn(&seed) * 0.1f);
     cl_mem w_m = ok ? upload(&d, w16, nk * 2) : NULL, x_m = ok ? upload(&d, x16, (size_t)DEMO_M * DEMO_K * 2) : NULL;
     cl_mem bias_m = upload(&d, bias16, sizeof bias16);
     ok = ok && w_m && x_m && bias_m;
@@ -94,13 +98,15 @@ int demo_quantization(clbnb_context *ctx, cl_command_queue queue) {
     size_t shape[2] = {DEMO_N, DEMO_K};
     if (ok) {
         double t0 = now_ms();
-        ok = report("QuantState", clbnb_quant_state_init(&qs, ctx, queue, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 2, shape, 1));
+        ok = report("QuantState",
+                    clbnb_quant_state_init(&qs, ctx, queue, CLBNB_QUANT_NF4, 64, CLBNB_DTYPE_F16, 2, shape, 1));
         packed = ok ? alloc(&d, clbnb_quant_state_data_bytes(qs)) : NULL;
         deq = alloc(&d, nk * sizeof(float));
         clbnb_vector xv = clbnb_vector_make(w_m, 0, nk, CLBNB_DTYPE_F16);
         clbnb_vector pv = clbnb_vector_make(packed, 0, clbnb_quant_state_data_bytes(qs), CLBNB_DTYPE_U8);
         clbnb_vector dv = clbnb_vector_make(deq, 0, nk, CLBNB_DTYPE_F32);
-        ok = ok && packed && deq && report("quantize NF4", clbnb_quantize_state(ctx, queue, &xv, qs, &pv, 0, NULL, NULL));
+        ok = ok && packed && deq &&
+             report("quantize NF4", clbnb_quantize_state(ctx, queue, &xv, qs, &pv, 0, NULL, NULL));
         ok = ok && report("dequantize NF4", clbnb_dequantize_state(ctx, queue, &pv, qs, &dv, 0, NULL, NULL));
         ok = ok && clEnqueueReadBuffer(queue, deq, CL_TRUE, 0, nk * sizeof(float), wq, 0, NULL, NULL) == CL_SUCCESS;
         if (ok) {
@@ -117,8 +123,8 @@ int demo_quantization(clbnb_context *ctx, cl_command_queue queue) {
             ok = ok && pass;
             printf("   a. NF4 + double quant, %dx%d f16 weight: %.2f MB -> %.2f MB (%.1f%%), mean abs err %.4f "
                    "(bar 0.11), rel %.3f (bar 0.28): %s [%.0f ms]\n",
-                   DEMO_N, DEMO_K, nk * 2 / 1e6, bytes / 1e6, 100.0 * bytes / (nk * 2.0), err, rel, pass ? "ok" : "FAIL",
-                   now_ms() - t0);
+                   DEMO_N, DEMO_K, nk * 2 / 1e6, bytes / 1e6, 100.0 * bytes / (nk * 2.0), err, rel,
+                   pass ? "ok" : "FAIL", now_ms() - t0);
         }
     }
 
@@ -134,14 +140,15 @@ int demo_quantization(clbnb_context *ctx, cl_command_queue queue) {
                            clbnb_vector_make(qs->nested_absmax, 0, (qs->n_blocks + 255) / 256, CLBNB_DTYPE_F32),
                            clbnb_vector_make(qs->nested_code, 0, 256, CLBNB_DTYPE_F32),
                            clbnb_vector_make(qs->offset_buf, 0, 1, CLBNB_DTYPE_F32), qs->nested_blocksize};
-        ok = y_m && report("4-bit GEMV", clbnb_gemm_4bit(ctx, queue, &xm, &pv, &am, CLBNB_QUANT_NF4, 64, &bv, &ym, 0,
-                                                          NULL, NULL));
+        ok = y_m && report("4-bit GEMV",
+                           clbnb_gemm_4bit(ctx, queue, &xm, &pv, &am, CLBNB_QUANT_NF4, 64, &bv, &ym, 0, NULL, NULL));
         ok = ok && clEnqueueReadBuffer(queue, y_m, CL_TRUE, 0, DEMO_N * 2, y16, 0, NULL, NULL) == CL_SUCCESS;
         if (ok) {
             double maxerr = 0, scale = 0;
             for (size_t n = 0; n < DEMO_N; n++) {
                 double ref = from_half(bias16[n]);
-                for (size_t k = 0; k < DEMO_K; k++) ref += (double)x[k] * wq[n * DEMO_K + k];
+                for (size_t k = 0; k < DEMO_K; k++)
+                    ref += (double)x[k] * wq[n * DEMO_K + k];
                 maxerr = fmax(maxerr, fabs(ref - from_half(y16[n])));
                 scale = fmax(scale, fabs(ref));
             }
@@ -169,19 +176,21 @@ int demo_quantization(clbnb_context *ctx, cl_command_queue queue) {
         clbnb_vector bv = clbnb_vector_make(bias_m, 0, DEMO_N, CLBNB_DTYPE_F16);
         ok = cb && scb && ca && sca && y_m;
         ok = ok && report("int8 weights", clbnb_quantize_rowwise(ctx, queue, &wmat, &cbm, &scbv, CLBNB_ROWWISE_LLM_INT8,
-                                                                  0.0f, NULL, NULL, 0, NULL, NULL));
-        ok = ok && report("int8 activations", clbnb_quantize_rowwise(ctx, queue, &xmat, &cam, &scav,
-                                                                      CLBNB_ROWWISE_LLM_INT8, 0.0f, NULL, NULL, 0, NULL, NULL));
-        ok = ok && report("int8 matmul", clbnb_int8_scaled_matmul(ctx, queue, &cam, &cbm, &scav, &scbv, &bv, &ym, 0,
-                                                                   NULL, NULL));
-        ok = ok && clEnqueueReadBuffer(queue, y_m, CL_TRUE, 0, (size_t)DEMO_M * DEMO_N * 2, y16, 0, NULL, NULL) ==
-                       CL_SUCCESS;
+                                                                 0.0f, NULL, NULL, 0, NULL, NULL));
+        ok = ok &&
+             report("int8 activations", clbnb_quantize_rowwise(ctx, queue, &xmat, &cam, &scav, CLBNB_ROWWISE_LLM_INT8,
+                                                               0.0f, NULL, NULL, 0, NULL, NULL));
+        ok = ok && report("int8 matmul",
+                          clbnb_int8_scaled_matmul(ctx, queue, &cam, &cbm, &scav, &scbv, &bv, &ym, 0, NULL, NULL));
+        ok = ok &&
+             clEnqueueReadBuffer(queue, y_m, CL_TRUE, 0, (size_t)DEMO_M * DEMO_N * 2, y16, 0, NULL, NULL) == CL_SUCCESS;
         if (ok) {
             size_t outside = 0;
             for (size_t m = 0; m < DEMO_M; m++)
                 for (size_t n = 0; n < DEMO_N; n++) {
                     double ref = from_half(bias16[n]);
-                    for (size_t k = 0; k < DEMO_K; k++) ref += (double)x[m * DEMO_K + k] * w[n * DEMO_K + k];
+                    for (size_t k = 0; k < DEMO_K; k++)
+                        ref += (double)x[m * DEMO_K + k] * w[n * DEMO_K + k];
                     double got = from_half(y16[m * DEMO_N + n]);
                     outside += fabs(got - ref) > 0.025 + 0.05 * fabs(ref); /* test_int8_linear_matmul_half */
                 }

@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         volatile uint8_t sink = 0;
         for (size_t i = 0; i < clbnb_safetensors_count(st); i++) {
             const clbnb_st_tensor *t = clbnb_safetensors_tensor(st, i);
-            for (size_t k = 0; k < t->nbytes; k++) sink ^= ((const uint8_t *)t->data)[k];
+            for (size_t k = 0; k < t->nbytes; k++)
+                sink ^= ((const uint8_t *)t->data)[k];
             (void)clbnb_safetensors_find(st, t->name);
             if (strstr(t->name, ".quant_state.")) {
                 clbnb_quant_state_info info;
