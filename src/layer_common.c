@@ -237,3 +237,12 @@ clbnb_status lay_copy_matrix(clbnb_context *ctx, lay_seq *seq, const clbnb_matri
     }
     return s;
 }
+
+clbnb_status lay_check_forward(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                               const clbnb_matrix *out, size_t k, size_t n, cl_uint num_events,
+                               const cl_event *wait_list) {
+    CLBNB_TRY(lay_check_call(ctx, queue, num_events, wait_list));
+    CLBNB_TRY(lay_check_mat(x, CLBNB_DT_FLOAT, 0, k));
+    CLBNB_TRY(lay_check_mat(out, CLBNB_DT_FLOAT, x->rows, n));
+    return lay_no_overlap(out, x);
+}

@@ -168,10 +168,7 @@ clbnb_status clbnb_linear4_forward(clbnb_linear4 *l, cl_command_queue queue, con
                                    cl_event *event) {
     if (!l) return CLBNB_ERROR_NULL_ARGUMENT;
     clbnb_context *ctx = l->ctx;
-    CLBNB_TRY(lay_check_call(ctx, queue, num_events, wait_list));
-    CLBNB_TRY(lay_check_mat(x, CLBNB_DT_FLOAT, 0, l->k));
-    CLBNB_TRY(lay_check_mat(out, CLBNB_DT_FLOAT, x->rows, l->n));
-    CLBNB_TRY(lay_no_overlap(out, x));
+    CLBNB_TRY(lay_check_forward(ctx, queue, x, out, l->k, l->n, num_events, wait_list));
     const size_t m = x->rows;
     const clbnb_dtype cd = l->compute_dtype < 0 ? x->dtype : (clbnb_dtype)l->compute_dtype;
     const int conv_x = rounds(x->dtype, cd);

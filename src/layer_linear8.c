@@ -201,10 +201,7 @@ clbnb_status clbnb_linear8_forward(clbnb_linear8 *l, cl_command_queue queue, con
                                    cl_event *event) {
     if (!l) return CLBNB_ERROR_NULL_ARGUMENT;
     clbnb_context *ctx = l->ctx;
-    CLBNB_TRY(lay_check_call(ctx, queue, num_events, wait_list));
-    CLBNB_TRY(lay_check_mat(x, CLBNB_DT_FLOAT, 0, l->k));
-    CLBNB_TRY(lay_check_mat(out, CLBNB_DT_FLOAT, x->rows, l->n));
-    CLBNB_TRY(lay_no_overlap(out, x));
+    CLBNB_TRY(lay_check_forward(ctx, queue, x, out, l->k, l->n, num_events, wait_list));
     const size_t m = x->rows, k = l->k;
     size_t mk;
     CLBNB_TRY(lay_size_mul(m, k, 2, &mk));

@@ -56,10 +56,7 @@ clbnb_status clbnb_linear_forward(clbnb_linear *l, cl_command_queue queue, const
                                   cl_event *event) {
     if (!l) return CLBNB_ERROR_NULL_ARGUMENT;
     clbnb_context *ctx = l->ctx;
-    CLBNB_TRY(lay_check_call(ctx, queue, num_events, wait_list));
-    CLBNB_TRY(lay_check_mat(x, CLBNB_DT_FLOAT, 0, l->k));
-    CLBNB_TRY(lay_check_mat(out, CLBNB_DT_FLOAT, x->rows, l->n));
-    CLBNB_TRY(lay_no_overlap(out, x));
+    CLBNB_TRY(lay_check_forward(ctx, queue, x, out, l->k, l->n, num_events, wait_list));
     size_t bytes;
     CLBNB_TRY(lay_size_mul(x->rows, l->k > l->n ? l->k : l->n, 4, &bytes));
     lay_seq seq;
@@ -234,10 +231,7 @@ clbnb_status clbnb_switchback_forward(clbnb_switchback *l, cl_command_queue queu
                                       cl_event *event) {
     if (!l) return CLBNB_ERROR_NULL_ARGUMENT;
     clbnb_context *ctx = l->ctx;
-    CLBNB_TRY(lay_check_call(ctx, queue, num_events, wait_list));
-    CLBNB_TRY(lay_check_mat(x, CLBNB_DT_FLOAT, 0, l->k));
-    CLBNB_TRY(lay_check_mat(out, CLBNB_DT_FLOAT, x->rows, l->n));
-    CLBNB_TRY(lay_no_overlap(out, x));
+    CLBNB_TRY(lay_check_forward(ctx, queue, x, out, l->k, l->n, num_events, wait_list));
     const size_t m = x->rows;
     size_t bytes;
     CLBNB_TRY(lay_size_mul(m, l->k, 1, &bytes));

@@ -85,6 +85,11 @@ CLBNB_INTERNAL clbnb_status lay_copy_vector(clbnb_context *ctx, lay_seq *seq, co
 CLBNB_INTERNAL clbnb_status lay_copy_matrix(clbnb_context *ctx, lay_seq *seq, const clbnb_matrix *m, clbnb_dtype dt,
                                             cl_mem *out);
 /* Common entry checks of a layer call. */
+/* The checks every linear layer's forward starts with: the call (context, queue, wait list), x
+ * [rows, k] and out [rows, n] of float dtypes, out not overlapping x. */
+CLBNB_INTERNAL clbnb_status lay_check_forward(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                              const clbnb_matrix *out, size_t k, size_t n, cl_uint num_events,
+                                              const cl_event *wait_list);
 CLBNB_INTERNAL clbnb_status lay_check_call(clbnb_context *ctx, cl_command_queue queue, cl_uint num_events,
                                            const cl_event *wait_list);
 CLBNB_INTERNAL int lay_is_cpu(const clbnb_context *ctx);
