@@ -7,6 +7,8 @@
  *   clbnb_int8_gemm.h   int8 GEMM with fused dequantization and bias (LLM.int8, SwitchBack)
  *   clbnb_gemm_4bit.h   4-bit NF4/FP4 dequantizing GEMV / GEMM and its input gradient
  *   clbnb_fp8.h    create_fp8_map codes, tensor-wise quantization, FP8-simulated matmuls
+ *   clbnb_checkpoint.h  safetensors reader / writer, bitsandbytes QuantState keys and JSON, loader
+ *   clbnb_layers.h      Linear8bitLt, SwitchBackLinear, StandardLinear, Linear4bit, embeddings
  */
 #ifndef CLBNB_H
 #define CLBNB_H
