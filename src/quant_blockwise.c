@@ -103,6 +103,36 @@ static clbnb_status check_absmax(clbnb_context *ctx, cl_command_queue queue, con
 }
 
 /* Common checks of every entry point. */
+/* Sets the arguments the two dequantizers share, from index `first`: the absmax descriptor (plain
+ * or nested, 10 arguments), log2(blocksize), the output buffer, its byte offset, whether it is
+ * 16-byte aligned, and the element count. */
+static clbnb_status set_dequant_args(cl_kernel k, cl_uint first, const absmax_args *am, cl_uint log2bs,
+                                     const clbnb_vector *out) {
+    cl_ulong o_off = out->offset, n = out->n;
+    cl_int o_al = out->offset % 16 == 0;
+    const struct {
+        size_t size;
+        const void *value;
+    } args[] = {{CLBNB_ARG(am->am)},         {CLBNB_ARG(am->am_off)},    {CLBNB_ARG(am->nested)},
+                {CLBNB_ARG(am->am2)},        {CLBNB_ARG(am->am2_off)},   {CLBNB_ARG(am->log2bs2)},
+                {CLBNB_ARG(am->code2)},      {CLBNB_ARG(am->code2_off)}, {CLBNB_ARG(am->offset)},
+                {CLBNB_ARG(am->offset_off)}, {CLBNB_ARG(log2bs)},        {CLBNB_ARG(out->mem)},
+                {CLBNB_ARG(o_off)},          {CLBNB_ARG(o_al)},          {CLBNB_ARG(n)}};
+    for (cl_uint i = 0; i < sizeof args / sizeof args[0]; i++) {
+        cl_int err = clSetKernelArg(k, first + i, args[i].size, args[i].value);
+        if (err != CL_SUCCESS) return (clbnb_status)err;
+    }
+    return CLBNB_SUCCESS;
+}
+
+/* Enqueues a dequantizer over n elements in the current path's shape. */
+static clbnb_status enqueue_dequant(clbnb_context *ctx, cl_command_queue queue, cl_kernel k, size_t n,
+                                    cl_uint num_events, const cl_event *wait_list, cl_event *event) {
+    size_t global = clbnb_blocks_count(n, cpu_path(ctx) ? CPU_CHUNK : DQ_EPT);
+    size_t local = cpu_path(ctx) ? CPU_LOCAL : QWG;
+    return clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
+}
+
 static clbnb_status check_common(clbnb_context *ctx, cl_command_queue queue, cl_uint num_events,
                                  const cl_event *wait_list) {
     CLBNB_TRY(clbnb_check_context_queue(ctx, queue));
@@ -232,9 +262,9 @@ clbnb_status clbnb_dequantize_blockwise_ex(clbnb_context *ctx, cl_command_queue 
     } else {
         CLBNB_TRY(clbnb_builtin_table(ctx, queue, CLBNB_QUANT_BLOCKWISE8, &code_mem));
     }
-    cl_mem cm = codes->mem, om = out->mem;
-    cl_ulong c_off = codes->offset, o_off = out->offset, nn = n;
-    cl_int c_al = codes->offset % 16 == 0, o_al = out->offset % 16 == 0;
+    cl_mem cm = codes->mem;
+    cl_ulong c_off = codes->offset;
+    cl_int c_al = codes->offset % 16 == 0;
     cl_uint log2bs = log2_size(blocksize);
     char opts[64];
     snprintf(opts, sizeof opts, "-DOUT_DTYPE=%d", (int)out->dtype);
@@ -242,22 +272,10 @@ clbnb_status clbnb_dequantize_blockwise_ex(clbnb_context *ctx, cl_command_queue 
     cl_kernel k;
     clbnb_status s = get_kernel(ctx, opts, "dequantize_8bit", 1, &k);
     if (s == CLBNB_SUCCESS)
-        s = clbnb_set_args(k, 20, CLBNB_ARG(cm), CLBNB_ARG(c_off), CLBNB_ARG(c_al), CLBNB_ARG(code_mem),
-                           CLBNB_ARG(code_off), CLBNB_ARG(am.am), CLBNB_ARG(am.am_off), CLBNB_ARG(am.nested),
-                           CLBNB_ARG(am.am2), CLBNB_ARG(am.am2_off), CLBNB_ARG(am.log2bs2), CLBNB_ARG(am.code2),
-                           CLBNB_ARG(am.code2_off), CLBNB_ARG(am.offset), CLBNB_ARG(am.offset_off), CLBNB_ARG(log2bs),
-                           CLBNB_ARG(om), CLBNB_ARG(o_off), CLBNB_ARG(o_al), CLBNB_ARG(nn));
-    if (s == CLBNB_SUCCESS) {
-        size_t global, local;
-        if (cpu_path(ctx)) {
-            global = clbnb_blocks_count(n, CPU_CHUNK);
-            local = CPU_LOCAL;
-        } else {
-            global = clbnb_blocks_count(n, DQ_EPT);
-            local = QWG;
-        }
-        s = clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
-    }
+        s = clbnb_set_args(k, 5, CLBNB_ARG(cm), CLBNB_ARG(c_off), CLBNB_ARG(c_al), CLBNB_ARG(code_mem),
+                           CLBNB_ARG(code_off));
+    if (s == CLBNB_SUCCESS) s = set_dequant_args(k, 5, &am, log2bs, out);
+    if (s == CLBNB_SUCCESS) s = enqueue_dequant(ctx, queue, k, n, num_events, wait_list, event);
     pthread_mutex_unlock(&ctx->lock);
     return s;
 }
@@ -328,9 +346,9 @@ clbnb_status clbnb_dequantize_4bit(clbnb_context *ctx, cl_command_queue queue, c
     CLBNB_TRY(clbnb_check_vector(packed, CLBNB_DT(CLBNB_DTYPE_U8), clbnb_packed_4bit_bytes(n)));
     absmax_args am;
     CLBNB_TRY(check_absmax(ctx, queue, absmax, clbnb_blocks_count(n, blocksize), &am));
-    cl_mem pm = packed->mem, om = out->mem;
-    cl_ulong p_off = packed->offset, o_off = out->offset, nn = n;
-    cl_int p_al = packed->offset % 8 == 0, o_al = out->offset % 16 == 0, qtype = type == CLBNB_QUANT_FP4;
+    cl_mem pm = packed->mem;
+    cl_ulong p_off = packed->offset;
+    cl_int p_al = packed->offset % 8 == 0, qtype = type == CLBNB_QUANT_FP4;
     cl_uint log2bs = log2_size(blocksize);
     char opts[64];
     snprintf(opts, sizeof opts, "-DOUT_DTYPE=%d", (int)out->dtype);
@@ -338,22 +356,9 @@ clbnb_status clbnb_dequantize_4bit(clbnb_context *ctx, cl_command_queue queue, c
     cl_kernel k;
     clbnb_status s = get_kernel(ctx, opts, "dequantize_4bit", 1, &k);
     if (s == CLBNB_SUCCESS)
-        s = clbnb_set_args(k, 19, CLBNB_ARG(pm), CLBNB_ARG(p_off), CLBNB_ARG(p_al), CLBNB_ARG(qtype), CLBNB_ARG(am.am),
-                           CLBNB_ARG(am.am_off), CLBNB_ARG(am.nested), CLBNB_ARG(am.am2), CLBNB_ARG(am.am2_off),
-                           CLBNB_ARG(am.log2bs2), CLBNB_ARG(am.code2), CLBNB_ARG(am.code2_off), CLBNB_ARG(am.offset),
-                           CLBNB_ARG(am.offset_off), CLBNB_ARG(log2bs), CLBNB_ARG(om), CLBNB_ARG(o_off),
-                           CLBNB_ARG(o_al), CLBNB_ARG(nn));
-    if (s == CLBNB_SUCCESS) {
-        size_t global, local;
-        if (cpu_path(ctx)) {
-            global = clbnb_blocks_count(n, CPU_CHUNK);
-            local = CPU_LOCAL;
-        } else {
-            global = clbnb_blocks_count(n, DQ_EPT);
-            local = QWG;
-        }
-        s = clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
-    }
+        s = clbnb_set_args(k, 4, CLBNB_ARG(pm), CLBNB_ARG(p_off), CLBNB_ARG(p_al), CLBNB_ARG(qtype));
+    if (s == CLBNB_SUCCESS) s = set_dequant_args(k, 4, &am, log2bs, out);
+    if (s == CLBNB_SUCCESS) s = enqueue_dequant(ctx, queue, k, n, num_events, wait_list, event);
     pthread_mutex_unlock(&ctx->lock);
     return s;
 }
