@@ -530,6 +530,15 @@ inline float8 load8_q8(__global const uchar *x, ulong e, ulong n, int al, int us
     return v;
 }
 
+// The work-group's copy of the code's 255 midpoints in Eytzinger order (see quant_8bit_eyt);
+// published by the caller's next barrier.
+inline void fill_midpoints_eyt(__local float *mid, __global const float *code, uint lid) {
+    for (uint i = lid + 1; i < 256; i += QWG) {
+        uint j = eyt_index(i);
+        mid[i] = (code[j] + code[j + 1]) * 0.5f;
+    }
+}
+
 // Same tiling as quantize_4bit_generic.
 __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void quantize_8bit_generic(Q8_ARGS) {
     __local float4 red4[QWG];
@@ -539,10 +548,7 @@ __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void quantize_8bit_gen
     absmax += a_off;
     code += code_off;
     const uint lid = get_local_id(0);
-    for (uint i = lid + 1; i < 256; i += QWG) { // Eytzinger order, see quant_8bit_eyt
-        uint j = eyt_index(i);
-        mid[i] = (code[j] + code[j + 1]) * 0.5f;
-    }
+    fill_midpoints_eyt(mid, code, lid);
     const float off = use_offset ? offset[offset_off] : 0.0f;
     const ulong chunk = (ulong)QWG * QEPT;
     const ulong e0 = (ulong)get_group_id(0) * (chunk * QR) + (ulong)lid * QEPT;
@@ -574,10 +580,7 @@ quantize_8bit_generic_big(Q8_ARGS) {
     absmax += a_off;
     code += code_off;
     const uint lid = get_local_id(0);
-    for (uint i = lid + 1; i < 256; i += QWG) { // Eytzinger order, see quant_8bit_eyt
-        uint j = eyt_index(i);
-        mid[i] = (code[j] + code[j + 1]) * 0.5f;
-    }
+    fill_midpoints_eyt(mid, code, lid);
     const float off = use_offset ? offset[offset_off] : 0.0f;
     const ulong bs = (ulong)1 << log2bs;
     const ulong chunk = (ulong)QWG * QEPT;

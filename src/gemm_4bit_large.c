@@ -153,6 +153,26 @@ static void finish_event(cl_event ev, cl_event *event) {
         clReleaseEvent(ev);
 }
 
+/* The common end of both chains: when `epilogue`, convert the f32 product (cm, coff, ldc) into dst
+ * (adding bias); hand the last command's event to the caller (or release it); release the three
+ * scratch buffers (NULL ones skipped; OpenCL frees them once the queued commands are done). */
+static clbnb_status finish_chain(clbnb_context *ctx, g4_chain *chain, clbnb_status s, int epilogue, cl_mem cm,
+                                 size_t coff, size_t ldc, const clbnb_matrix *dst, const clbnb_vector *bias,
+                                 cl_event last, cl_event *event, cl_mem scratch0, cl_mem scratch1, cl_mem scratch2) {
+    if (s == CLBNB_SUCCESS && epilogue)
+        s = enqueue_convert(ctx, chain, cm, coff, ldc, CLBNB_DTYPE_F32, dst->mem,
+                            dst->offset / clbnb_dtype_size(dst->dtype), dst->ld, dst->dtype, dst->rows, dst->cols, bias,
+                            event ? &last : NULL);
+    if (s == CLBNB_SUCCESS)
+        finish_event(last, event);
+    else if (last)
+        clReleaseEvent(last);
+    cl_mem scratch[3] = {scratch0, scratch1, scratch2};
+    for (int i = 0; i < 3; i++)
+        if (scratch[i]) clReleaseMemObject(scratch[i]);
+    return s;
+}
+
 clbnb_status clbnb_g4_dequant_sgemm(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
                                     const clbnb_g4_weight *w, const clbnb_vector *bias, const clbnb_matrix *out,
                                     cl_uint num_events, const cl_event *wait_list, cl_event *event) {
@@ -197,18 +217,7 @@ clbnb_status clbnb_g4_dequant_sgemm(clbnb_context *ctx, cl_command_queue queue, 
         else if (ev)
             clReleaseEvent(ev);
     }
-    if (s == CLBNB_SUCCESS && epilogue)
-        s = enqueue_convert(ctx, &chain, cm, coff, ldc, CLBNB_DTYPE_F32, out->mem,
-                            out->offset / clbnb_dtype_size(out->dtype), out->ld, out->dtype, m, n, bias,
-                            event ? &last : NULL);
-    if (s == CLBNB_SUCCESS)
-        finish_event(last, event);
-    else if (last)
-        clReleaseEvent(last);
-    if (wt) clReleaseMemObject(wt);
-    if (xs) clReleaseMemObject(xs);
-    if (cs) clReleaseMemObject(cs);
-    return s;
+    return finish_chain(ctx, &chain, s, epilogue, cm, coff, ldc, out, bias, last, event, wt, xs, cs);
 }
 
 clbnb_status clbnb_gemm_4bit_grad_input(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *grad_out,
@@ -265,16 +274,5 @@ clbnb_status clbnb_gemm_4bit_grad_input(clbnb_context *ctx, cl_command_queue que
         else if (ev)
             clReleaseEvent(ev);
     }
-    if (s == CLBNB_SUCCESS && epilogue)
-        s = enqueue_convert(ctx, &chain, cm, coff, ldc, CLBNB_DTYPE_F32, grad_x->mem,
-                            grad_x->offset / clbnb_dtype_size(grad_x->dtype), grad_x->ld, grad_x->dtype, m, k, NULL,
-                            event ? &last : NULL);
-    if (s == CLBNB_SUCCESS)
-        finish_event(last, event);
-    else if (last)
-        clReleaseEvent(last);
-    if (wt) clReleaseMemObject(wt);
-    if (gs) clReleaseMemObject(gs);
-    if (cs) clReleaseMemObject(cs);
-    return s;
+    return finish_chain(ctx, &chain, s, epilogue, cm, coff, ldc, grad_x, NULL, last, event, wt, gs, cs);
 }
