@@ -163,6 +163,10 @@ CLBNB_API clbnb_status clbnb_st_writer_open(clbnb_st_writer **out, const char *p
 CLBNB_API clbnb_status clbnb_st_writer_write(clbnb_st_writer *w, const void *data, size_t bytes, clbnb_file_error *err);
 /* Name of the streamed tensor expected next (NULL when all streamed tensors are complete). */
 CLBNB_API const char *clbnb_st_writer_next(const clbnb_st_writer *w);
+/* The k-th streamed tensor still to come (k = 0: the one clbnb_st_writer_next names; tensors of
+ * zero bytes are skipped) and, in *bytes, how many bytes it still expects (for k = 0, fewer than
+ * its size once partly written). NULL past the last. */
+CLBNB_API const char *clbnb_st_writer_upcoming(const clbnb_st_writer *w, size_t k, uint64_t *bytes);
 /* Supplies a deferred tensor's content (n elements <= the declared maximum; copied). */
 CLBNB_API clbnb_status clbnb_st_writer_put_deferred(clbnb_st_writer *w, const char *name, const void *data, size_t n,
                                                     clbnb_file_error *err);
@@ -188,6 +192,9 @@ CLBNB_API const clbnb_st_tensor *clbnb_checkpoint_find(const clbnb_checkpoint *c
 CLBNB_API size_t clbnb_checkpoint_shard_count(const clbnb_checkpoint *ck);
 CLBNB_API const clbnb_safetensors *clbnb_checkpoint_shard(const clbnb_checkpoint *ck, size_t index);
 CLBNB_API void clbnb_checkpoint_release_pages(const clbnb_checkpoint *ck, const clbnb_st_tensor *t);
+/* The same for bytes [offset, offset + bytes) of t's data (the whole pages inside that range). */
+CLBNB_API void clbnb_checkpoint_release_range(const clbnb_checkpoint *ck, const clbnb_st_tensor *t, size_t offset,
+                                              size_t bytes);
 
 /* ============================================================================================ */
 /* QuantState <-> checkpoint keys (spec 4.2 / 4.3)                                              */
@@ -285,6 +292,33 @@ CLBNB_API clbnb_status clbnb_checkpoint_load_linear(const clbnb_checkpoint *ck, 
                                                     cl_command_queue queue, const char *prefix,
                                                     clbnb_linear_weights *out, clbnb_file_error *err);
 CLBNB_API void clbnb_linear_weights_release(clbnb_linear_weights *w);
+
+/* ============================================================================================ */
+/* Streaming conversion (what `clbnb quantize` is built from)                                   */
+/* ============================================================================================ */
+/* Each call writes one checkpoint tensor (or one quantized weight's tensors) to the writer, whose
+ * next streamed tensor must be t->name. Tensors are processed in chunks of about chunk_bytes of
+ * input (0: 2 MiB), double-buffered on the (in-order) queue so that file writing overlaps device
+ * work, and the mapped input pages of each chunk are released once used: host and device memory
+ * stay O(chunk) plus the per-block / per-row statistics, whatever the tensor's size. Blocking. */
+
+/* Copies t unchanged. */
+CLBNB_API clbnb_status clbnb_checkpoint_copy_tensor(const clbnb_checkpoint *ck, const clbnb_st_tensor *t,
+                                                    clbnb_st_writer *w, size_t chunk_bytes, clbnb_file_error *err);
+/* Quantizes the float tensor t (f32/f16/bf16, the state's dtype and element count) into qs (NF4 or
+ * FP4, plain or nested; see clbnb_quant_state_init) and writes the tensors of
+ * clbnb_quant_state_declare in order: bit-identical to clbnb_quantize_state + clbnb_quant_state_save
+ * of the whole tensor. qs holds the state afterwards. */
+CLBNB_API clbnb_status clbnb_checkpoint_quantize_4bit(const clbnb_checkpoint *ck, const clbnb_st_tensor *t,
+                                                      clbnb_context *ctx, cl_command_queue queue, clbnb_quant_state *qs,
+                                                      clbnb_st_writer *w, size_t chunk_bytes, clbnb_file_error *err);
+/* Quantizes the 2-D float weight t ("<module>.weight") as bitsandbytes' Int8Params does (row-wise
+ * int8 of the fp16-rounded weight, spec 5.1 without threshold) and writes <module>.weight (I8
+ * [rows, cols]), <module>.SCB (F32 [rows]) and <module>.weight_format (U8 scalar 0, "row"),
+ * which the writer must have declared in that order. */
+CLBNB_API clbnb_status clbnb_checkpoint_quantize_int8(const clbnb_checkpoint *ck, const clbnb_st_tensor *t,
+                                                      clbnb_context *ctx, cl_command_queue queue, clbnb_st_writer *w,
+                                                      size_t chunk_bytes, clbnb_file_error *err);
 
 #ifdef __cplusplus
 }

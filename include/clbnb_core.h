@@ -89,6 +89,12 @@ typedef enum clbnb_dtype {
 /* Bytes per element (0 for an invalid dtype) and a short name ("f32", "f16", ...). */
 CLBNB_API size_t clbnb_dtype_size(clbnb_dtype dtype);
 CLBNB_API const char *clbnb_dtype_name(clbnb_dtype dtype);
+/* Host conversions for filling and reading f16 / bf16 buffers: round to nearest even (as the
+ * kernels store), NaN stays NaN, overflow gives +-Inf. Pure functions, thread-safe. */
+CLBNB_API uint16_t clbnb_f32_to_f16(float value);
+CLBNB_API float clbnb_f16_to_f32(uint16_t bits);
+CLBNB_API uint16_t clbnb_f32_to_bf16(float value);
+CLBNB_API float clbnb_bf16_to_f32(uint16_t bits);
 
 /* A contiguous run of `n` elements of `dtype` starting `offset` bytes into `mem`. */
 typedef struct clbnb_vector {

@@ -308,32 +308,16 @@ static clbnb_status read_mem(cl_command_queue q, cl_mem m, size_t bytes, void **
     return CLBNB_SUCCESS;
 }
 
-clbnb_status clbnb_quant_state_save(clbnb_st_writer *w, clbnb_context *ctx, cl_command_queue queue,
-                                    clbnb_quant_state *qs, const clbnb_vector *packed, const char *wk,
-                                    clbnb_file_error *err) {
-    if (err) memset(err, 0, sizeof *err);
-    if (!w || !qs || !packed || !wk || !packed->mem) return CLBNB_ERROR_NULL_ARGUMENT;
-    CLBNB_TRY(clbnb_check_context_queue(ctx, queue));
-    if (qs->quant_type != CLBNB_QUANT_NF4 && qs->quant_type != CLBNB_QUANT_FP4) return CLBNB_ERROR_INVALID_QUANT_TYPE;
-    size_t pb = clbnb_packed_4bit_bytes(qs->numel);
-    CLBNB_TRY(clbnb_check_vector(packed, CLBNB_DT(CLBNB_DTYPE_U8), pb));
-    const char *next = clbnb_st_writer_next(w);
-    if (!next || strcmp(next, wk) != 0)
-        return clbnb_ferr(err, CLBNB_ERROR_INVALID_ARGUMENT, CLBNB_FERR_USAGE, wk,
-                          "writer expects tensor '%s', not '%s'", next ? next : "(none)", wk);
-    if (qs->nested) CLBNB_TRY(clbnb_quant_state_sync_offset(qs, queue));
+/* Writes the tensors that follow W: absmax, quant_map, [nested_absmax, nested_quant_map] and the
+ * JSON (deferred when nested). The offset must be synced. */
+clbnb_status clbnb_quant_state_write_tail(clbnb_st_writer *w, cl_command_queue queue, const clbnb_quant_state *qs,
+                                          const char *wk, clbnb_file_error *err) {
     clbnb_quant_state_info info;
     CLBNB_TRY(clbnb_quant_state_get_info(qs, &info));
     char json[1024];
     size_t jl;
     CLBNB_TRY(clbnb_quant_state_json_write(&info, json, sizeof json, &jl));
     clbnb_status s = CLBNB_SUCCESS;
-    void *buf = malloc(pb ? pb : 1);
-    if (!buf) return CLBNB_ERROR_OUT_OF_HOST_MEMORY;
-    cl_int e = clEnqueueReadBuffer(queue, packed->mem, CL_TRUE, packed->offset, pb, buf, 0, NULL, NULL);
-    if (e != CL_SUCCESS) s = (clbnb_status)e;
-    if (s == CLBNB_SUCCESS) s = clbnb_st_writer_write(w, buf, pb, err);
-    free(buf);
     struct {
         cl_mem m;
         size_t bytes;
@@ -356,6 +340,37 @@ clbnb_status clbnb_quant_state_save(clbnb_st_writer *w, clbnb_context *ctx, cl_c
             s = clbnb_st_writer_write(w, json, jl, err);
         }
     }
+    return s;
+}
+
+clbnb_status clbnb_quant_state_check_save(clbnb_st_writer *w, clbnb_context *ctx, cl_command_queue queue,
+                                          const clbnb_quant_state *qs, const char *wk, clbnb_file_error *err) {
+    if (err) memset(err, 0, sizeof *err);
+    if (!w || !qs || !wk) return CLBNB_ERROR_NULL_ARGUMENT;
+    CLBNB_TRY(clbnb_check_context_queue(ctx, queue));
+    if (qs->quant_type != CLBNB_QUANT_NF4 && qs->quant_type != CLBNB_QUANT_FP4) return CLBNB_ERROR_INVALID_QUANT_TYPE;
+    const char *next = clbnb_st_writer_next(w);
+    if (!next || strcmp(next, wk) != 0)
+        return clbnb_ferr(err, CLBNB_ERROR_INVALID_ARGUMENT, CLBNB_FERR_USAGE, wk,
+                          "writer expects tensor '%s', not '%s'", next ? next : "(none)", wk);
+    return CLBNB_SUCCESS;
+}
+
+clbnb_status clbnb_quant_state_save(clbnb_st_writer *w, clbnb_context *ctx, cl_command_queue queue,
+                                    clbnb_quant_state *qs, const clbnb_vector *packed, const char *wk,
+                                    clbnb_file_error *err) {
+    if (!packed || !packed->mem) return CLBNB_ERROR_NULL_ARGUMENT;
+    CLBNB_TRY(clbnb_quant_state_check_save(w, ctx, queue, qs, wk, err));
+    size_t pb = clbnb_packed_4bit_bytes(qs->numel);
+    CLBNB_TRY(clbnb_check_vector(packed, CLBNB_DT(CLBNB_DTYPE_U8), pb));
+    if (qs->nested) CLBNB_TRY(clbnb_quant_state_sync_offset(qs, queue));
+    void *buf = malloc(pb ? pb : 1);
+    if (!buf) return CLBNB_ERROR_OUT_OF_HOST_MEMORY;
+    clbnb_status s =
+        (clbnb_status)clEnqueueReadBuffer(queue, packed->mem, CL_TRUE, packed->offset, pb, buf, 0, NULL, NULL);
+    if (s == CLBNB_SUCCESS) s = clbnb_st_writer_write(w, buf, pb, err);
+    free(buf);
+    if (s == CLBNB_SUCCESS) s = clbnb_quant_state_write_tail(w, queue, qs, wk, err);
     return s;
 }
 

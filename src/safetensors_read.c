@@ -467,11 +467,17 @@ const char *clbnb_safetensors_metadata(const clbnb_safetensors *st, const char *
     return NULL;
 }
 
-void clbnb_safetensors_release_pages(const clbnb_safetensors *st, const clbnb_st_tensor *t) {
-    if (!st || !t || !st->mapped || t->nbytes == 0) return;
+/* Only whole pages inside [p, p + n) are dropped, so a neighbouring tensor's pages stay. */
+static void release_mapped(const clbnb_safetensors *st, const void *p, size_t n) {
+    if (!st->mapped || n == 0) return;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t b = ((uintptr_t)t->data + page - 1) & ~(page - 1), e = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
+    uintptr_t b = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)p + n) & ~(page - 1);
     if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
+void clbnb_safetensors_release_pages(const clbnb_safetensors *st, const clbnb_st_tensor *t) {
+    if (!st || !t) return;
+    release_mapped(st, t->data, t->nbytes);
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------------ */
@@ -673,10 +679,16 @@ size_t clbnb_checkpoint_shard_count(const clbnb_checkpoint *ck) { return ck ? ck
 const clbnb_safetensors *clbnb_checkpoint_shard(const clbnb_checkpoint *ck, size_t i) {
     return ck && i < ck->nshards ? ck->shards[i] : NULL;
 }
-void clbnb_checkpoint_release_pages(const clbnb_checkpoint *ck, const clbnb_st_tensor *t) {
-    if (!ck || !t) return;
+void clbnb_checkpoint_release_range(const clbnb_checkpoint *ck, const clbnb_st_tensor *t, size_t offset, size_t bytes) {
+    if (!ck || !t || offset >= t->nbytes) return;
+    if (bytes > t->nbytes - offset) bytes = t->nbytes - offset;
     for (size_t i = 0; i < ck->nshards; i++) {
         const clbnb_safetensors *st = ck->shards[i];
-        if (t >= st->tensors && t < st->tensors + st->count) clbnb_safetensors_release_pages(st, t);
+        if (t >= st->tensors && t < st->tensors + st->count)
+            release_mapped(st, (const unsigned char *)t->data + offset, bytes);
     }
+}
+
+void clbnb_checkpoint_release_pages(const clbnb_checkpoint *ck, const clbnb_st_tensor *t) {
+    if (t) clbnb_checkpoint_release_range(ck, t, 0, t->nbytes);
 }

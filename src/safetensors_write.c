@@ -239,6 +239,13 @@ const char *clbnb_st_writer_next(const clbnb_st_writer *w) {
     return w->t[w->order[w->cur]].name;
 }
 
+const char *clbnb_st_writer_upcoming(const clbnb_st_writer *w, size_t k, uint64_t *bytes) {
+    if (!w || k >= w->nstreamed - w->cur || w->cur >= w->nstreamed) return NULL;
+    const wtensor *t = &w->t[w->order[w->cur + k]];
+    if (bytes) *bytes = t->max_bytes - (k == 0 ? w->cur_done : 0);
+    return t->name;
+}
+
 clbnb_status clbnb_st_writer_write(clbnb_st_writer *w, const void *data, size_t bytes, clbnb_file_error *err) {
     if (!w || (!data && bytes)) return CLBNB_ERROR_NULL_ARGUMENT;
     if (w->failed) return clbnb_ferr(err, CLBNB_ERROR_IO, CLBNB_FERR_IO, w->path, "writer failed earlier");

@@ -167,6 +167,38 @@ static void check_case(clbnb_dtype dt, const char *type, int dq, const char *sto
             free(rp), free(ra);
         }
     }
+    /* the same conversion streamed in 1 KiB chunks (several chunks per tensor, partial last chunk,
+     * partial last block) into shards of at most 8 kB: every tensor byte-identical */
+    char shards[512];
+    snprintf(shards, sizeof shards, "%s/sharded", tmpdir);
+    snprintf(args, sizeof args, "quantize %s %s --type %s %s --quant-storage %s --chunk 1KiB --max-shard-size 8KB", in,
+             shards, type, dq ? "--double-quant" : "", storage);
+    rc = run(args, text, sizeof text);
+    TEST_CHECK(rc == 0 && strstr(text, " shards + model.safetensors.index.json"), "%s sharded quantize exit %d:\n%s",
+               tag, rc, text);
+    clbnb_checkpoint *sk = NULL;
+    TEST_STATUS(clbnb_checkpoint_open(&sk, shards, &fe), CLBNB_SUCCESS);
+    if (sk) {
+        TEST_CHECK(clbnb_checkpoint_shard_count(sk) >= 2 && clbnb_checkpoint_count(sk) == clbnb_checkpoint_count(ck),
+                   "%s %zu shards, %zu keys (single file: %zu)", tag, clbnb_checkpoint_shard_count(sk),
+                   clbnb_checkpoint_count(sk), clbnb_checkpoint_count(ck));
+        size_t differ = 0;
+        for (size_t i = 0; i < clbnb_checkpoint_count(ck); i++) {
+            const clbnb_st_tensor *a = clbnb_checkpoint_tensor(ck, i), *b = clbnb_checkpoint_find(sk, a->name);
+            differ += !b || b->dtype != a->dtype || b->nbytes != a->nbytes || memcmp(a->data, b->data, a->nbytes);
+        }
+        TEST_CHECK(differ == 0, "%s %zu tensors of the chunked, sharded conversion differ", tag, differ);
+        for (size_t k = 0; k < clbnb_checkpoint_shard_count(sk); k++) {
+            char f[600];
+            snprintf(f, sizeof f, "%s/model-%05zu-of-%05zu.safetensors", shards, k + 1,
+                     clbnb_checkpoint_shard_count(sk));
+            TEST_CHECK(unlink(f) == 0, "%s shard %s", tag, f);
+        }
+        clbnb_checkpoint_close(sk);
+    }
+    snprintf(text, sizeof text, "%s/model.safetensors.index.json", shards);
+    unlink(text);
+    rmdir(shards);
     clbnb_checkpoint_close(ck);
 
     snprintf(args, sizeof args, "inspect %s", out);

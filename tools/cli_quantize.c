@@ -1,9 +1,12 @@
 /* cli_quantize.c: `clbnb quantize` (a Hugging Face checkpoint -> bitsandbytes 4-bit / 8-bit
  * safetensors) and `clbnb dequantize` (back to f16/bf16/f32). Both stream tensor by tensor. */
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,54 +49,6 @@ static const char *default_skips[] = {"lm_head", "embed", "wte", "wpe", "word_em
 
 static int is_float(clbnb_st_dtype d) { return d == CLBNB_ST_F32 || d == CLBNB_ST_F16 || d == CLBNB_ST_BF16; }
 
-static uint16_t f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u, mant = x & 0x7fffffu;
-    int exp = (int)((x >> 23) & 0xff);
-    if (exp == 255) return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0));
-    int e = exp - 127 + 15;
-    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
-    if (e <= 0) {
-        if (e < -10) return (uint16_t)sign;
-        mant |= 0x800000u;
-        int shift = 14 - e;
-        uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((uint32_t)e << 10) | (mant >> 13), rem = mant & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-}
-
-static float to_float(const void *p, size_t i, clbnb_st_dtype d) {
-    if (d == CLBNB_ST_F32) {
-        float f;
-        memcpy(&f, (const char *)p + 4 * i, 4);
-        return f;
-    }
-    uint16_t h;
-    memcpy(&h, (const char *)p + 2 * i, 2);
-    if (d == CLBNB_ST_BF16) {
-        uint32_t x = (uint32_t)h << 16;
-        float f;
-        memcpy(&f, &x, 4);
-        return f;
-    }
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 31u, m = h & 0x3ffu, x;
-    if (e == 31)
-        x = sign | 0x7f800000u | (m << 13);
-    else if (e == 0) {
-        float f = (float)m * (1.0f / 16777216.0f);
-        return sign ? -f : f;
-    } else
-        x = sign | ((e + 112) << 23) | (m << 13);
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
-
 static int report(const char *what, clbnb_status s, const clbnb_file_error *fe) {
     fprintf(stderr, "clbnb: %s: %s", what, clbnb_status_string(s));
     if (fe && fe->message[0]) fprintf(stderr, ": %s", fe->message);
@@ -105,13 +60,78 @@ typedef struct plan {
     const clbnb_st_tensor *t;
     int convert; /* 0 keep, 1 4-bit, 2 int8 */
     size_t first_decl, ndecl;
+    uint64_t out_bytes; /* declared output bytes (deferred JSON: its maximum) */
+    size_t shard;
 } plan;
 
 static clbnb_dtype to_clbnb(clbnb_st_dtype d) { return (clbnb_dtype)clbnb_st_dtype_to_clbnb(d); }
 
+/* "5GB", "500MB", "64KiB", "123" (bytes); 0 on a malformed value */
+static uint64_t parse_size(const char *v) {
+    char *end = NULL;
+    double x = strtod(v, &end);
+    if (!end || end == v || x <= 0) return 0;
+    static const struct {
+        const char *unit;
+        double mul;
+    } units[] = {{"", 1},     {"B", 1},      {"KB", 1e3},        {"MB", 1e6},
+                 {"GB", 1e9}, {"KiB", 1024}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].unit) == 0) return (uint64_t)(x * units[i].mul);
+    return 0;
+}
+
+static uint64_t decl_bytes(const clbnb_st_decl *d) {
+    uint64_t b = clbnb_st_dtype_size(d->dtype);
+    for (int j = 0; j < d->ndim; j++)
+        b *= d->shape[j];
+    return b;
+}
+
+/* Output of one run: a single file, or HF-style shards plus model.safetensors.index.json. */
+typedef struct output {
+    const char *path; /* file, or directory when sharded */
+    size_t nshards;
+    char (*files)[64]; /* shard file names */
+} output;
+
+static void shard_path(const output *o, size_t k, char *buf, size_t size) {
+    if (o->nshards == 0)
+        snprintf(buf, size, "%s", o->path);
+    else
+        snprintf(buf, size, "%s/%s", o->path, o->files[k]);
+}
+
+/* Writes the index (atomically: temporary file, then rename). */
+static int write_index(const output *o, const plan *pl, size_t n, const clbnb_st_decl *decls, uint64_t total) {
+    cJSON *root = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(root, "metadata");
+    cJSON_AddNumberToObject(meta, "total_size", (double)total);
+    cJSON *map = cJSON_AddObjectToObject(root, "weight_map");
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < pl[i].ndecl; k++)
+            cJSON_AddStringToObject(map, decls[pl[i].first_decl + k].name, o->files[pl[i].shard]);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", o->path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = text ? fopen(tmp, "wb") : NULL;
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f) ok = fclose(f) == 0 && ok;
+    ok = ok && rename(tmp, path) == 0;
+    if (!ok) {
+        unlink(tmp);
+        fprintf(stderr, "clbnb: cannot write %s\n", path);
+    }
+    free(text);
+    return ok;
+}
+
 int cli_quantize(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *type = NULL, *device = NULL, *storage = "u8";
     size_t blocksize = 64;
+    uint64_t chunk = (uint64_t)2 << 20;
+    uint64_t max_shard = 0;
     int dq = 0;
     const char *skips[64];
     size_t nskips = 0;
@@ -125,7 +145,17 @@ int cli_quantize(int argc, char **argv) {
             storage = v;
         else if ((v = cli_option(argc, argv, &i, "--device")))
             device = v;
-        else if ((v = cli_option(argc, argv, &i, "--skip"))) {
+        else if ((v = cli_option(argc, argv, &i, "--chunk"))) {
+            if (!(chunk = parse_size(v)) || chunk > ((uint64_t)1 << 32)) {
+                fprintf(stderr, "clbnb quantize: bad --chunk '%s' (e.g. 2MiB, 64KiB; at most 4GiB)\n", v);
+                return 2;
+            }
+        } else if ((v = cli_option(argc, argv, &i, "--max-shard-size"))) {
+            if (!(max_shard = parse_size(v))) {
+                fprintf(stderr, "clbnb quantize: bad --max-shard-size '%s' (e.g. 5GB, 500MB, 2GiB)\n", v);
+                return 2;
+            }
+        } else if ((v = cli_option(argc, argv, &i, "--skip"))) {
             if (nskips < 64) skips[nskips++] = v;
         } else if (strcmp(argv[i], "--double-quant") == 0)
             dq = 1;
@@ -142,8 +172,11 @@ int cli_quantize(int argc, char **argv) {
         }
     }
     if (!in || !out || !type) {
-        fprintf(stderr, "usage: clbnb quantize IN OUT --type nf4|fp4|int8 [--blocksize N] [--double-quant]\n"
-                        "       [--quant-storage u8|f16|bf16|f32] [--skip PATTERN]... [--device SEL]\n");
+        fprintf(stderr,
+                "usage: clbnb quantize IN OUT --type nf4|fp4|int8 [--blocksize N] [--double-quant]\n"
+                "       [--quant-storage u8|f16|bf16|f32] [--skip PATTERN]... [--device SEL]\n"
+                "       [--max-shard-size SIZE (OUT is then a directory: model-0000k-of-0000n.safetensors\n"
+                "        + model.safetensors.index.json)] [--chunk SIZE (input per device step, default 2MiB)]\n");
         return 2;
     }
     int kind = strcmp(type, "nf4") == 0 ? 1 : strcmp(type, "fp4") == 0 ? 2 : strcmp(type, "int8") == 0 ? 3 : 0;
@@ -165,6 +198,7 @@ int cli_quantize(int argc, char **argv) {
     plan *pl = calloc(n ? n : 1, sizeof *pl);
     clbnb_st_decl *decls = calloc(6 * (n ? n : 1), sizeof *decls);
     char(*names)[CLBNB_CKPT_NAME_MAX] = calloc(6 * (n ? n : 1), sizeof *names);
+    output o = {out, 0, NULL};
     if (!pl || !decls || !names) {
         fprintf(stderr, "clbnb: out of memory\n");
         return 1;
@@ -219,12 +253,31 @@ int cli_quantize(int argc, char **argv) {
         } else {
             n_conv++;
         }
+        for (size_t k = 0; k < pl[i].ndecl; k++)
+            pl[i].out_bytes += decl_bytes(&decls[nd + k]);
         nd += pl[i].ndecl;
     }
     if (n_storage_kept)
         fprintf(stderr,
                 "clbnb: %zu weights kept in full precision: their packed size is not a multiple of the %s storage\n",
                 n_storage_kept, storage);
+    /* shards: greedy in checkpoint order, a weight's tensors stay together (like transformers) */
+    if (max_shard) {
+        uint64_t cur = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (cur > 0 && cur + pl[i].out_bytes > max_shard) o.nshards++, cur = 0;
+            pl[i].shard = o.nshards;
+            cur += pl[i].out_bytes;
+        }
+        o.nshards++;
+        o.files = calloc(o.nshards, sizeof *o.files);
+        if (!o.files || (mkdir(out, 0777) != 0 && errno != EEXIST)) {
+            fprintf(stderr, "clbnb: cannot create the output directory %s\n", out);
+            return 1;
+        }
+        for (size_t k = 0; k < o.nshards; k++)
+            snprintf(o.files[k], sizeof o.files[k], "model-%05zu-of-%05zu.safetensors", k + 1, o.nshards);
+    }
     clbnb_context *ctx = n_conv ? cli_open_context(device) : NULL;
     if (n_conv && !ctx) return 1;
     cl_command_queue q = ctx ? clbnb_context_default_queue(ctx) : NULL;
@@ -234,110 +287,78 @@ int cli_quantize(int argc, char **argv) {
     for (size_t i = 0; i < clbnb_safetensors_metadata_count(first) && nmeta < 32; i++, nmeta++)
         clbnb_safetensors_metadata_at(first, i, &meta[2 * nmeta], &meta[2 * nmeta + 1]);
     if (!clbnb_safetensors_metadata(first, "format")) meta[2 * nmeta] = "format", meta[2 * nmeta + 1] = "pt", nmeta++;
-    clbnb_st_writer *w = NULL;
-    s = clbnb_st_writer_open(&w, out, decls, nd, meta, nmeta, &fe);
-    if (s != CLBNB_SUCCESS) return report(out, s, &fe);
 
     progress pr = {0, n, 0, now_s(), 0, isatty(2)};
+    clbnb_st_writer *w = NULL;
+    size_t shard = 0, finished = 0;
+    uint64_t total = 0;
+    char path[4096];
     for (size_t i = 0; i < n && s == CLBNB_SUCCESS; i++) {
         const clbnb_st_tensor *t = pl[i].t;
+        if (!w) { /* open the shard of tensor i: it holds the declarations of tensors i..j */
+            size_t j = i;
+            while (j + 1 < n && pl[j + 1].shard == pl[i].shard)
+                j++;
+            shard = pl[i].shard;
+            shard_path(&o, shard, path, sizeof path);
+            s = clbnb_st_writer_open(&w, path, decls + pl[i].first_decl,
+                                     pl[j].first_decl + pl[j].ndecl - pl[i].first_decl, meta, nmeta, &fe);
+            if (s != CLBNB_SUCCESS) break;
+        }
         if (pl[i].convert == 0) {
-            s = clbnb_st_writer_write(w, t->data, t->nbytes, &fe);
-            bytes_out += (double)t->nbytes;
+            s = clbnb_checkpoint_copy_tensor(ck, t, w, (size_t)chunk, &fe);
+            total += t->nbytes;
         } else if (pl[i].convert == 1) {
-            size_t shape[2] = {(size_t)t->shape[0], (size_t)t->shape[1]}, pb = clbnb_packed_4bit_bytes(t->numel);
+            size_t shape[2] = {(size_t)t->shape[0], (size_t)t->shape[1]};
             clbnb_quant_state *qs = NULL;
-            cl_int e = CL_SUCCESS;
-            cl_mem xm = NULL, pm = NULL;
             s = clbnb_quant_state_init(&qs, ctx, q, qt, blocksize, to_clbnb(t->dtype), 2, shape, dq);
-            if (s == CLBNB_SUCCESS) {
-                xm = clCreateBuffer(clbnb_context_cl_context(ctx), CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, t->nbytes,
-                                    (void *)t->data, &e);
-                if (e == CL_SUCCESS)
-                    pm = clCreateBuffer(clbnb_context_cl_context(ctx), CL_MEM_READ_WRITE, pb, NULL, &e);
-                s = (clbnb_status)e;
-            }
-            /* the device holds its own copy now (COPY_HOST_PTR copies during creation): drop the mapped
-             * pages so the input tensor is not resident twice */
-            clbnb_checkpoint_release_pages(ck, t);
-            clbnb_vector xv = clbnb_vector_make(xm, 0, (size_t)t->numel, to_clbnb(t->dtype));
-            clbnb_vector pv = clbnb_vector_make(pm, 0, pb, CLBNB_DTYPE_U8);
-            if (s == CLBNB_SUCCESS) s = clbnb_quantize_state(ctx, q, &xv, qs, &pv, 0, NULL, NULL);
-            if (s == CLBNB_SUCCESS) s = clbnb_quant_state_save(w, ctx, q, qs, &pv, t->name, &fe);
-            for (size_t k = 0; k < pl[i].ndecl; k++) {
-                const clbnb_st_decl *d = &decls[pl[i].first_decl + k];
-                size_t b = clbnb_st_dtype_size(d->dtype);
-                for (int j = 0; j < d->ndim; j++)
-                    b *= d->shape[j];
-                bytes_out += (double)b; /* deferred JSON: its upper bound */
-            }
-            if (xm) clReleaseMemObject(xm);
-            if (pm) clReleaseMemObject(pm);
+            if (s == CLBNB_SUCCESS) s = clbnb_checkpoint_quantize_4bit(ck, t, ctx, q, qs, w, (size_t)chunk, &fe);
+            clbnb_quant_state_info info;
+            char json[1024];
+            size_t jl = 0;
+            if (s == CLBNB_SUCCESS) s = clbnb_quant_state_get_info(qs, &info);
+            if (s == CLBNB_SUCCESS) s = clbnb_quant_state_json_write(&info, json, sizeof json, &jl);
+            /* the declared bytes hold the deferred JSON's maximum: count its real length */
+            const clbnb_st_decl *last = &decls[pl[i].first_decl + pl[i].ndecl - 1];
+            total += pl[i].out_bytes - decl_bytes(last) + jl;
             clbnb_quant_state_free(qs);
         } else {
-            size_t rows = (size_t)t->shape[0], cols = (size_t)t->shape[1], nel = (size_t)t->numel;
-            /* bitsandbytes' Int8Params quantizes the fp16 copy of the weight */
-            uint16_t *h = malloc(nel * 2);
-            int8_t *cb = malloc(nel);
-            float *scb = malloc(rows * 4);
-            if (!h || !cb || !scb) s = CLBNB_ERROR_OUT_OF_HOST_MEMORY;
-            for (size_t k = 0; s == CLBNB_SUCCESS && k < nel; k++)
-                if (t->dtype == CLBNB_ST_F16) /* tensor data need not be aligned in a safetensors file */
-                    memcpy(&h[k], (const char *)t->data + 2 * k, 2);
-                else
-                    h[k] = f32_to_f16(to_float(t->data, k, t->dtype));
-            clbnb_checkpoint_release_pages(ck, t); /* h holds the values now */
-            cl_int e = CL_SUCCESS;
-            cl_mem xm = NULL, qm = NULL, sm = NULL;
-            if (s == CLBNB_SUCCESS) {
-                cl_context cc = clbnb_context_cl_context(ctx);
-                xm = clCreateBuffer(cc, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, nel * 2, h, &e);
-                if (e == CL_SUCCESS) qm = clCreateBuffer(cc, CL_MEM_READ_WRITE, nel, NULL, &e);
-                if (e == CL_SUCCESS) sm = clCreateBuffer(cc, CL_MEM_READ_WRITE, rows * 4, NULL, &e);
-                s = (clbnb_status)e;
-            }
-            if (s == CLBNB_SUCCESS) {
-                clbnb_matrix xmat = clbnb_matrix_make(xm, 0, rows, cols, CLBNB_DTYPE_F16);
-                clbnb_matrix qmat = clbnb_matrix_make(qm, 0, rows, cols, CLBNB_DTYPE_I8);
-                clbnb_vector sv = clbnb_vector_make(sm, 0, rows, CLBNB_DTYPE_F32);
-                s = clbnb_quantize_rowwise(ctx, q, &xmat, &qmat, &sv, CLBNB_ROWWISE_LLM_INT8, 0.0f, NULL, NULL, 0, NULL,
-                                           NULL);
-            }
-            if (s == CLBNB_SUCCESS) s = (clbnb_status)clEnqueueReadBuffer(q, qm, CL_TRUE, 0, nel, cb, 0, NULL, NULL);
-            if (s == CLBNB_SUCCESS)
-                s = (clbnb_status)clEnqueueReadBuffer(q, sm, CL_TRUE, 0, rows * 4, scb, 0, NULL, NULL);
-            uint8_t zero = 0;
-            if (s == CLBNB_SUCCESS) s = clbnb_st_writer_write(w, cb, nel, &fe);
-            if (s == CLBNB_SUCCESS) s = clbnb_st_writer_write(w, scb, rows * 4, &fe);
-            if (s == CLBNB_SUCCESS) s = clbnb_st_writer_write(w, &zero, 1, &fe);
-            bytes_out += (double)(nel + rows * 4 + 1);
-            if (xm) clReleaseMemObject(xm);
-            if (qm) clReleaseMemObject(qm);
-            if (sm) clReleaseMemObject(sm);
-            free(h), free(cb), free(scb);
+            s = clbnb_checkpoint_quantize_int8(ck, t, ctx, q, w, (size_t)chunk, &fe);
+            total += pl[i].out_bytes;
         }
         if (s != CLBNB_SUCCESS) {
             if (fe.message[0] == '\0') snprintf(fe.message, sizeof fe.message, "tensor '%s'", t->name);
             break;
         }
-        clbnb_checkpoint_release_pages(ck, t);
+        if (i + 1 == n || pl[i + 1].shard != shard) {
+            s = clbnb_st_writer_finish(w, &fe);
+            w = NULL;
+            if (s == CLBNB_SUCCESS) finished++;
+        }
         pr.done++;
         pr.bytes += (double)t->nbytes;
         progress_show(&pr, 0);
     }
-    if (s == CLBNB_SUCCESS)
-        s = clbnb_st_writer_finish(w, &fe);
-    else
-        clbnb_st_writer_abort(w);
+    if (w) clbnb_st_writer_abort(w);
+    if (s == CLBNB_SUCCESS && o.nshards && !write_index(&o, pl, n, decls, total)) s = CLBNB_ERROR_IO;
+    if (s != CLBNB_SUCCESS)
+        for (size_t k = 0; k < finished && o.nshards; k++) { /* no partial sharded checkpoint is left behind */
+            shard_path(&o, k, path, sizeof path);
+            unlink(path);
+        }
+    bytes_out = (double)total;
     progress_show(&pr, 1);
     if (s != CLBNB_SUCCESS)
         report(out, s, &fe);
-    else
+    else {
         printf("quantized %s -> %s (%s, blocksize %zu%s, storage %s): %zu tensors converted, %zu kept; %.2f MB -> %.2f "
-               "MB (%.3fx)\n",
+               "MB (%.3fx)",
                in, out, type, blocksize, dq ? ", double quant" : "", storage, n_conv, n_keep, bytes_in / 1e6,
                bytes_out / 1e6, bytes_in > 0 ? bytes_out / bytes_in : 0.0);
-    free(pl), free(decls), free(names);
+        if (o.nshards) printf(", %zu shards + model.safetensors.index.json", o.nshards);
+        printf("\n");
+    }
+    free(pl), free(decls), free(names), free(o.files);
     clbnb_checkpoint_close(ck);
     if (ctx) clbnb_context_free(ctx);
     return s == CLBNB_SUCCESS ? 0 : 1;
