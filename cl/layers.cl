@@ -1,8 +1,9 @@
 // =================================================================================================
 // layers.cl: the small kernels of the layer objects (src/layer_*.c): dtype conversion with an
 // optional bias, column sums, the LLM.int8 outlier product, the outlier pool, the dequantized int8
-// weight for backward, and the embedding gathers (plain, StableEmbedding LayerNorm, block-wise
-// 8-bit and 4-bit tables). Dtypes travel as runtime int arguments (clbnb dtype codes).
+// weight for backward, the embedding gathers (plain, StableEmbedding LayerNorm, block-wise 8-bit
+// and 4-bit tables) and the embedding backward (deterministic scatter-add of the table gradient,
+// StableEmbedding's LayerNorm backward). Dtypes travel as runtime int arguments (clbnb dtype codes).
 // All kernels are barrier-free and give the same bits on every path.
 // =================================================================================================
 
@@ -211,4 +212,93 @@ __kernel void lay_emb_scatter(__global const uchar *g, ulong goff, ulong ldg, in
     float acc = 0.0f;
     for (long j = (long)i; j >= 0; j = links[j]) acc += clbnb_load_float(g, goff + (ulong)j * ldg + c, gdt);
     clbnb_store_float(dst, doff + (ulong)idx[ioff + i] * ldd + c, ddt, acc);
+}
+
+// ---- StableEmbedding backward (LayerNorm backward in f32, then the scatter above) ---------------
+// Element size of a float dtype.
+inline ulong lay_dt_size(int dt) { return dt == CLBNB_DTYPE_F32 ? 4 : 2; }
+
+// s[0] = S(gy * gamma), s[1] = S(gy * gamma * xhat) with xhat = (x - mean) * rstd, each summed like
+// lay_ln_sum (64 strided partials, then the fixed pairwise tree).
+inline void lay_ln_grad_sums(__global const uchar *grow, int gdt, __global const float *gamma,
+                             __global const uchar *row, int tdt, float mean, float rstd, ulong dim, float *s) {
+    float p[LAY_LN_PARTS], q[LAY_LN_PARTS];
+    for (int t = 0; t < LAY_LN_PARTS; t++) {
+        float a = 0.0f, b = 0.0f;
+        for (ulong k = (ulong)t; k < dim; k += LAY_LN_PARTS) {
+            const float g = clbnb_load_float(grow, k, gdt) * gamma[k];
+            const float xh = (clbnb_load_float(row, k, tdt) - mean) * rstd;
+            a += g;
+            b += g * xh;
+        }
+        p[t] = a;
+        q[t] = b;
+    }
+    for (int s2 = LAY_LN_PARTS / 2; s2 > 0; s2 >>= 1)
+        for (int t = 0; t < s2; t++) {
+            p[t] += p[t + s2];
+            q[t] += q[t + s2];
+        }
+    s[0] = p[0];
+    s[1] = q[0];
+}
+
+// One work-item per position i (like lay_stable_embedding, whose mean / rstd it recomputes with the
+// same calls): with g = f32(grad_out[i, :]) * gamma, xhat = (x - mean) * rstd,
+//   dx[i, j] = RN_tdt(rstd * ((g[j] - S(g) / d) - xhat[j] * (S(g * xhat) / d)))
+// into the compact scratch dx [n, dim] of the table's dtype (the backward of .to(float32)), and
+// stats[2i] = mean, stats[2i + 1] = rstd. Out-of-range positions: zero row, zero stats.
+__kernel void lay_stable_emb_dx(__global const uchar *table, ulong toff, ulong ldt, int tdt, ulong nrows,
+                                __global const int *idx, ulong ioff, __global const float *gamma, float eps,
+                                __global const uchar *g, ulong goff, ulong ldg, int gdt, __global uchar *dx,
+                                __global float *stats, ulong n, ulong dim) {
+    const ulong i = get_global_id(0);
+    if (i >= n) return;
+    const long r = lay_row(idx, ioff, i, nrows);
+    if (r < 0) {
+        for (ulong j = 0; j < dim; j++) clbnb_store_float(dx, i * dim + j, tdt, 0.0f);
+        stats[2 * i] = 0.0f;
+        stats[2 * i + 1] = 0.0f;
+        return;
+    }
+    __global const uchar *row = table + (toff + (ulong)r * ldt) * lay_dt_size(tdt);
+    __global const uchar *grow = g + (goff + i * ldg) * lay_dt_size(gdt);
+    const float fd = (float)dim;
+    const float mean = clbnb_div(lay_ln_sum(row, dim, tdt, 0.0f, 0), fd);
+    const float var = clbnb_div(lay_ln_sum(row, dim, tdt, mean, 1), fd);
+    const float rstd = clbnb_div(1.0f, sqrt(var + eps));
+    float s[2];
+    lay_ln_grad_sums(grow, gdt, gamma, row, tdt, mean, rstd, dim, s);
+    const float mg = clbnb_div(s[0], fd), mgx = clbnb_div(s[1], fd);
+    for (ulong j = 0; j < dim; j++) {
+        const float gj = clbnb_load_float(grow, j, gdt) * gamma[j];
+        const float xh = (clbnb_load_float(row, j, tdt) - mean) * rstd;
+        clbnb_store_float(dx, i * dim + j, tdt, rstd * ((gj - mg) - xh * mgx));
+    }
+    stats[2 * i] = mean;
+    stats[2 * i + 1] = rstd;
+}
+
+// One work-item per column j: dgamma[j] = RN(sum_i f32(grad_out[i, j]) * xhat[i, j]) and
+// dbeta[j] = RN(sum_i f32(grad_out[i, j])) over the in-range positions i (padding ones included: the
+// LayerNorm sees them), ascending i, f32; xhat from the stats of lay_stable_emb_dx (the same bits).
+// A dtype < 0 skips that output.
+__kernel void lay_stable_emb_params(__global const uchar *table, ulong toff, ulong ldt, int tdt, ulong nrows,
+                                    __global const int *idx, ulong ioff, __global const float *stats,
+                                    __global const uchar *g, ulong goff, ulong ldg, int gdt, __global uchar *dgamma,
+                                    ulong dgoff, int dgdt, __global uchar *dbeta, ulong dboff, int dbdt, ulong n,
+                                    ulong dim) {
+    const ulong j = get_global_id(0);
+    if (j >= dim) return;
+    float ag = 0.0f, ab = 0.0f;
+    for (ulong i = 0; i < n; i++) {
+        const long r = lay_row(idx, ioff, i, nrows);
+        if (r < 0) continue;
+        const float gy = clbnb_load_float(g, goff + i * ldg + j, gdt);
+        const float xh = (clbnb_load_float(table, toff + (ulong)r * ldt + j, tdt) - stats[2 * i]) * stats[2 * i + 1];
+        ag += gy * xh;
+        ab += gy;
+    }
+    if (dgdt >= 0) clbnb_store_float(dgamma, dgoff + j, dgdt, ag);
+    if (dbdt >= 0) clbnb_store_float(dbeta, dboff + j, dbdt, ab);
 }

@@ -231,7 +231,9 @@ CLBNB_API clbnb_status clbnb_embedding_init(clbnb_embedding **out, clbnb_context
                                             const clbnb_matrix *table, clbnb_embedding_kind kind, long padding_idx,
                                             size_t blocksize, const float *ln_weight, const float *ln_bias);
 /* indices i32 [n] -> out [n, dim] (any float dtype; bitsandbytes returns the table's dtype).
- * An index outside [0, num_embeddings) yields a row of zeros (no error can be raised from a kernel). */
+ * An index outside [0, num_embeddings) yields a row of zeros (no error can be raised from a kernel).
+ * out must not overlap indices nor be one of the layer's own buffers (clbnb_embedding_weights):
+ * CLBNB_ERROR_INVALID_ARGUMENT. */
 CLBNB_API clbnb_status clbnb_embedding_forward(clbnb_embedding *layer, cl_command_queue queue,
                                                const clbnb_vector *indices, const clbnb_matrix *out, cl_uint num_events,
                                                const cl_event *wait_list, cl_event *event);
@@ -241,13 +243,49 @@ CLBNB_API clbnb_status clbnb_embedding_forward(clbnb_embedding *layer, cl_comman
  * grad_out[i, :]). Deterministic (no atomics; bit-identical on every device and run). Rows that no
  * index names are zero; the padding_idx row gets no gradient (zero); out-of-range indices
  * contribute nothing. The whole grad_table is overwritten (not accumulated). Cost: O(n^2) integer
- * comparisons on the indices plus O(n * dim) sums (n <= 2^31 - 1). Other kinds: STABLE ->
- * CLBNB_ERROR_NOT_IMPLEMENTED (LayerNorm backward), quantized tables (frozen) ->
- * CLBNB_ERROR_INVALID_ARGUMENT. */
+ * comparisons on the indices plus O(n * dim) sums (n <= 2^31 - 1). On a STABLE layer this is
+ * clbnb_embedding_backward_stable with grad_ln_weight = grad_ln_bias = NULL. Quantized tables are
+ * frozen: CLBNB_ERROR_INVALID_ARGUMENT. grad_table must not overlap grad_out or indices, nor be one
+ * of the layer's own buffers (clbnb_embedding_weights): CLBNB_ERROR_INVALID_ARGUMENT. */
 CLBNB_API clbnb_status clbnb_embedding_backward(clbnb_embedding *layer, cl_command_queue queue,
                                                 const clbnb_vector *indices, const clbnb_matrix *grad_out,
                                                 const clbnb_matrix *grad_table, cl_uint num_events,
                                                 const cl_event *wait_list, cl_event *event);
+/* Backward of StableEmbedding (STABLE kind only; other kinds: CLBNB_ERROR_INVALID_ARGUMENT), the
+ * autograd of F.embedding -> .to(float32) -> nn.LayerNorm(dim) -> .to(table dtype). Per in-range
+ * position i, with x = f32(table[indices[i], :]) and mean / rstd recomputed exactly as the forward
+ * computes them, xhat = (x - mean) * rstd, gy = f32(grad_out[i, :]), g = gy * gamma:
+ *   dx[i, j] = RN_table(rstd * ((g[j] - S(g) / dim) - xhat[j] * S(g * xhat) / dim))
+ * in f32 (S: the forward's fixed-order row sum), rounded to the table's dtype (the backward of
+ * .to(float32)); then grad_table [num, dim] (any float dtype, required) = the scatter-add of the dx
+ * rows exactly as clbnb_embedding_backward does it for PLAIN (per row, ascending positions, f32,
+ * one rounding; the padding_idx row and unindexed rows are zero). grad_ln_weight / grad_ln_bias:
+ * optional (NULL: not computed), float vectors of n >= dim (the first dim elements are written):
+ *   grad_ln_weight[j] = RN(sum_i gy[i, j] * xhat[i, j]),  grad_ln_bias[j] = RN(sum_i gy[i, j])
+ * over the in-range positions in ascending order, in f32, one rounding. Padding positions DO count
+ * there (the LayerNorm sees the padding row); out-of-range positions contribute nothing anywhere.
+ * Every output is overwritten (not accumulated). Deterministic: no atomics, bit-identical on every
+ * run. Cost: O(n^2) integer comparisons plus O(n * dim) work; scratch of n * dim elements of the
+ * table's dtype plus 16 bytes per position, allocated per call. Errors: as every layer call (the
+ * vectors: CLBNB_ERROR_UNSUPPORTED_DTYPE for a non-float dtype, CLBNB_ERROR_BUFFER_TOO_SMALL for
+ * n < dim); CLBNB_ERROR_INVALID_ARGUMENT when an output overlaps an input (indices, grad_out) or
+ * another output, or is one of the layer's own buffers (clbnb_embedding_weights). */
+CLBNB_API clbnb_status clbnb_embedding_backward_stable(clbnb_embedding *layer, cl_command_queue queue,
+                                                       const clbnb_vector *indices, const clbnb_matrix *grad_out,
+                                                       const clbnb_matrix *grad_table,
+                                                       const clbnb_vector *grad_ln_weight,
+                                                       const clbnb_vector *grad_ln_bias, cl_uint num_events,
+                                                       const cl_event *wait_list, cl_event *event);
+/* The trainable parameters the layer holds, as borrowed descriptors of its own buffers (valid until
+ * the layer is freed), so that a training loop can update them in place (e.g. an optimizer step on
+ * the same in-order queue as the layer's calls): table [num, dim] in the table's dtype, compact
+ * (ld = dim, offset 0; PLAIN and STABLE), ln_weight / ln_bias f32 [dim] (STABLE: LayerNorm gamma /
+ * beta). Each output may be NULL (not wanted). Asking for the table of a quantized kind, or for the
+ * LayerNorm vectors of a kind other than STABLE, returns CLBNB_ERROR_INVALID_ARGUMENT and writes
+ * none of the outputs; NULL layer: CLBNB_ERROR_NULL_ARGUMENT. The layer does not re-zero the
+ * padding row after such updates (neither does nn.Embedding). Enqueues nothing. */
+CLBNB_API clbnb_status clbnb_embedding_weights(clbnb_embedding *layer, clbnb_matrix *table, clbnb_vector *ln_weight,
+                                               clbnb_vector *ln_bias);
 CLBNB_API void clbnb_embedding_free(clbnb_embedding *layer);
 
 /* ============================================================================================ */
