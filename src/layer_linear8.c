@@ -172,11 +172,15 @@ static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matr
     cl_ulong xoff = x->offset / clbnb_dtype_size(x->dtype), ldx = x->ld;
     cl_ulong zero = 0, ldcb = l->k, rows = x->rows, cols = l->n;
     cl_int odt = (cl_int)out->dtype, xdt = (cl_int)x->dtype;
-    size_t local[2] = {lay_is_cpu(ctx) ? 16 : 64, 1};
-    size_t global[2] = {l->n, x->rows};
+    /* CPU path: one work-item per output reading its weights through the caches; elsewhere the
+     * tiled kernel of linear8_outlier.cl (64 outputs x 64 rows per work-group, weights staged once) */
+    const int tiled = ctx->info.path[CLBNB_FAMILY_INT8_GEMM] != CLBNB_PATH_CPU;
+    size_t local[2] = {tiled ? 64 : 16, tiled ? 4 : 1};
+    size_t global[2] = {l->n, tiled ? 4 * ((x->rows + 63) / 64) : x->rows};
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k = NULL;
-    clbnb_status s = clbnb_kernel_get_locked(ctx, "layers", "", "lay_outlier_add", &k);
+    clbnb_status s = tiled ? clbnb_kernel_get_locked(ctx, "linear8_outlier", "", "lin8_outlier_add_tiled", &k)
+                           : clbnb_kernel_get_locked(ctx, "layers", "", "lay_outlier_add", &k);
     if (s == CLBNB_SUCCESS)
         s = clbnb_set_args(k, 17, CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(odt),
                            CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(xdt), CLBNB_ARG(l->cb),
@@ -189,7 +193,7 @@ static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matr
         if (s == CLBNB_SUCCESS)
             s = clbnb_set_args(k, 4, CLBNB_ARG(l->ocols.mem), CLBNB_ARG(l->ocount.mem), CLBNB_ARG(l->pool),
                                CLBNB_ARG(kk));
-        size_t g1 = l->k, l1 = local[0];
+        size_t g1 = l->k, l1 = lay_is_cpu(ctx) ? 16 : 64;
         if (s == CLBNB_SUCCESS) s = clbnb_enqueue(seq->queue, k, 1, &g1, &l1, 0, NULL, NULL);
     }
     pthread_mutex_unlock(&ctx->lock);
