@@ -118,7 +118,7 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, cons
         fill_uniform(rng, b, n, -0.1f, 0.1f);
     }
     fill_normal(rng, x, m * k, 1.0f);
-    for (int o = 0; o < c->outlier_cols && o < 8; o++) {
+    for (int o = 0; o < c->outlier_cols; o++) {
         size_t col = (size_t)(test_rng_next(rng) % k);
         for (size_t r = 0; r < m; r++)
             x[r * k + col] =
@@ -494,11 +494,12 @@ int main(void) {
                 run_case(ctx, q, &rng, &c2, pn);
             }
             l8case shapes[] = {
-                {1, 33, 7, dts[d], 6.0f, 2, 1, 0, 0, 0},    /* batch 1 with outliers */
-                {1, 1, 1, dts[d], 0.0f, 0, 0, 0, 0, 0},     /* 1x1x1 */
-                {13, 83, 83, dts[d], 6.0f, 3, 1, 1, 0, 0},  /* odd dims, has_fp16_weights */
-                {13, 83, 83, dts[d], 6.0f, 0, 0, 0, 0, 0},  /* threshold without outliers */
-                {37, 130, 67, dts[d], 6.0f, 8, 1, 0, 0, 0}, /* 8 outlier columns */
+                {1, 33, 7, dts[d], 6.0f, 2, 1, 0, 0, 0},     /* batch 1 with outliers */
+                {1, 1, 1, dts[d], 0.0f, 0, 0, 0, 0, 0},      /* 1x1x1 */
+                {13, 83, 83, dts[d], 6.0f, 3, 1, 1, 0, 0},   /* odd dims, has_fp16_weights */
+                {13, 83, 83, dts[d], 6.0f, 0, 0, 0, 0, 0},   /* threshold without outliers */
+                {37, 130, 67, dts[d], 6.0f, 8, 1, 0, 0, 0},  /* 8 outlier columns */
+                {70, 300, 67, dts[d], 6.0f, 45, 1, 0, 0, 0}, /* > 32 outlier columns, > 64 rows: GPU kernel passes */
                 {5, 257, 3, dts[d], 0.0f, 0, 1, 1, 0, 0},
             };
             for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
