@@ -109,4 +109,13 @@ CLBNB_INTERNAL clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_qu
 CLBNB_INTERNAL clbnb_status clbnb_builtin_table(clbnb_context *ctx, cl_command_queue queue, clbnb_quant_type type,
                                                 cl_mem *out);
 
+/* clbnb_quantize_rowwise with a caller-owned outlier-flag workspace (>= cols * 4 bytes; used only
+ * with threshold > 0; NULL: allocated per call). Saves a device allocation per call for layers. */
+CLBNB_INTERNAL clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                                      const clbnb_matrix *q, const clbnb_vector *row_stats,
+                                                      clbnb_rowwise_mode mode, float threshold,
+                                                      const clbnb_vector *outlier_cols,
+                                                      const clbnb_vector *outlier_count, cl_mem flags_ws,
+                                                      cl_uint num_events, const cl_event *wait_list, cl_event *event);
+
 #endif /* CLBNB_INTERNAL_H */

@@ -19,10 +19,10 @@ struct clbnb_linear8 {
     cl_mem w16;     /* has_fp16_weights: f16 [N, K] */
     cl_mem bias;    /* [N] of bias_dt, or NULL */
     clbnb_dtype bias_dt;
-    cl_mem pool;                       /* u32 [K] */
-    int quantized;                     /* CB valid (has_fp16_weights: after the first forward) */
-    lay_ws xh, ca, sca, ocols, ocount; /* forward workspaces */
-    lay_ws g32, w32, acc;              /* backward workspaces */
+    cl_mem pool;                               /* u32 [K] */
+    int quantized;                             /* CB valid (has_fp16_weights: after the first forward) */
+    lay_ws xh, ca, sca, ocols, ocount, oflags; /* forward workspaces */
+    lay_ws g32, w32, acc;                      /* backward workspaces */
     lay_ws x32, gw;
 };
 
@@ -36,7 +36,8 @@ void clbnb_linear8_free(clbnb_linear8 *l) {
     cl_mem mems[] = {l->cb, l->scb, l->w16, l->bias, l->pool};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (mems[i]) clReleaseMemObject(mems[i]);
-    lay_ws *ws[] = {&l->xh, &l->ca, &l->sca, &l->ocols, &l->ocount, &l->g32, &l->w32, &l->acc, &l->x32, &l->gw};
+    lay_ws *ws[] = {&l->xh,  &l->ca,  &l->sca, &l->ocols, &l->ocount, &l->oflags,
+                    &l->g32, &l->w32, &l->acc, &l->x32,   &l->gw};
     for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
         lay_ws_release(ws[i]);
     free(l);
@@ -218,6 +219,7 @@ clbnb_status clbnb_linear8_forward(clbnb_linear8 *l, cl_command_queue queue, con
     if (thr) {
         CLBNB_TRY(lay_ws_ensure(ctx, &l->ocols, k * 4));
         CLBNB_TRY(lay_ws_ensure(ctx, &l->ocount, 4));
+        CLBNB_TRY(lay_ws_ensure(ctx, &l->oflags, k * 4));
     }
 
     lay_seq seq;
@@ -246,8 +248,8 @@ clbnb_status clbnb_linear8_forward(clbnb_linear8 *l, cl_command_queue queue, con
         on = clbnb_vector_make(l->ocount.mem, 0, 1, CLBNB_DTYPE_I32);
     }
     CLBNB_TRY(lay_seq_step(&seq));
-    CLBNB_TRY(clbnb_quantize_rowwise(ctx, queue, &xh, &ca, &sca, CLBNB_ROWWISE_LLM_INT8, l->p.threshold,
-                                     thr ? &oc : NULL, thr ? &on : NULL, 0, NULL, NULL));
+    CLBNB_TRY(clbnb_quantize_rowwise_ws(ctx, queue, &xh, &ca, &sca, CLBNB_ROWWISE_LLM_INT8, l->p.threshold,
+                                        thr ? &oc : NULL, thr ? &on : NULL, thr ? l->oflags.mem : NULL, 0, NULL, NULL));
     /* 4. fused scaled int8 matmul with bias */
     clbnb_vector bias = clbnb_vector_make(l->bias, 0, l->n, l->bias_dt);
     CLBNB_TRY(lay_seq_step(&seq));

@@ -182,6 +182,15 @@ clbnb_status clbnb_quantize_rowwise(clbnb_context *ctx, cl_command_queue queue, 
                                     float threshold, const clbnb_vector *outlier_cols,
                                     const clbnb_vector *outlier_count, cl_uint num_events, const cl_event *wait_list,
                                     cl_event *event) {
+    return clbnb_quantize_rowwise_ws(ctx, queue, x, q, row_stats, mode, threshold, outlier_cols, outlier_count, NULL,
+                                     num_events, wait_list, event);
+}
+
+clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                       const clbnb_matrix *q, const clbnb_vector *row_stats, clbnb_rowwise_mode mode,
+                                       float threshold, const clbnb_vector *outlier_cols,
+                                       const clbnb_vector *outlier_count, cl_mem flags_ws, cl_uint num_events,
+                                       const cl_event *wait_list, cl_event *event) {
     CLBNB_TRY(check_start(ctx, queue, num_events, wait_list));
     if (!x || !q || !row_stats) return CLBNB_ERROR_NULL_ARGUMENT;
     CLBNB_TRY(clbnb_check_matrix(x, CLBNB_DT_FLOAT));
@@ -193,11 +202,16 @@ clbnb_status clbnb_quantize_rowwise(clbnb_context *ctx, cl_command_queue queue, 
     CLBNB_TRY(check_outliers(threshold, x->cols, outlier_cols, outlier_count));
 
     cl_mem flags = NULL;
-    if (threshold > 0.0f) CLBNB_TRY(scratch(ctx, x->cols * sizeof(cl_uint), &flags));
+    if (threshold > 0.0f) {
+        if (flags_ws)
+            CLBNB_TRY(clbnb_check_region(flags_ws, 0, x->cols * sizeof(cl_uint)));
+        else
+            CLBNB_TRY(scratch(ctx, x->cols * sizeof(cl_uint), &flags));
+    }
     chain ch = chain_start(num_events, wait_list, event);
     pthread_mutex_lock(&ctx->lock);
-    clbnb_status s =
-        enqueue_rowwise(ctx, queue, x, q, row_stats, mode, threshold, outlier_cols, outlier_count, flags, &ch, 1);
+    clbnb_status s = enqueue_rowwise(ctx, queue, x, q, row_stats, mode, threshold, outlier_cols, outlier_count,
+                                     flags ? flags : flags_ws, &ch, 1);
     pthread_mutex_unlock(&ctx->lock);
     chain_end(&ch);
     if (flags) clReleaseMemObject(flags);
