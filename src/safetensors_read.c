@@ -422,6 +422,8 @@ clbnb_status clbnb_safetensors_open(clbnb_safetensors **out, const char *path, c
             free(st);
             return clbnb_ferr(err, CLBNB_ERROR_IO, CLBNB_FERR_IO, path, "cannot map %s: %s", path, strerror(errno));
         }
+        /* checkpoints are mostly streamed front to back (conversion, loading): ask for read-ahead */
+        madvise(p, st->size, MADV_SEQUENTIAL);
         st->base = p;
         st->mapped = 1;
     }
