@@ -59,6 +59,14 @@ inline float clbnb_round_f16(float f) {
     return as_float((u & 0x80000000u) | a);
 }
 
+// Rounds v to what dtype `dtype` holds (f32 or any other code: unchanged), as storing and loading
+// back would.
+inline float clbnb_round_to_dtype(float v, int dtype) {
+    if (dtype == CLBNB_DTYPE_F16) return clbnb_round_f16(v);
+    if (dtype == CLBNB_DTYPE_BF16) return clbnb_bf16_to_f32(clbnb_f32_to_bf16(v));
+    return v;
+}
+
 // Generic element access by dtype code. `base` points to the start of the element array (the
 // byte offset already applied); index i counts elements. The switch is on a compile-time
 // constant in every call site, so it folds away.

@@ -17,13 +17,6 @@
 #define FP8_CHUNK 4096 // elements per absmax partial (the host uses the same value)
 #endif
 
-// RN_dt(v) for a float dtype code (f32: unchanged; negative: unchanged).
-inline float fp8_round(float v, int dt) {
-    if (dt == CLBNB_DTYPE_F16) return clbnb_round_f16(v);
-    if (dt == CLBNB_DTYPE_BF16) return clbnb_bf16_to_f32(clbnb_f32_to_bf16(v));
-    return v;
-}
-
 // k = number of f32 midpoints m_j = fl32(code[j] + code[j+1]) * 0.5f below x (binary lifting over
 // the 255 sorted midpoints); if x == m_k, the even one of {k, k+1}. NaN -> 0.
 inline uint fp8_nearest(__global const float *code, float x) {
@@ -88,7 +81,7 @@ __kernel void fp8_quant(__global const uchar *x, ulong xoff, int xdt, ulong n, u
         const float v = clbnb_div(clbnb_load_float(x, xoff + i, xdt), a);
         const uint k = fp8_nearest(code, v);
         if (write_codes) codes[coff + i] = (uchar)k;
-        if (write_out) clbnb_store_float(out, ooff + i, odt, fp8_round(fp8_round(code[k] * a, rdt1), rdt2));
+        if (write_out) clbnb_store_float(out, ooff + i, odt, clbnb_round_to_dtype(clbnb_round_to_dtype(code[k] * a, rdt1), rdt2));
     }
 }
 

@@ -7,20 +7,13 @@
 // All kernels are barrier-free and give the same bits on every path.
 // =================================================================================================
 
-// Rounds v to what dtype rdt holds (rdt < 0 or f32: unchanged).
-inline float lay_round(float v, int rdt) {
-    if (rdt == CLBNB_DTYPE_F16) return clbnb_round_f16(v);
-    if (rdt == CLBNB_DTYPE_BF16) return clbnb_bf16_to_f32(clbnb_f32_to_bf16(v));
-    return v;
-}
-
 // dst[r, c] = RN_ddt(RN_rdt(src[r, c]) + bias[c]); offsets / lds in elements; bdt < 0: no bias.
 __kernel void lay_convert(__global const uchar *src, ulong soff, ulong lds, int sdt, int rdt, __global uchar *dst,
                           ulong doff, ulong ldd, int ddt, ulong rows, ulong cols, __global const uchar *bias,
                           ulong boff, int bdt) {
     const ulong c = get_global_id(0), r = get_global_id(1);
     if (c >= cols || r >= rows) return;
-    float v = lay_round(clbnb_load_float(src, soff + r * lds + c, sdt), rdt);
+    float v = clbnb_round_to_dtype(clbnb_load_float(src, soff + r * lds + c, sdt), rdt);
     if (bdt >= 0) v += clbnb_load_float(bias, boff + c, bdt);
     clbnb_store_float(dst, doff + r * ldd + c, ddt, v);
 }
@@ -50,7 +43,7 @@ __kernel void lay_outlier_add(__global uchar *out, ulong ooff, ulong ldo, int od
     float acc = 0.0f;
     for (int j = 0; j < cnt; j++) {
         const ulong c = (ulong)ocols[j];
-        float w = lay_round((float)cb[cboff + n * ldcb + c] * s * 7.874015718698502e-3f, xdt);
+        float w = clbnb_round_to_dtype((float)cb[cboff + n * ldcb + c] * s * 7.874015718698502e-3f, xdt);
         acc += clbnb_load_float(x, xoff + m * ldx + c, xdt) * w;
     }
     const ulong o = ooff + m * ldo + n;
@@ -72,7 +65,7 @@ __kernel void lay_dequant_cb(__global const char *cb, ulong cboff, ulong ldcb, _
     const ulong c = get_global_id(0), r = get_global_id(1);
     if (c >= cols || r >= rows) return;
     const float s = scb[scboff + row0 + r] * 7.874015718698502e-3f;
-    dst[r * cols + c] = lay_round((float)cb[cboff + (row0 + r) * ldcb + c] * s, rdt);
+    dst[r * cols + c] = clbnb_round_to_dtype((float)cb[cboff + (row0 + r) * ldcb + c] * s, rdt);
 }
 
 // ---- embeddings ---------------------------------------------------------------------------------

@@ -24,13 +24,6 @@
 #define OA_THREADS (OA_TN * OA_TR)
 #define OA_ROWS (OA_TR * OA_RPT)
 
-// Rounds v to what dtype rdt holds (f32: unchanged).
-inline float oa_round(float v, int rdt) {
-    if (rdt == CLBNB_DTYPE_F16) return clbnb_round_f16(v);
-    if (rdt == CLBNB_DTYPE_BF16) return clbnb_bf16_to_f32(clbnb_f32_to_bf16(v));
-    return v;
-}
-
 __kernel __attribute__((reqd_work_group_size(OA_TN, OA_TR, 1))) void
 lin8_outlier_add_tiled(__global uchar *out, ulong ooff, ulong ldo, int odt, __global const uchar *x, ulong xoff,
                        ulong ldx, int xdt, __global const char *cb, ulong cboff, ulong ldcb,
@@ -53,7 +46,7 @@ lin8_outlier_add_tiled(__global uchar *out, ulong ooff, ulong ldo, int odt, __gl
             float w = 0.0f;
             if ((int)j < jn && nn < cols) {
                 const ulong c = (ulong)ocols[j0 + j];
-                w = oa_round((float)cb[cboff + nn * ldcb + c] * scb[scboff + nn] * 7.874015718698502e-3f, xdt);
+                w = clbnb_round_to_dtype((float)cb[cboff + nn * ldcb + c] * scb[scboff + nn] * 7.874015718698502e-3f, xdt);
             }
             wl[j][nl] = w;
         }
