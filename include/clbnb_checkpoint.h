@@ -150,6 +150,9 @@ typedef struct clbnb_st_decl {
     int deferred;
 } clbnb_st_decl;
 
+/* Bytes a declaration's data takes (dtype size x shape product; deferred: the maximum). */
+CLBNB_API uint64_t clbnb_st_decl_bytes(const clbnb_st_decl *decl);
+
 typedef struct clbnb_st_writer clbnb_st_writer;
 
 /* Creates "<path>.tmp.XXXXXX" next to path; the header is computed from the declared tensors

@@ -209,9 +209,7 @@ clbnb_status clbnb_checkpoint_quantize_4bit(const clbnb_checkpoint *ck, const cl
         size_t k = 0;
         for (; k < nd && !d[k].deferred; k++) {
             want[k] = names[k];
-            bytes[k] = clbnb_st_dtype_size(d[k].dtype);
-            for (int j = 0; j < d[k].ndim; j++)
-                bytes[k] *= d[k].shape[j];
+            bytes[k] = clbnb_st_decl_bytes(&d[k]);
         }
         if (!qs->nested) bytes[k - 1] = jl; /* the JSON (streamed when not nested) */
         CLBNB_TRY(expect_layout(w, k, want, bytes, err));
@@ -230,7 +228,7 @@ clbnb_status clbnb_checkpoint_quantize_4bit(const clbnb_checkpoint *ck, const cl
         q.absmax = clCreateBuffer(clbnb_context_cl_context(ctx), CL_MEM_READ_WRITE, qs->n_blocks * 4, NULL, &e);
         if (e != CL_SUCCESS) return (clbnb_status)e;
     }
-    pipeline p = {ctx, queue, ck, t, w, err, {0}, {0}, {0}, {0}, {0}, {{0}}, {0}};
+    pipeline p = {.ctx = ctx, .queue = queue, .ck = ck, .t = t, .w = w, .err = err};
     s = pipeline_init(&p, q.chunk_elems * q.es, clbnb_packed_4bit_bytes(q.chunk_elems), 0);
     if (s == CLBNB_SUCCESS) s = pipeline_run(&p, n_chunks, q4_plan, NULL, q4_quantize, &q);
     if (s == CLBNB_SUCCESS && qs->nested) {
@@ -330,7 +328,7 @@ clbnb_status clbnb_checkpoint_quantize_int8(const clbnb_checkpoint *ck, const cl
     cl_int e = CL_SUCCESS;
     q.scb = clCreateBuffer(clbnb_context_cl_context(ctx), CL_MEM_READ_WRITE, q.rows * 4, NULL, &e);
     if (e != CL_SUCCESS) return (clbnb_status)e;
-    pipeline p = {ctx, queue, ck, t, w, err, {0}, {0}, {0}, {0}, {0}, {{0}}, {0}};
+    pipeline p = {.ctx = ctx, .queue = queue, .ck = ck, .t = t, .w = w, .err = err};
     clbnb_status s = pipeline_init(&p, q.chunk_rows * q.cols * 2, q.chunk_rows * q.cols, 1);
     if (s == CLBNB_SUCCESS) s = pipeline_run(&p, n_chunks, i8_plan, i8_stage, i8_quantize, &q);
     float *scb = s == CLBNB_SUCCESS ? malloc(q.rows * 4) : NULL;

@@ -239,6 +239,14 @@ const char *clbnb_st_writer_next(const clbnb_st_writer *w) {
     return w->t[w->order[w->cur]].name;
 }
 
+uint64_t clbnb_st_decl_bytes(const clbnb_st_decl *d) {
+    if (!d) return 0;
+    uint64_t b = clbnb_st_dtype_size(d->dtype);
+    for (int j = 0; j < d->ndim && j < CLBNB_ST_MAX_DIMS; j++)
+        b *= d->shape[j];
+    return b;
+}
+
 const char *clbnb_st_writer_upcoming(const clbnb_st_writer *w, size_t k, uint64_t *bytes) {
     if (!w || k >= w->nstreamed - w->cur || w->cur >= w->nstreamed) return NULL;
     const wtensor *t = &w->t[w->order[w->cur + k]];

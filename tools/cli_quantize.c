@@ -81,13 +81,6 @@ static uint64_t parse_size(const char *v) {
     return 0;
 }
 
-static uint64_t decl_bytes(const clbnb_st_decl *d) {
-    uint64_t b = clbnb_st_dtype_size(d->dtype);
-    for (int j = 0; j < d->ndim; j++)
-        b *= d->shape[j];
-    return b;
-}
-
 /* Output of one run: a single file, or HF-style shards plus model.safetensors.index.json. */
 typedef struct output {
     const char *path; /* file, or directory when sharded */
@@ -254,7 +247,7 @@ int cli_quantize(int argc, char **argv) {
             n_conv++;
         }
         for (size_t k = 0; k < pl[i].ndecl; k++)
-            pl[i].out_bytes += decl_bytes(&decls[nd + k]);
+            pl[i].out_bytes += clbnb_st_decl_bytes(&decls[nd + k]);
         nd += pl[i].ndecl;
     }
     if (n_storage_kept)
@@ -320,7 +313,7 @@ int cli_quantize(int argc, char **argv) {
             if (s == CLBNB_SUCCESS) s = clbnb_quant_state_json_write(&info, json, sizeof json, &jl);
             /* the declared bytes hold the deferred JSON's maximum: count its real length */
             const clbnb_st_decl *last = &decls[pl[i].first_decl + pl[i].ndecl - 1];
-            total += pl[i].out_bytes - decl_bytes(last) + jl;
+            total += pl[i].out_bytes - clbnb_st_decl_bytes(last) + jl;
             clbnb_quant_state_free(qs);
         } else {
             s = clbnb_checkpoint_quantize_int8(ck, t, ctx, q, w, (size_t)chunk, &fe);
