@@ -2,10 +2,11 @@
  * bench.h: the benchmark harness behind `clbnb bench`.
  *
  * Method: every measurement is the median kernel time over many runs after warm-up, taken from
- * OpenCL profiling events (time from a marker enqueued right before the operation to the end of
- * the operation's last kernel, so multi-kernel operations count whole). Before each timed run a
- * scratch buffer larger than any last-level cache is overwritten, so memory-bound kernels start
- * cold. Each record carries a ratio to a reference measured in the same run (the copy bandwidth
+ * OpenCL profiling events: a single-kernel operation from its kernel's start to its end
+ * (bench_time_kernel_us), a multi-kernel one from a marker enqueued right before it to the end of
+ * its last kernel, so it counts whole (bench_time_us). Before each timed run a kernel reads a
+ * buffer several times larger than any last-level cache, so memory-bound kernels start cold (and
+ * the cache holds no dirty lines for them to write back). Each record carries a ratio to a reference measured in the same run (the copy bandwidth
  * of the device for memory-bound operations).
  */
 #ifndef CLBNB_BENCH_H
@@ -23,8 +24,11 @@ typedef struct bench_session {
     int runs;               /* timed runs per measurement (median taken) */
     int warmup;
     double copy_gbps; /* in-run copy bandwidth, read + write counted (0 until measured) */
-    cl_mem flush;     /* overwritten before each timed run */
+    cl_mem flush;     /* read before each timed run (bench_flush_init) */
     size_t flush_bytes;
+    cl_kernel flush_kernel;
+    cl_mem flush_sink;
+    size_t flush_groups;
     cJSON *records; /* array of JSON records */
     FILE *out;      /* table output (stdout) */
     int failures;
@@ -34,8 +38,14 @@ typedef struct bench_session {
  * return its last event in *event. `iteration` lets it rotate between buffer copies. */
 typedef clbnb_status (*bench_enqueue_fn)(void *user, cl_command_queue queue, int iteration, cl_event *event);
 
-/* Median kernel time in microseconds (negative on failure). */
+/* Median time in microseconds (negative on failure): of the whole operation (bench_time_us), or of
+ * an operation that is one kernel, from that kernel's start (bench_time_kernel_us). */
 double bench_time_us(bench_session *s, bench_enqueue_fn fn, void *user);
+double bench_time_kernel_us(bench_session *s, bench_enqueue_fn fn, void *user);
+
+/* The cold-cache buffer and its read kernel (1 on success); released by bench_flush_release. */
+int bench_flush_init(bench_session *s, size_t bytes);
+void bench_flush_release(bench_session *s);
 
 /* Whether `op` passes the --filter. */
 int bench_selected(const bench_session *s, const char *op);

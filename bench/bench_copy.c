@@ -24,7 +24,7 @@ void bench_copy(bench_session *s) {
         bytes /= 2;
     struct copy_args a = {s, bench_random_buffer(s, bytes, 1), bench_alloc(s, bytes), bytes};
     double us = -1;
-    if (a.src && a.dst) us = bench_time_us(s, enqueue_copy, &a);
+    if (a.src && a.dst) us = bench_time_kernel_us(s, enqueue_copy, &a);
     double gbps = us > 0 ? 2.0 * (double)bytes / (us * 1e3) : 0;
     s->copy_gbps = gbps;
     char shape[64];

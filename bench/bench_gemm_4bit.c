@@ -1,7 +1,7 @@
 /* bench_gemm_4bit.c: 4-bit NF4 dequantizing GEMV / GEMM (issue 5), blocksize 64, f16 activations
  * and output, no bias. Rate = (packed weight + absmax + activation bytes) / time, as a ratio of the
  * in-run copy bandwidth. Shapes: GPU M = 1 at K x N = 4096 x 4096, 4096 x 14336, 8192 x 28672
- * (plain and nested absmax), M = 16 / 128 at 4096 x 4096 and 8192 x 28672; CPU 4096 x 4096 only,
+ * (plain and nested absmax), M = 4 / 16 / 128 at 4096 x 4096 and 8192 x 28672; CPU 4096 x 4096 only,
  * plus the dequantize + CLBlast SGEMM variant at M = 16 for comparison with the fused kernel. */
 #include <stdio.h>
 #include <string.h>
@@ -56,7 +56,9 @@ static void run_one(bench_session *s, const char *op, size_t m, size_t k, size_t
             g.absmax.offset = clbnb_vector_make(offset, 0, 1, CLBNB_DTYPE_F32);
             g.absmax.blocksize2 = 256;
         }
-        us = bench_time_us(s, enqueue_g4, &g);
+        /* the fused variants are one kernel; dequantize + GEMM is several */
+        clbnb_gemm_4bit_variant v = variant == CLBNB_GEMM_4BIT_AUTO ? clbnb_gemm_4bit_auto_variant(s->ctx, m) : variant;
+        us = v == CLBNB_GEMM_4BIT_DEQUANT_SGEMM ? bench_time_us(s, enqueue_g4, &g) : bench_time_kernel_us(s, enqueue_g4, &g);
     } else {
         s->failures++;
     }
@@ -89,4 +91,11 @@ void bench_gemm_4bit(bench_session *s) {
     if (cpu) run_one(s, "dequant_sgemm_m128", 128, 4096, 4096, 0, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
     for (size_t i = 0; i < nshapes; i += 2)
         run_one(s, "gemm_4bit_nf4_m128", 128, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);
+    /* GPUs: the fused small-batch kernel forced at M = 128 (tensor cores on the nv_mma path), against
+     * which AUTO's choice is checked */
+    for (size_t i = 0; !cpu && i < nshapes; i += 2)
+        run_one(s, "gemm_4bit_nf4_m128_fused", 128, gpu_shapes[i][0], gpu_shapes[i][1], 0,
+                CLBNB_GEMM_4BIT_SMALL_BATCH);
+    for (size_t i = 0; !cpu && i < nshapes; i += 2)
+        run_one(s, "gemm_4bit_nf4_m4", 4, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);
 }

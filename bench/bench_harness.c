@@ -15,18 +15,62 @@ static double event_ns(cl_event e, cl_profiling_info what) {
     return (double)t;
 }
 
-double bench_time_us(bench_session *s, bench_enqueue_fn fn, void *user) {
+/* Cold caches without dirty lines: a kernel that reads the whole flush buffer (and writes one word
+ * per work-group). Overwriting the buffer instead would leave the last-level cache full of dirty
+ * lines that the timed kernel then pays to write back. */
+static const char flush_source[] =
+    "__kernel void bench_read_flush(__global const uint4 *p, ulong n, __global uint *sink) {\n"
+    "    uint4 a = (uint4)(0u);\n"
+    "    for (ulong i = get_global_id(0); i < n; i += get_global_size(0)) a ^= p[i];\n"
+    "    if (a.x == 0x9e3779b9u && a.y == 0x7f4a7c15u) sink[get_group_id(0)] = a.z ^ a.w;\n"
+    "}\n";
+
+int bench_flush_init(bench_session *s, size_t bytes) {
+    const clbnb_device_info *info = clbnb_context_device_info(s->ctx);
+    cl_context context = clbnb_context_cl_context(s->ctx);
+    cl_device_id device = clbnb_context_device(s->ctx);
+    cl_int err;
+    s->flush_bytes = bytes;
+    s->flush = bench_random_buffer(s, bytes, 99);
+    s->flush_groups = 4 * (size_t)(info->compute_units ? info->compute_units : 1);
+    s->flush_sink = bench_alloc(s, s->flush_groups * 4);
+    if (!s->flush || !s->flush_sink) return 0;
+    const char *src = flush_source;
+    cl_program prog = clCreateProgramWithSource(context, 1, &src, NULL, &err);
+    if (err != CL_SUCCESS) return 0;
+    err = clBuildProgram(prog, 1, &device, "", NULL, NULL);
+    if (err == CL_SUCCESS) s->flush_kernel = clCreateKernel(prog, "bench_read_flush", &err);
+    clReleaseProgram(prog);
+    if (err != CL_SUCCESS) return 0;
+    cl_ulong n = bytes / 16;
+    return clSetKernelArg(s->flush_kernel, 0, sizeof(cl_mem), &s->flush) == CL_SUCCESS &&
+           clSetKernelArg(s->flush_kernel, 1, sizeof n, &n) == CL_SUCCESS &&
+           clSetKernelArg(s->flush_kernel, 2, sizeof(cl_mem), &s->flush_sink) == CL_SUCCESS;
+}
+
+void bench_flush_release(bench_session *s) {
+    if (s->flush_kernel) clReleaseKernel(s->flush_kernel);
+    if (s->flush) clReleaseMemObject(s->flush);
+    if (s->flush_sink) clReleaseMemObject(s->flush_sink);
+    s->flush_kernel = NULL, s->flush = s->flush_sink = NULL;
+}
+
+static int enqueue_flush(bench_session *s) {
+    if (!s->flush_kernel) return 1;
+    size_t local = 256, global = s->flush_groups * local;
+    return clEnqueueNDRangeKernel(s->queue, s->flush_kernel, 1, NULL, &global, &local, 0, NULL, NULL) == CL_SUCCESS;
+}
+
+/* kernel_only: the operation is one kernel, timed from its own start (the launch gap after the
+ * flush is not the operation's time); otherwise from a marker enqueued right before it. */
+static double time_us(bench_session *s, bench_enqueue_fn fn, void *user, int kernel_only) {
     int total = s->warmup + s->runs;
     double *times = calloc((size_t)s->runs, sizeof *times);
     if (!times) return -1;
     int ok = 1, timed = 0;
     for (int it = 0; it < total && ok; it++) {
         cl_event marker = NULL, ev = NULL;
-        if (s->flush) {
-            cl_uint pattern = (cl_uint)it;
-            ok = clEnqueueFillBuffer(s->queue, s->flush, &pattern, sizeof pattern, 0, s->flush_bytes, 0, NULL, NULL) ==
-                 CL_SUCCESS;
-        }
+        ok = enqueue_flush(s);
         ok = ok && clEnqueueMarkerWithWaitList(s->queue, 0, NULL, &marker) == CL_SUCCESS;
         ok = ok && fn(user, s->queue, it, &ev) == CLBNB_SUCCESS && ev;
         ok = ok && clFinish(s->queue) == CL_SUCCESS;
@@ -36,7 +80,7 @@ double bench_time_us(bench_session *s, bench_enqueue_fn fn, void *user) {
             double start = event_ns(marker, CL_PROFILING_COMMAND_END);
             double end = event_ns(ev, CL_PROFILING_COMMAND_END);
             double kstart = event_ns(ev, CL_PROFILING_COMMAND_START);
-            if (start <= 0 || start > kstart) start = kstart;
+            if (kernel_only || start <= 0 || start > kstart) start = kstart;
             times[timed++] = (end - start) / 1e3;
         }
         if (marker) clReleaseEvent(marker);
@@ -51,6 +95,9 @@ double bench_time_us(bench_session *s, bench_enqueue_fn fn, void *user) {
     if (median < 0) s->failures++;
     return median;
 }
+
+double bench_time_us(bench_session *s, bench_enqueue_fn fn, void *user) { return time_us(s, fn, user, 0); }
+double bench_time_kernel_us(bench_session *s, bench_enqueue_fn fn, void *user) { return time_us(s, fn, user, 1); }
 
 int bench_selected(const bench_session *s, const char *op) { return !s->filter || strstr(op, s->filter) != NULL; }
 

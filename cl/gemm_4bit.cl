@@ -1,14 +1,15 @@
 // =================================================================================================
 // gemm_4bit.cl: fused 4-bit dequantizing GEMV / small-batch GEMM, out[M, N] = x[M, K] * W[N, K]^T
 // (+ bias), W a bitsandbytes NF4 / FP4 state (flat packed nibbles, plain or nested absmax).
-// Options: X_DTYPE, OUT_DTYPE (clbnb dtype codes of x and out), G4_WARPS (generic path). Numerics: w = fl32(table * scale),
-// products and sums in f32, bias added in f32, one rounding to OUT_DTYPE.
+// Options: X_DTYPE, OUT_DTYPE (clbnb dtype codes of x and out); G4_WARPS, G4V_RN, G4V_U, G4T_RN
+// (generic-path shapes); G4_XVEC (x rows 16-byte aligned). Numerics: w = fl32(table * scale) (g4_gemv: the scale applied once per
+// 32-weight chunk), products and sums in f32, bias added in f32, one rounding to OUT_DTYPE.
 //
 // Kernels (all take the same arguments, see CLBNB_G4_KERNEL_PARAMS):
-//   g4_gpu_mb1          generic path GEMV, fast shape (K % blocksize == 0, packed offset 16-aligned):
-//                       work-group of G4_WG = 32 * G4_WARPS items computes G4_WG / 8 weight rows;
-//                       the 8 items of a row read consecutive 16-byte chunks, x staged in local
-//                       memory, reduced by warp shuffles (NVIDIA) or through local memory.
+//   g4_gemv             generic path GEMV, fast shape (K % blocksize == 0, packed offset 16-aligned):
+//                       G4V_RN weight rows per work-group, its warps split K, the lanes read
+//                       consecutive 16-byte chunks of a row (G4V_U per row in flight), x read
+//                       through the cache, no barriers in the loop.
 //   g4_gt_mb{2,4,8,16}  generic path small batch, fast shape: register-tiled (G4T_RN weight rows x
 //                       MB rows of x per work-item), K split over the warps (see below).
 //   g4_cpu_mb{1,2,4,8}  cpu path, fast shape: one work-item per (weight row, mb rows of x), no
@@ -43,13 +44,44 @@ inline float8 g4_x8(__global const uchar *p, ulong i) {
 #endif
 }
 
-// The 8 weights of a little-endian 32-bit word (byte j: element 2j high nibble, 2j+1 low), scaled.
-#define G4_W8(tab, u, s)                                                                                   \
-    ((float8)(tab[((u) >> 4) & 15u], tab[(u)&15u], tab[((u) >> 12) & 15u], tab[((u) >> 8) & 15u],         \
-              tab[((u) >> 20) & 15u], tab[((u) >> 16) & 15u], tab[((u) >> 28) & 15u], tab[((u) >> 24) & 15u]) * \
-     (float8)(s))
+// The same when the row at p is 16-byte aligned and i % 8 == 0 (host option G4_XVEC): one 16- or
+// 32-byte load. vload_half8 / vload8 cannot assume that alignment and compile to narrow loads on
+// NVIDIA, and a warp whose lanes read 64 bytes apart then costs 16 cache wavefronts per narrow
+// load (g4_gemv: 3x slower than the weight stream).
+#ifndef G4_XVEC
+#define G4_XVEC 0
+#endif
+inline float2 g4_half2_bits(uint w) {
+#if CLBNB_NV_CC >= 70
+    float a, b;
+    asm("{.reg .b16 l, h; mov.b32 {l, h}, %2; cvt.f32.f16 %0, l; cvt.f32.f16 %1, h;}" : "=f"(a), "=f"(b) : "r"(w));
+    return (float2)(a, b);
+#else
+    return vload_half2(0, (__private const half *)&w);
+#endif
+}
+inline float8 g4_x8_aligned(__global const uchar *p, ulong i) {
+#if X_DTYPE == 0
+    const __global float4 *q = (__global const float4 *)p + (i >> 2);
+    return (float8)(q[0], q[1]);
+#else
+    const uint4 r = ((__global const uint4 *)p)[i >> 3];
+#if X_DTYPE == 1
+    return (float8)(g4_half2_bits(r.x), g4_half2_bits(r.y), g4_half2_bits(r.z), g4_half2_bits(r.w));
+#else
+    return as_float8((uint8)(r.x << 16, r.x & 0xffff0000u, r.y << 16, r.y & 0xffff0000u, r.z << 16,
+                             r.z & 0xffff0000u, r.w << 16, r.w & 0xffff0000u));
+#endif
+#endif
+}
+#if G4_XVEC
+#define G4_X8 g4_x8_aligned
+#else
+#define G4_X8 g4_x8
+#endif
 
-// The same from the byte-pair table: one lookup per byte.
+// The 8 weights of a little-endian 32-bit word (byte j: element 2j high nibble, 2j+1 low), scaled,
+// from the byte-pair table: one lookup per byte.
 #define G4_P8(pairs, u, s)                                                                                 \
     (as_float8((uint8)(pairs[(u)&255u], pairs[((u) >> 8) & 255u], pairs[((u) >> 16) & 255u], pairs[(u) >> 24])) * \
      (float8)(s))
@@ -58,13 +90,6 @@ inline float g4_sum8(float8 v) {
     float4 a = v.lo + v.hi;
     return (a.x + a.y) + (a.z + a.w);
 }
-
-#define CLBNB_G4_KERNEL_PARAMS                                                                               \
-    __global const uchar *restrict x, ulong xoff, ulong ldx, CLBNB_G4_WEIGHT_PARAMS,                        \
-        __global const uchar *restrict bias, ulong boff, int bias_dtype, __global uchar *restrict out,        \
-        ulong outoff, ulong ldo, ulong M, ulong N, ulong K, uint param
-#define CLBNB_G4_KERNEL_ARGS                                                                                 \
-    x, xoff, ldx, CLBNB_G4_WEIGHT_ARGS, bias, boff, bias_dtype, out, outoff, ldo, M, N, K, param
 
 // ---- generic path (GPU shape) -----------------------------------------------------------------
 #ifndef G4_WARPS
@@ -92,145 +117,144 @@ inline void g4_stage_tables(__local float *tab, __local float *c2, __global cons
         for (uint i = lid; i < 256u; i += G4_WG) c2[i] = code2[c2off + i];
 }
 
-// Raw absmax of block b: the f32 bits (plain) or the u8 code + the f32 absmax2 (nested).
-#define G4_RAW_SCALE(b, q, a2)                                                                     \
-    if (nested) {                                                                                  \
-        q = absmax[aoff + (b)];                                                                    \
-        a2 = absmax2[a2off + ((b) >> log2bs2)];                                                    \
-    } else {                                                                                       \
-        a2 = ((__global const float *)absmax)[aoff + (b)];                                         \
-    }
-// The scale from the raw absmax (spec 3: fl32(fl32(code2[q] * absmax2) + offset)).
-inline float g4_scale_of(__local const float *c2, int nested, uint q, float a2, float off) {
-    if (!nested) return a2;
-    const float t = c2[q] * a2;
-    return t + off;
-}
-
-// GEMV (g4_gpu_mb1, fast shape): each warp computes 4 weight rows, 8 work-items ("k-lanes") per
-// row: k-lane j reads the 16-byte chunk j of every 256-weight step of its row. x is staged per K
-// tile in local memory as f32, in an order that makes the 8 k-lanes' float4 reads one contiguous
-// 128-byte line (the 4 rows of a warp read the same addresses: broadcasts). The 8 partial sums of
-// a row are reduced by warp shuffles on NVIDIA and through local memory elsewhere.
-#ifndef G4_XLOC
-#define G4_XLOC 8192 // floats of local memory for the staged x tile (>= 16 * 256, >= 16 * G4_WG)
+// GEMV (g4_gemv, fast shape): work-group g computes the G4V_RN weight rows n0 = g * G4V_RN ..
+// for one row of x (get_group_id(1)); its G4_WARPS warps split K. Work-item t = 32 * warp + lane
+// takes the 16-byte chunks t, t + G4_WG, t + 2 G4_WG .. of each row (32 weights, one absmax block
+// or part of one: blocksize >= 32), so a warp's load of one row is 512 contiguous bytes. G4V_U
+// chunks per row are loaded before any is used (G4V_U * G4V_RN 16-byte loads in flight per lane),
+// and there are no barriers in the loop: x (a few KiB) is read straight from global memory through
+// the cache and shared by the G4V_RN rows. Each chunk's 32 products with the table values are
+// summed first and scaled once (sum_j x_j * (t_j * s) = s * sum_j x_j * t_j up to f32 rounding,
+// which the tolerance of an f32 accumulation covers). Lane sums are reduced by warp shuffles on
+// NVIDIA (through local memory elsewhere), then the warps' sums through local memory.
+#ifndef G4V_RN
+#define G4V_RN 2 // weight rows per work-group (1, 2 or 4)
+#endif
+#ifndef G4V_U
+#define G4V_U 4 // chunks per row and work-item in flight (1..8)
+#endif
+#ifndef G4V_PRMT
+#define G4V_PRMT 1 // NVIDIA: table offsets of 4 nibbles at once, bytes picked by prmt
 #endif
 
-
-// Position in the staged tile of tile element kk (within its 256-weight step: chunk j = bits 5..7,
-// word q = bits 3..4, half h = bit 2, element i = bits 0..1 -> step + (2q + h) * 32 + 4j + i).
-inline uint g4_xpos(uint kk) {
-    return (kk & ~255u) + (((kk >> 3) & 3u) * 2u + ((kk >> 2) & 1u)) * 32u + ((kk >> 5) & 7u) * 4u + (kk & 3u);
+#if CLBNB_NV_CC >= 70 && G4V_PRMT
+inline uint g4_byte(uint v, uint j) {
+    uint r;
+    asm("prmt.b32 %0, %1, 0, %2;" : "=r"(r) : "r"(v), "r"(0x4440u | j));
+    return r;
 }
+#define G4_TAB_AT(tab, off) (*(__local const float *)((__local const uchar *)(tab) + (off)))
+// sum_j x[j] * tab[code j] over the 8 weights of word u (byte i: weight 2i high nibble, 2i+1 low).
+inline float g4_dot8(__local const float *tab, uint u, float8 xv, float s) {
+    const uint hi = (u >> 2) & 0x3c3c3c3cu, lo = (u << 2) & 0x3c3c3c3cu; // byte offsets into tab
+    s = fma(xv.s0, G4_TAB_AT(tab, hi & 255u), s);
+    s = fma(xv.s1, G4_TAB_AT(tab, lo & 255u), s);
+    s = fma(xv.s2, G4_TAB_AT(tab, g4_byte(hi, 1u)), s);
+    s = fma(xv.s3, G4_TAB_AT(tab, g4_byte(lo, 1u)), s);
+    s = fma(xv.s4, G4_TAB_AT(tab, g4_byte(hi, 2u)), s);
+    s = fma(xv.s5, G4_TAB_AT(tab, g4_byte(lo, 2u)), s);
+    s = fma(xv.s6, G4_TAB_AT(tab, hi >> 24), s);
+    s = fma(xv.s7, G4_TAB_AT(tab, lo >> 24), s);
+    return s;
+}
+#else
+// sum_j x[j] * tab[code j] over the 8 weights of word u (byte i: weight 2i high nibble, 2i+1 low).
+inline float g4_dot8(__local const float *tab, uint u, float8 xv, float s) {
+    s = fma(xv.s0, tab[(u >> 4) & 15u], s);
+    s = fma(xv.s1, tab[u & 15u], s);
+    s = fma(xv.s2, tab[(u >> 12) & 15u], s);
+    s = fma(xv.s3, tab[(u >> 8) & 15u], s);
+    s = fma(xv.s4, tab[(u >> 20) & 15u], s);
+    s = fma(xv.s5, tab[(u >> 16) & 15u], s);
+    s = fma(xv.s6, tab[(u >> 28) & 15u], s);
+    s = fma(xv.s7, tab[(u >> 24) & 15u], s);
+    return s;
+}
+#endif
 
-// acc[r] += the 8 products of word u (weights k .. k + 7 of the chunk) with x row r.
-#define G4_GPU_WORD(u, q)                                                                                  \
-    {                                                                                                      \
-        const float4 wa = (float4)(tab[((u) >> 4) & 15u], tab[(u)&15u], tab[((u) >> 12) & 15u],            \
-                                   tab[((u) >> 8) & 15u]) * (float4)(sc);                                  \
-        const float4 wb = (float4)(tab[((u) >> 20) & 15u], tab[((u) >> 16) & 15u], tab[((u) >> 28) & 15u], \
-                                   tab[((u) >> 24) & 15u]) * (float4)(sc);                                 \
-        for (int r = 0; r < mb; r++) {                                                                     \
-            const float4 xa = vload4(0, xp + r * kt + (2 * (q)) * 32);                                     \
-            const float4 xb = vload4(0, xp + r * kt + (2 * (q) + 1) * 32);                                 \
-            acc[r] = fma(xa, wa, acc[r]);                                                                  \
-            acc[r] = fma(xb, wb, acc[r]);                                                                  \
-        }                                                                                                  \
-    }
-
-inline void g4_gpu_body(CLBNB_G4_KERNEL_PARAMS, __local float *tab, __local float *xs, const int mb) {
-    const uint lid = get_local_id(0);
-    const uint kl = lid & 7u;
-    const ulong n = (ulong)get_group_id(0) * (G4_WG / 8) + (lid >> 3);
-    const ulong m0 = (ulong)get_group_id(1) * (ulong)mb;
-    const uint kt = (G4_XLOC / mb) & ~255u; // K tile (multiple of 256)
-    const int active = n < N;
-    if (lid < 16) tab[lid] = clbnb_g4_table(qtype, lid);
-    float4 acc[16];
+__kernel __attribute__((reqd_work_group_size(G4_WG, 1, 1))) void g4_gemv(CLBNB_G4_KERNEL_PARAMS) {
+    __local float tab[16];
+    __local float c2[256];
+#if CLBNB_NV_CC >= 70
+    __local float red[G4_WARPS * G4V_RN];
+#else
+    __local float red[G4_WG * G4V_RN];
+#endif
+    const uint lid = get_local_id(0), lane = lid & 31u, wp = lid >> 5;
+    const ulong n0 = (ulong)get_group_id(0) * G4V_RN;
+    const ulong m = get_group_id(1);
+    g4_stage_tables(tab, c2, code2, c2off, nested, qtype);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const float off = nested ? offs[ooff] : 0.0f;
+    const uint chunks = (uint)(K >> 5);
+    // rows past N read row N - 1 (valid memory) and are not stored
+    __global const uint4 *wrow[G4V_RN];
+    ulong flat[G4V_RN];
+    float acc[G4V_RN];
 #pragma unroll
-    for (int r = 0; r < mb; r++) acc[r] = (float4)(0.0f);
-    const ulong flat0 = active ? n * K : 0;
-    __global const uint4 *wrow = (__global const uint4 *)(packed + poff + (flat0 >> 1));
-    __global const uchar *xb = x + xoff;
-    for (ulong k0 = 0; k0 < K; k0 += kt) {
-        const uint len = (uint)min((ulong)kt, K - k0); // multiple of 32
-        barrier(CLK_LOCAL_MEM_FENCE);                    // the previous tile is consumed
-        for (int r = 0; r < mb; r++) {
-            const int live = m0 + r < M;
-            __global const uchar *p = xb + (live ? (m0 + r) * ldx * G4_XSIZE : 0);
-            for (uint kk = lid * 8u; kk < len; kk += G4_WG * 8u) {
-                const float8 v = live ? g4_x8(p, k0 + kk) : (float8)(0.0f);
-                const uint pos = (uint)r * kt + g4_xpos(kk);
-                vstore4(v.lo, 0, xs + pos);
-                vstore4(v.hi, 0, xs + pos + 32);
+    for (int i = 0; i < G4V_RN; i++) {
+        flat[i] = min(n0 + (ulong)i, N - 1) * K;
+        wrow[i] = (__global const uint4 *)(packed + poff + (flat[i] >> 1));
+        acc[i] = 0.0f;
+    }
+    __global const uchar *xr = x + xoff + m * ldx * G4_XSIZE;
+    for (uint c0 = lid; c0 < chunks; c0 += G4_WG * G4V_U) {
+        uint4 v[G4V_U][G4V_RN];
+        uint q[G4V_U][G4V_RN];
+        float a2[G4V_U][G4V_RN];
+#pragma unroll
+        for (int u = 0; u < G4V_U; u++) {
+            const uint c = c0 + G4_WG * (uint)u;
+#pragma unroll
+            for (int i = 0; i < G4V_RN; i++) {
+                v[u][i] = (uint4)(0u);
+                q[u][i] = 0u;
+                a2[u][i] = 0.0f;
+                if (c < chunks) {
+                    v[u][i] = wrow[i][c];
+                    const ulong b = (flat[i] + ((ulong)c << 5)) >> log2bs;
+                    G4_RAW_SCALE(b, q[u][i], a2[u][i])
+                }
             }
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (active) {
-            uint kk = kl * 32u;
-            uint4 v = (uint4)(0u);
-            float sc = 0.0f;
-            if (kk < len) {
-                v = wrow[(k0 + kk) >> 5];
-                sc = CLBNB_G4_SCALE((flat0 + k0 + kk) >> log2bs);
-            }
-            for (uint s = 0; s < len; s += 256u) {
-                // the next step's chunk is loaded before this one is used (two loads in flight)
-                const uint kn = kk + 256u;
-                uint4 vn = (uint4)(0u);
-                float scn = 0.0f;
-                if (kn < len) {
-                    vn = wrow[(k0 + kn) >> 5];
-                    scn = CLBNB_G4_SCALE((flat0 + k0 + kn) >> log2bs);
+#pragma unroll
+        for (int u = 0; u < G4V_U; u++) {
+            const uint c = c0 + G4_WG * (uint)u;
+            if (c < chunks) {
+                const ulong k = (ulong)c << 5;
+                const float8 x0 = G4_X8(xr, k), x1 = G4_X8(xr, k + 8), x2 = G4_X8(xr, k + 16), x3 = G4_X8(xr, k + 24);
+#pragma unroll
+                for (int i = 0; i < G4V_RN; i++) {
+                    float d = g4_dot8(tab, v[u][i].x, x0, 0.0f);
+                    d = g4_dot8(tab, v[u][i].y, x1, d);
+                    d = g4_dot8(tab, v[u][i].z, x2, d);
+                    d = g4_dot8(tab, v[u][i].w, x3, d);
+                    acc[i] = fma(d, g4_scale_of(c2, nested, q[u][i], a2[u][i], off), acc[i]);
                 }
-                if (kk < len) {
-                    __local const float *xp = xs + s + kl * 4u;
-                    G4_GPU_WORD(v.x, 0)
-                    G4_GPU_WORD(v.y, 1)
-                    G4_GPU_WORD(v.z, 2)
-                    G4_GPU_WORD(v.w, 3)
-                }
-                v = vn;
-                sc = scn;
-                kk = kn;
             }
         }
     }
-    float sum[16];
-#pragma unroll
-    for (int r = 0; r < mb; r++) sum[r] = (acc[r].x + acc[r].y) + (acc[r].z + acc[r].w);
+    // row i's sum over the work-group -> acc[0] of work-item i
 #if CLBNB_NV_CC >= 70
 #pragma unroll
-    for (int r = 0; r < mb; r++) {
-        sum[r] += g4_shfl_xor(sum[r], 1);
-        sum[r] += g4_shfl_xor(sum[r], 2);
-        sum[r] += g4_shfl_xor(sum[r], 4);
+    for (int i = 0; i < G4V_RN; i++) {
+        for (int msk = 1; msk < 32; msk <<= 1) acc[i] += g4_shfl_xor(acc[i], msk);
+        if (lane == 0) red[(uint)i * G4_WARPS + wp] = acc[i];
     }
+    const uint per_row = G4_WARPS;
 #else
-    barrier(CLK_LOCAL_MEM_FENCE);
 #pragma unroll
-    for (int r = 0; r < mb; r++) xs[r * G4_WG + lid] = sum[r];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (kl == 0) {
-#pragma unroll
-        for (int r = 0; r < mb; r++) {
-            __local const float *t = xs + r * G4_WG + lid;
-            sum[r] = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
-        }
-    }
+    for (int i = 0; i < G4V_RN; i++) red[(uint)i * G4_WG + lid] = acc[i];
+    const uint per_row = G4_WG;
 #endif
-    if (kl == 0 && active) {
-        const float b = clbnb_g4_bias(bias, boff, bias_dtype, n);
-#pragma unroll
-        for (int r = 0; r < mb; r++)
-            if (m0 + r < M) clbnb_store_float(out + outoff, (m0 + r) * ldo + n, OUT_DTYPE, sum[r] + b);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < G4V_RN) {
+        __local const float *t = red + lid * per_row;
+        float s = 0.0f;
+        for (uint j = 0; j < per_row; j++) s += t[j];
+        const ulong n = n0 + lid;
+        if (n < N) clbnb_store_float(out + outoff, m * ldo + n, OUT_DTYPE, s + clbnb_g4_bias(bias, boff, bias_dtype, n));
     }
-}
-
-__kernel __attribute__((reqd_work_group_size(G4_WG, 1, 1))) void g4_gpu_mb1(CLBNB_G4_KERNEL_PARAMS) {
-    __local float tab[16];
-    __local float xs[G4_XLOC];
-    g4_gpu_body(CLBNB_G4_KERNEL_ARGS, tab, xs, 1);
 }
 
 // Small batch (g4_gt_mb{2,4,8,16}, fast shape): a work-group computes 32 * G4T_RN weight rows for

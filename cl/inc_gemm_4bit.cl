@@ -178,3 +178,25 @@ inline float clbnb_g4_bias(__global const uchar *bias, ulong boff, int bias_dtyp
     return clbnb_bf16_to_f32(((__global const ushort *)bias)[boff + n]);
 }
 
+// The argument list of the fused GEMV / GEMM kernels (gemm_4bit.cl, gemm_4bit_mma.cl).
+#define CLBNB_G4_KERNEL_PARAMS                                                                               \
+    __global const uchar *restrict x, ulong xoff, ulong ldx, CLBNB_G4_WEIGHT_PARAMS,                        \
+        __global const uchar *restrict bias, ulong boff, int bias_dtype, __global uchar *restrict out,        \
+        ulong outoff, ulong ldo, ulong M, ulong N, ulong K, uint param
+#define CLBNB_G4_KERNEL_ARGS                                                                                 \
+    x, xoff, ldx, CLBNB_G4_WEIGHT_ARGS, bias, boff, bias_dtype, out, outoff, ldo, M, N, K, param
+
+// Raw absmax of block b: the f32 bits (plain) or the u8 code + the f32 absmax2 (nested).
+#define G4_RAW_SCALE(b, q, a2)                                                                     \
+    if (nested) {                                                                                  \
+        q = absmax[aoff + (b)];                                                                    \
+        a2 = absmax2[a2off + ((b) >> log2bs2)];                                                    \
+    } else {                                                                                       \
+        a2 = ((__global const float *)absmax)[aoff + (b)];                                         \
+    }
+// The scale from the raw absmax (spec 3: fl32(fl32(code2[q] * absmax2) + offset)).
+inline float g4_scale_of(__local const float *c2, int nested, uint q, float a2, float off) {
+    if (!nested) return a2;
+    const float t = c2[q] * a2;
+    return t + off;
+}

@@ -2,6 +2,7 @@
  * Validation, variant and kernel selection, and the fused kernels (cl/gemm_4bit.cl); the
  * dequantize + CLBlast SGEMM variant and the gradient live in gemm_4bit_large.c. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gemm_4bit_internal.h"
@@ -126,14 +127,43 @@ clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, s
 }
 
 /* ---- fused variants ---------------------------------------------------------------------------- */
+/* Shape of g4_gemv: warps per work-group (they split K), weight rows per work-group, 16-byte
+ * chunks per row and work-item in flight. H100 sweep (M = 1, NF4, f16; K x N = 4096 x 4096 /
+ * 4096 x 14336 / 8192 x 28672): see bench/README.md. The development knob
+ * CLBNB_G4_GEMV_CONFIG="warps,rows,unroll[,prmt]" overrides it (read per call: benchmarks sweep it). */
+static void gemv_shape(int *warps, int *rows, int *unroll, int *prmt) {
+    *warps = 1, *rows = 4, *unroll = 2, *prmt = 1;
+    const char *env = getenv("CLBNB_G4_GEMV_CONFIG");
+    int w, r, u, p = 1;
+    if (env && sscanf(env, "%d,%d,%d,%d", &w, &r, &u, &p) >= 3 && (w == 1 || w == 2 || w == 4 || w == 8 || w == 16) &&
+        (r == 1 || r == 2 || r == 4) && u >= 1 && u <= 8)
+        *warps = w, *rows = r, *unroll = u, *prmt = p != 0;
+}
+
+/* Shape of g4_mma (cl/gemm_4bit_mma.cl): warps per work-group (they split K), m16 tiles of weight
+ * rows per warp, n8 tiles of x rows per work-group. Local memory: warps * nt * 2 KiB (<= 32 KiB).
+ * Fewer weight rows per work-group where that leaves fewer than two work-groups per compute unit.
+ * CLBNB_G4_MMA_CONFIG="warps,wr,nt" overrides it (development knob, read per call). */
+static void mma_shape(size_t m, size_t n, size_t cus, int *warps, int *wr, int *nt) {
+    *nt = m <= 8 ? 1 : m <= 16 ? 2 : m <= 32 ? 4 : 8;
+    *warps = *nt >= 8 ? 2 : 4;
+    *wr = (n + 31) / 32 * ((m + 8 * (size_t)*nt - 1) / (8 * (size_t)*nt)) >= 2 * cus ? 2 : 1;
+    const char *env = getenv("CLBNB_G4_MMA_CONFIG");
+    int w, r, t;
+    if (env && sscanf(env, "%d,%d,%d", &w, &r, &t) == 3 && (w == 1 || w == 2 || w == 4 || w == 8) &&
+        (r == 1 || r == 2 || r == 4) && (t == 1 || t == 2 || t == 4 || t == 8) && w * t <= 16)
+        *warps = w, *wr = r, *nt = t;
+}
+
 static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
                               const clbnb_g4_weight *w, const clbnb_vector *bias, const clbnb_matrix *out,
                               clbnb_gemm_4bit_variant variant, cl_uint num_events, const cl_event *wait_list,
                               cl_event *event) {
     const size_t m = x->rows, k = x->cols, n = out->cols;
     const int fast = (k % w->blocksize == 0) && (w->poff % 16 == 0);
-    char options[128], kname[32];
-    int warps = 8, rn = 1;
+    char options[160], kname[32];
+    const char *program = NULL; /* "gemm_4bit" unless a branch names another (options set there) */
+    int warps = 8, rn = 1, unroll = 4, prmt = 1;
     cl_uint param;
     size_t global[2], local[2];
 
@@ -159,15 +189,27 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
             global[0] = n;
             local[0] = 16;
         } else if (variant == CLBNB_GEMM_4BIT_GEMV || m == 1) {
-            /* CLBNB_PATH_GENERIC (and CLBNB_PATH_NV_MMA): 4 weight rows per warp, one row of x;
-             * smaller work-groups while there are fewer than ~2 per compute unit (not on CPU
-             * devices, where it would only multiply program builds) */
+            /* CLBNB_PATH_GENERIC (and CLBNB_PATH_NV_MMA): rn weight rows per warp, one row of x per
+             * work-group row (see gemv_shape) */
             mb = 1;
-            while (warps > 1 && !cpu_dev && (n + 4 * (size_t)warps - 1) / (4 * (size_t)warps) * m < 2 * cus)
-                warps >>= 1;
-            snprintf(kname, sizeof kname, "g4_gpu_mb1");
+            gemv_shape(&warps, &rn, &unroll, &prmt);
+            snprintf(kname, sizeof kname, "g4_gemv");
             param = 0;
-            global[0] = (n + 4 * (size_t)warps - 1) / (4 * (size_t)warps) * 32 * (size_t)warps;
+            global[0] = (n + (size_t)rn - 1) / (size_t)rn * 32 * (size_t)warps;
+            local[0] = 32 * (size_t)warps;
+        } else if (path == CLBNB_PATH_NV_MMA && x->dtype == CLBNB_DTYPE_F16) {
+            /* tensor cores: weights decoded to f16 in registers, mma.sync with f32 sums */
+            int nt;
+            mma_shape(m, n, cus, &warps, &rn, &nt);
+            mb = 8 * (size_t)nt;
+            program = "gemm_4bit_mma";
+            snprintf(kname, sizeof kname, "g4_mma");
+            snprintf(options, sizeof options,
+                     "-DOUT_DTYPE=%d -DG4M_WARPS=%d -DG4M_WR=%d -DG4M_NT=%d -DG4_XVEC=%d -DCLBNB_PTX_EMULATE=%d",
+                     (int)out->dtype, warps, rn, nt, x->offset % 8 == 0 && (x->ld * 2) % 8 == 0,
+                     !ctx->info.nv_ptx_mma);
+            param = 0;
+            global[0] = (n + 16 * (size_t)rn - 1) / (16 * (size_t)rn) * 32 * (size_t)warps;
             local[0] = 32 * (size_t)warps;
         } else {
             /* register-tiled small batch: 32 * rn weight rows x mb rows of x per work-group, K split
@@ -189,10 +231,14 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
         global[1] = (m + mb - 1) / mb;
         local[1] = 1;
     }
-    snprintf(options, sizeof options, "-DX_DTYPE=%d -DOUT_DTYPE=%d -DG4_WARPS=%d -DG4T_RN=%d", (int)x->dtype,
-             (int)out->dtype, warps, rn);
+    /* x rows 16-byte aligned: wide loads of x in g4_gemv */
+    const size_t xsize = clbnb_dtype_size(x->dtype);
+    const int xvec = x->offset % 16 == 0 && (x->ld * xsize) % 16 == 0;
+    if (!program) snprintf(options, sizeof options,
+             "-DX_DTYPE=%d -DOUT_DTYPE=%d -DG4_WARPS=%d -DG4T_RN=%d -DG4V_RN=%d -DG4V_U=%d -DG4V_PRMT=%d -DG4_XVEC=%d",
+             (int)x->dtype, (int)out->dtype, warps, rn, rn, unroll, prmt, strcmp(kname, "g4_gemv") == 0 ? xvec : 0);
     cl_kernel kern = NULL;
-    clbnb_status s = clbnb_kernel_get_locked(ctx, "gemm_4bit", options, kname, &kern);
+    clbnb_status s = clbnb_kernel_get_locked(ctx, program ? program : "gemm_4bit", options, kname, &kern);
     if (s == CLBNB_SUCCESS) {
         cl_ulong xoff = x->offset, ldx = x->ld, outoff = out->offset, ldo = out->ld;
         cl_ulong cm = m, cn = n, ck = k;

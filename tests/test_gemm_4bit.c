@@ -139,22 +139,25 @@ typedef struct g4io {
     size_t out_bytes;
 } g4io;
 
-static void io_make(clbnb_context *ctx, test_rng *rng, g4io *io, size_t m, size_t k, size_t n, clbnb_dtype xdt,
-                    clbnb_dtype odt, int has_bias, clbnb_dtype bdt, float xscale) {
+/* x [m, k] lies at an offset of 5 elements with ld = k + 3 (misaligned rows), or, with aligned_x,
+ * at 16 bytes with 16-byte aligned rows (the kernels' wide-load path). */
+static void io_make_x(clbnb_context *ctx, test_rng *rng, g4io *io, size_t m, size_t k, size_t n, clbnb_dtype xdt,
+                      clbnb_dtype odt, int has_bias, clbnb_dtype bdt, float xscale, int aligned_x) {
     memset(io, 0, sizeof *io);
-    size_t ldx = k + 3, xs = clbnb_dtype_size(xdt);
+    size_t xs = clbnb_dtype_size(xdt);
+    size_t ldx = aligned_x ? (k + 7) / 8 * 8 + 8 : k + 3, x0 = aligned_x ? 16 / xs : 5;
     io->x = malloc(m * k * 4);
-    float *xfull = calloc((5 + m * ldx), 4);
+    float *xfull = calloc((x0 + m * ldx), 4);
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < k; j++) {
             float v = test_round_to_dtype(xscale * test_rng_normal(rng), xdt);
             io->x[i * k + j] = v;
-            xfull[5 + i * ldx + j] = v;
+            xfull[x0 + i * ldx + j] = v;
         }
-    void *xb = malloc((5 + m * ldx) * xs);
-    test_floats_to_dtype(xfull, xb, 5 + m * ldx, xdt);
-    io->mx = test_buffer_from(ctx, xb, (5 + m * ldx) * xs);
-    io->vx = (clbnb_matrix){io->mx, 5 * xs, m, k, ldx, xdt};
+    void *xb = malloc((x0 + m * ldx) * xs);
+    test_floats_to_dtype(xfull, xb, x0 + m * ldx, xdt);
+    io->mx = test_buffer_from(ctx, xb, (x0 + m * ldx) * xs);
+    io->vx = (clbnb_matrix){io->mx, x0 * xs, m, k, ldx, xdt};
     free(xb);
     free(xfull);
     size_t ldo = n + 2, os = clbnb_dtype_size(odt);
@@ -174,6 +177,11 @@ static void io_make(clbnb_context *ctx, test_rng *rng, g4io *io, size_t m, size_
         free(bb);
         free(bfull);
     }
+}
+
+static void io_make(clbnb_context *ctx, test_rng *rng, g4io *io, size_t m, size_t k, size_t n, clbnb_dtype xdt,
+                    clbnb_dtype odt, int has_bias, clbnb_dtype bdt, float xscale) {
+    io_make_x(ctx, rng, io, m, k, n, xdt, odt, has_bias, bdt, xscale, 0);
 }
 
 static void io_free(g4io *io) {
@@ -228,11 +236,11 @@ static size_t check_close(const float *got, const double *ref, const double *abs
 }
 
 /* ---- random-state cases: every variant on both paths ------------------------------------------ */
-static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, const g4case *c) {
+static void run_case_x(clbnb_context *ctx, cl_command_queue q, test_rng *rng, const g4case *c, int aligned_x) {
     g4state s;
     state_random(ctx, rng, &s, c);
     g4io io;
-    io_make(ctx, rng, &io, c->m, c->k, c->n, c->xdt, c->odt, c->has_bias, c->bdt, 1.0f);
+    io_make_x(ctx, rng, &io, c->m, c->k, c->n, c->xdt, c->odt, c->has_bias, c->bdt, 1.0f, aligned_x);
     double *ref = malloc(c->m * c->n * sizeof(double)), *absref = malloc(c->m * c->n * sizeof(double));
     g4_matmul_ref(io.x, s.w, io.bias, c->m, c->n, c->k, ref, absref);
     float *got = malloc(c->m * c->n * 4);
@@ -250,17 +258,28 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, cons
             size_t touched = io_download(ctx, &io, got);
             size_t bad = check_close(got, ref, absref, c->m, c->n, c->k, c->odt, NULL);
             TEST_CHECK(bad == 0 && touched == 0,
-                       "M=%zu N=%zu K=%zu bs=%zu %s%s x=%s out=%s bias=%d poff=%zu path=%s variant=%s: %zu wrong, %zu "
-                       "bytes outside touched",
+                       "M=%zu N=%zu K=%zu bs=%zu %s%s x=%s%s out=%s bias=%d poff=%zu path=%s variant=%s: %zu wrong, "
+                       "%zu bytes outside touched",
                        c->m, c->n, c->k, c->bs, c->fp4 ? "fp4" : "nf4",
                        c->nested ? (c->code2_explicit ? " nested(code2)" : " nested") : "", clbnb_dtype_name(c->xdt),
-                       clbnb_dtype_name(c->odt), c->has_bias, c->poff, clbnb_path_name(paths[p]), variant_name(v), bad,
+                       aligned_x ? " (aligned rows)" : "", clbnb_dtype_name(c->odt), c->has_bias, c->poff, clbnb_path_name(paths[p]), variant_name(v), bad,
                        touched);
         }
     }
     free(ref), free(absref), free(got);
     io_free(&io);
     state_free(&s);
+}
+
+/* Small batches run with both x layouts (misaligned rows and the wide-load path); larger ones with
+ * one, alternating with N. */
+static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, const g4case *c) {
+    if (c->m <= 3) {
+        run_case_x(ctx, q, rng, c, 0);
+        run_case_x(ctx, q, rng, c, 1);
+    } else {
+        run_case_x(ctx, q, rng, c, c->n % 2 == 0);
+    }
 }
 
 /* grad_x [m, k] = grad_out [m, n] * W [n, k] */

@@ -15,6 +15,7 @@ struct mma_case {
     clbnb_quant_type type;
     int nested, bias;
     clbnb_dtype x_dt, out_dt;
+    int misalign_x; /* x rows not 8-byte aligned (the fused kernel's narrow-load path) */
 };
 
 static float table_value(clbnb_quant_type type, unsigned q) {
@@ -23,7 +24,8 @@ static float table_value(clbnb_quant_type type, unsigned q) {
     return (q & 8) ? -v : v;
 }
 
-static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_case *c, test_rng *rng) {
+static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_case *c, test_rng *rng,
+                     clbnb_gemm_4bit_variant variant) {
     size_t M = c->M, N = c->N, K = c->K, nk = N * K, nblocks = (nk + c->bs - 1) / c->bs;
     size_t pbytes = (nk + 1) / 2, nb2 = (nblocks + 255) / 256;
     unsigned char *packed = malloc(pbytes), *qabs = malloc(nblocks);
@@ -50,7 +52,7 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_ca
     for (size_t i = 0; i < N; i++)
         bias[i] = c->bias ? test_round_to_dtype(test_rng_normal(rng), CLBNB_DTYPE_F16) : 0.0f;
     size_t xs = clbnb_dtype_size(c->x_dt), os = clbnb_dtype_size(c->out_dt);
-    size_t ldx = K + 8, x_off = 16, ldo = N + 1, o_off = 2 * os;
+    size_t ldx = K + 8 + (size_t)c->misalign_x, x_off = 16 + 2 * (size_t)c->misalign_x, ldo = N + 1, o_off = 2 * os;
     unsigned char *xb = calloc(x_off + M * ldx * xs, 1), *bb = malloc(N * 2);
     for (size_t m = 0; m < M; m++)
         test_floats_to_dtype(x + m * K, xb + x_off + m * ldx * xs, K, c->x_dt);
@@ -76,7 +78,7 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_ca
     clbnb_matrix xmat = {xm, x_off, M, K, ldx, c->x_dt}, omat = {om, o_off, M, N, ldo, c->out_dt};
     clbnb_vector bv = clbnb_vector_make(bm, 0, N, CLBNB_DTYPE_F16);
     clbnb_status s = clbnb_gemm_4bit_ex(ctx, q, &xmat, &pv, &ab, c->type, c->bs, c->bias ? &bv : NULL, &omat,
-                                        CLBNB_GEMM_4BIT_DEQUANT_SGEMM, 0, NULL, NULL);
+                                        variant, 0, NULL, NULL);
     TEST_CHECK(s == CLBNB_SUCCESS, "%zux%zux%zu: %s %s", M, N, K, clbnb_status_string(s), clbnb_context_build_log(ctx));
     unsigned char *got = malloc(out_bytes);
     test_download(ctx, om, 0, got, out_bytes);
@@ -114,10 +116,11 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_ca
         }
     }
     TEST_CHECK(bad == 0 && untouched_bad == 0,
-               "%zux%zux%zu bs%zu %s nested=%d bias=%d x=%s out=%s: %zu outputs wrong (worst %.2f x tolerance), "
-               "%zu bytes outside the output changed",
-               M, N, K, c->bs, clbnb_quant_type_name(c->type), c->nested, c->bias, clbnb_dtype_name(c->x_dt),
-               clbnb_dtype_name(c->out_dt), bad, worst, untouched_bad);
+               "%s %zux%zux%zu bs%zu %s nested=%d bias=%d x=%s%s out=%s: %zu outputs wrong (worst %.2f x "
+               "tolerance), %zu bytes outside the output changed",
+               variant == CLBNB_GEMM_4BIT_SMALL_BATCH ? "fused" : "dequant+gemm", M, N, K, c->bs,
+               clbnb_quant_type_name(c->type), c->nested, c->bias, clbnb_dtype_name(c->x_dt),
+               c->misalign_x ? " (misaligned rows)" : "", clbnb_dtype_name(c->out_dt), bad, worst, untouched_bad);
     cl_mem all[] = {pm, xm, am, a2m, offm, bm, om};
     for (size_t i = 0; i < 7; i++)
         clReleaseMemObject(all[i]);
@@ -132,15 +135,27 @@ int main(void) {
     test_rng rng = test_rng_seeded(0);
     TEST_STATUS(clbnb_context_set_path(ctx, CLBNB_FAMILY_GEMM_4BIT, CLBNB_PATH_NV_MMA), CLBNB_SUCCESS);
     static const struct mma_case cases[] = {
-        {65, 33, 128, 64, CLBNB_QUANT_NF4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16},
-        {70, 7, 250, 32, CLBNB_QUANT_FP4, 1, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32},
-        {130, 129, 96, 32, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16},
-        {1, 5, 1, 32, CLBNB_QUANT_FP4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16},
-        {17, 300, 77, 128, CLBNB_QUANT_NF4, 0, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16},
-        {66, 20, 64, 64, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32}, /* SGEMM route */
+        {65, 33, 128, 64, CLBNB_QUANT_NF4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0},
+        {70, 7, 250, 32, CLBNB_QUANT_FP4, 1, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, 0},
+        {130, 129, 96, 32, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16, 0},
+        {1, 5, 1, 32, CLBNB_QUANT_FP4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0},
+        {17, 300, 77, 128, CLBNB_QUANT_NF4, 0, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0},
+        {66, 20, 64, 64, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 0}, /* SGEMM route */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_case(ctx, q, &cases[i], &rng);
+        run_case(ctx, q, &cases[i], &rng, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
+    /* the fused tensor-core kernel (small batch, f16 x, K a multiple of the blocksize): every tile
+     * width (M <= 8, 16, 32, 64 and two row slices), row and K tails, partial K segments */
+    static const struct mma_case fused[] = {
+        {2, 40, 256, 64, CLBNB_QUANT_NF4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0},
+        {16, 33, 512, 128, CLBNB_QUANT_FP4, 1, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, 0},
+        {17, 70, 96, 32, CLBNB_QUANT_FP4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, 1},
+        {64, 129, 320, 64, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16, 0},
+        {100, 19, 128, 128, CLBNB_QUANT_NF4, 0, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 1},
+        {5, 300, 640, 128, CLBNB_QUANT_FP4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0},
+    };
+    for (size_t i = 0; i < sizeof fused / sizeof fused[0]; i++)
+        run_case(ctx, q, &fused[i], &rng, CLBNB_GEMM_4BIT_SMALL_BATCH);
     /* AUTO picks the tensor-core route above M = 64 */
     TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 65) == CLBNB_GEMM_4BIT_DEQUANT_SGEMM ||
                    (clbnb_context_device_info(ctx)->type & CL_DEVICE_TYPE_CPU),
@@ -153,7 +168,7 @@ int main(void) {
     q = test_queue(ctx);
     TEST_STATUS(clbnb_context_set_path(ctx, CLBNB_FAMILY_GEMM_4BIT, CLBNB_PATH_NV_MMA), CLBNB_SUCCESS);
     for (size_t i = 0; i < 3; i++)
-        run_case(ctx, q, &cases[i], &rng);
+        run_case(ctx, q, &cases[i], &rng, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
     unsetenv("CLBNB_INT8_SPLIT_K");
     clbnb_context_free(ctx);
     return test_finish();

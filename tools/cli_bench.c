@@ -35,9 +35,13 @@ int cli_bench(int argc, char **argv) {
     s.warmup = runs >= 10 ? 5 : 1;
     s.out = stdout;
     s.records = cJSON_CreateArray();
-    /* cold caches: overwrite a buffer larger than any last-level cache before each timed run */
-    s.flush_bytes = (info->type & CL_DEVICE_TYPE_CPU) ? ((size_t)64 << 20) : ((size_t)256 << 20);
-    s.flush = bench_alloc(&s, s.flush_bytes);
+    /* cold caches: read a buffer larger than any last-level cache before each timed run */
+    if (!bench_flush_init(&s, (info->type & CL_DEVICE_TYPE_CPU) ? ((size_t)64 << 20) : ((size_t)256 << 20))) {
+        fprintf(stderr, "clbnb bench: cannot set up the cache flush\n");
+        bench_flush_release(&s);
+        clbnb_context_free(ctx);
+        return 1;
+    }
     printf("clbnb %s bench on %s (%s), %d runs per figure, median of kernel time\n", clbnb_version(), info->device_name,
            info->platform_name, runs);
     printf("%-34s %-22s %13s %18s %s\n", "operation", "shape", "median", "rate", "ratio to in-run reference");
@@ -64,7 +68,7 @@ int cli_bench(int argc, char **argv) {
         cJSON_Delete(root);
     }
     cJSON_Delete(s.records);
-    if (s.flush) clReleaseMemObject(s.flush);
+    bench_flush_release(&s);
     clbnb_context_free(ctx);
     return rc;
 }
