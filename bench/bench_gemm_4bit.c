@@ -1,7 +1,7 @@
 /* bench_gemm_4bit.c: 4-bit NF4 dequantizing GEMV / GEMM (issue 5), blocksize 64, f16 activations
  * and output, no bias. Rate = (packed weight + absmax + activation bytes) / time, as a ratio of the
  * in-run copy bandwidth. Shapes: GPU M = 1 at K x N = 4096 x 4096, 4096 x 14336, 8192 x 28672
- * (plain and nested absmax), M = 4 / 16 / 128 at 4096 x 4096 and 8192 x 28672; CPU 4096 x 4096 only,
+ * (plain and nested absmax), M = 4 / 16 / 64 / 128 at 4096 x 4096 and 8192 x 28672; CPU 4096 x 4096 only,
  * plus the dequantize + CLBlast SGEMM variant at M = 16 for comparison with the fused kernel. */
 #include <stdio.h>
 #include <string.h>
@@ -98,4 +98,8 @@ void bench_gemm_4bit(bench_session *s) {
                 CLBNB_GEMM_4BIT_SMALL_BATCH);
     for (size_t i = 0; !cpu && i < nshapes; i += 2)
         run_one(s, "gemm_4bit_nf4_m4", 4, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);
+    for (size_t i = 0; !cpu && i < nshapes; i += 2)
+        run_one(s, "gemm_4bit_nf4_m64", 64, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);
+    for (size_t i = 0; !cpu && i < nshapes; i += 2)
+        run_one(s, "dequant_gemm_4bit_m64", 64, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
 }

@@ -20,6 +20,9 @@
  * the summation order depends on the variant and path, so
  * results agree to f32 accumulation accuracy, not bit for bit); the bias is added in f32 and the
  * sum rounded once (to nearest even) to the output dtype.
+ * Exception, the nv_mma path (NVIDIA tensor cores) with f16 activations: SMALL_BATCH and
+ * DEQUANT_SGEMM compute as bitsandbytes does for fp16, w = RN_f16(fl32(table * absmax)) and f16 x f16
+ * products summed in f32 (mma.sync). GEMV keeps f32 weights on every path.
  *
  * Activations and outputs: clbnb_matrix (row-major with ld and byte offset), dtype f32, f16 or bf16
  * each (x and out may differ); bias: vector of N elements f32/f16/bf16, or NULL.
@@ -28,7 +31,9 @@
  * Variants (kernel family CLBNB_FAMILY_GEMM_4BIT; paths generic = GPU shape with work-groups and a
  * local-memory reduction, cpu = barrier-free, one work-item per output row):
  *   GEMV          each W row decoded per row of x (the M = 1 kernel; for M > 1 it decodes W M times)
- *   SMALL_BATCH   each W element decoded once for up to 8 rows of x (M = 2..64)
+ *   SMALL_BATCH   each W element decoded once for up to 8 rows of x (M = 2..64); on the nv_mma
+ *                 path with f16 x, decoded to f16 in registers for up to 64 rows of x and multiplied
+ *                 on tensor cores (cl/gemm_4bit_mma.cl)
  *   DEQUANT_SGEMM W dequantized to f32 in tiles of rows in a scratch buffer (x converted to f32 when
  *                 f16/bf16), CLBlast SGEMM on the caller's queue, then a bias / conversion epilogue.
  *   AUTO picks GEMV for M = 1, SMALL_BATCH for M <= 64 and DEQUANT_SGEMM above (on CPU devices

@@ -129,10 +129,12 @@ clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, s
 /* ---- fused variants ---------------------------------------------------------------------------- */
 /* Shape of g4_gemv: warps per work-group (they split K), weight rows per work-group, 16-byte
  * chunks per row and work-item in flight. H100 sweep (M = 1, NF4, f16; K x N = 4096 x 4096 /
- * 4096 x 14336 / 8192 x 28672): see bench/README.md. The development knob
+ * 4096 x 14336 / 8192 x 28672): 2 warps, 4 rows, 2 chunks: 10.8 / 22.0 / 63.0 us; 1 warp:
+ * 11.3 / 22.8 / 62.5; 2 rows: 11.8 / 24.3 / 73.2; 4 chunks: 11.8 / 25.1 / 70.9; the prmt decode
+ * (G4V_PRMT) is within noise of the plain one. The development knob
  * CLBNB_G4_GEMV_CONFIG="warps,rows,unroll[,prmt]" overrides it (read per call: benchmarks sweep it). */
 static void gemv_shape(int *warps, int *rows, int *unroll, int *prmt) {
-    *warps = 1, *rows = 4, *unroll = 2, *prmt = 1;
+    *warps = 2, *rows = 4, *unroll = 2, *prmt = 1;
     const char *env = getenv("CLBNB_G4_GEMV_CONFIG");
     int w, r, u, p = 1;
     if (env && sscanf(env, "%d,%d,%d,%d", &w, &r, &u, &p) >= 3 && (w == 1 || w == 2 || w == 4 || w == 8 || w == 16) &&
@@ -142,12 +144,24 @@ static void gemv_shape(int *warps, int *rows, int *unroll, int *prmt) {
 
 /* Shape of g4_mma (cl/gemm_4bit_mma.cl): warps per work-group (they split K), m16 tiles of weight
  * rows per warp, n8 tiles of x rows per work-group. Local memory: warps * nt * 2 KiB (<= 32 KiB).
- * Fewer weight rows per work-group where that leaves fewer than two work-groups per compute unit.
- * CLBNB_G4_MMA_CONFIG="warps,wr,nt" overrides it (development knob, read per call). */
+ * H100, M = 16: 8192 x 28672 fastest with 64 rows per work-group and 2 warps
+ * (137 us; 32 rows x 4 warps: 148 us), 4096 x 4096 with 32 rows and 8 warps (19 us; 4 warps:
+ * 27 us; 16 rows: 59 us): 64 rows where that still gives two work-groups per compute unit, else
+ * 32 rows and more warps on K. M = 64, 8192 x 28672: 353 us (dequantize + GEMM: 840 us). CLBNB_G4_MMA_CONFIG="warps,wr,nt" overrides it (development knob,
+ * read per call). */
 static void mma_shape(size_t m, size_t n, size_t cus, int *warps, int *wr, int *nt) {
     *nt = m <= 8 ? 1 : m <= 16 ? 2 : m <= 32 ? 4 : 8;
-    *warps = *nt >= 8 ? 2 : 4;
-    *wr = (n + 31) / 32 * ((m + 8 * (size_t)*nt - 1) / (8 * (size_t)*nt)) >= 2 * cus ? 2 : 1;
+    const size_t slices = (m + 8 * (size_t)*nt - 1) / (8 * (size_t)*nt);
+    if ((n + 63) / 64 * slices >= 2 * cus) {
+        *wr = 4, *warps = 2;
+    } else {
+        /* few weight rows: 64 rows of x per work-group stage too much x per warp (M = 64 at
+         * 4096 x 4096: 156 us with 8 n8 tiles, 46 us with 4 and two row slices) */
+        *wr = 2, *warps = 8;
+        if (*nt > 4) *nt = 4;
+    }
+    while (*warps * *nt > 16)
+        *warps /= 2;
     const char *env = getenv("CLBNB_G4_MMA_CONFIG");
     int w, r, t;
     if (env && sscanf(env, "%d,%d,%d", &w, &r, &t) == 3 && (w == 1 || w == 2 || w == 4 || w == 8) &&
