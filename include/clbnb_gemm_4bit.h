@@ -36,8 +36,8 @@
  *                 on tensor cores (cl/gemm_4bit_mma.cl)
  *   DEQUANT_SGEMM W dequantized to f32 in tiles of rows in a scratch buffer (x converted to f32 when
  *                 f16/bf16), CLBlast SGEMM on the caller's queue, then a bias / conversion epilogue.
- *   AUTO picks GEMV for M = 1, SMALL_BATCH for M <= 64 and DEQUANT_SGEMM above (on CPU devices
- *   SMALL_BATCH for every M > 1: CLBlast SGEMM is slower there).
+ *   AUTO picks GEMV for M = 1, SMALL_BATCH for M <= 64 (M <= 128 on the nv_mma path with f16 x) and
+ *   DEQUANT_SGEMM above (on CPU devices SMALL_BATCH for every M > 1: CLBlast SGEMM is slower there).
  * The fused variants have a fast kernel for K a multiple of the blocksize and a 16-byte aligned
  * packed offset; any other K (odd, 1, rows straddling bytes and blocks) runs a general kernel.
  * DEQUANT_SGEMM and grad_input need an in-order queue (CLBlast calls take no wait list) and
@@ -86,7 +86,7 @@ CLBNB_API clbnb_status clbnb_gemm_4bit_ex(clbnb_context *ctx, cl_command_queue q
                                           clbnb_gemm_4bit_variant variant, cl_uint num_events,
                                           const cl_event *wait_list, cl_event *event);
 
-/* The variant AUTO picks for M rows on this context's device (for reporting). */
+/* The variant AUTO picks for M rows of f16 activations on this context's device (for reporting). */
 CLBNB_API clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, size_t m);
 
 /* Backward of MatMul4Bit with respect to its input:

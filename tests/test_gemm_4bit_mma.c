@@ -156,10 +156,12 @@ int main(void) {
     };
     for (size_t i = 0; i < sizeof fused / sizeof fused[0]; i++)
         run_case(ctx, q, &fused[i], &rng, CLBNB_GEMM_4BIT_SMALL_BATCH);
-    /* AUTO picks the tensor-core route above M = 64 */
-    TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 65) == CLBNB_GEMM_4BIT_DEQUANT_SGEMM ||
-                   (clbnb_context_device_info(ctx)->type & CL_DEVICE_TYPE_CPU),
-               "AUTO uses the dequantize + GEMM variant for M > 64 on GPUs");
+    /* AUTO on the nv_mma path: the fused kernel up to M = 128 for f16 x, dequantize + GEMM above */
+    if (!(clbnb_context_device_info(ctx)->type & CL_DEVICE_TYPE_CPU)) {
+        TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 128) == CLBNB_GEMM_4BIT_SMALL_BATCH, "AUTO fused at M = 128");
+        TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 129) == CLBNB_GEMM_4BIT_DEQUANT_SGEMM,
+                   "AUTO uses the dequantize + GEMM variant for M > 128 on GPUs");
+    }
     clbnb_context_free(ctx);
 
     /* split-K: K cut into 3 slices whose f32 partial tiles are summed by the reduce kernel */
