@@ -58,7 +58,8 @@ static void run_one(bench_session *s, const char *op, size_t m, size_t k, size_t
         }
         /* the fused variants are one kernel; dequantize + GEMM is several */
         clbnb_gemm_4bit_variant v = variant == CLBNB_GEMM_4BIT_AUTO ? clbnb_gemm_4bit_auto_variant(s->ctx, m) : variant;
-        us = v == CLBNB_GEMM_4BIT_DEQUANT_SGEMM ? bench_time_us(s, enqueue_g4, &g) : bench_time_kernel_us(s, enqueue_g4, &g);
+        us = v == CLBNB_GEMM_4BIT_DEQUANT_SGEMM ? bench_time_us(s, enqueue_g4, &g)
+                                                : bench_time_kernel_us(s, enqueue_g4, &g);
     } else {
         s->failures++;
     }
@@ -94,8 +95,7 @@ void bench_gemm_4bit(bench_session *s) {
     /* GPUs: the fused small-batch kernel forced at M = 128 (tensor cores on the nv_mma path), against
      * which AUTO's choice is checked */
     for (size_t i = 0; !cpu && i < nshapes; i += 2)
-        run_one(s, "gemm_4bit_nf4_m128_fused", 128, gpu_shapes[i][0], gpu_shapes[i][1], 0,
-                CLBNB_GEMM_4BIT_SMALL_BATCH);
+        run_one(s, "gemm_4bit_nf4_m128_fused", 128, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_SMALL_BATCH);
     for (size_t i = 0; !cpu && i < nshapes; i += 2)
         run_one(s, "gemm_4bit_nf4_m4", 4, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);
     for (size_t i = 0; !cpu && i < nshapes; i += 2)

@@ -133,31 +133,6 @@ inline void g4_stage_tables(__local float *tab, __local float *c2, __global cons
 #ifndef G4V_U
 #define G4V_U 4 // chunks per row and work-item in flight (1..8)
 #endif
-#ifndef G4V_PRMT
-#define G4V_PRMT 1 // NVIDIA: table offsets of 4 nibbles at once, bytes picked by prmt
-#endif
-
-#if CLBNB_NV_CC >= 70 && G4V_PRMT
-inline uint g4_byte(uint v, uint j) {
-    uint r;
-    asm("prmt.b32 %0, %1, 0, %2;" : "=r"(r) : "r"(v), "r"(0x4440u | j));
-    return r;
-}
-#define G4_TAB_AT(tab, off) (*(__local const float *)((__local const uchar *)(tab) + (off)))
-// sum_j x[j] * tab[code j] over the 8 weights of word u (byte i: weight 2i high nibble, 2i+1 low).
-inline float g4_dot8(__local const float *tab, uint u, float8 xv, float s) {
-    const uint hi = (u >> 2) & 0x3c3c3c3cu, lo = (u << 2) & 0x3c3c3c3cu; // byte offsets into tab
-    s = fma(xv.s0, G4_TAB_AT(tab, hi & 255u), s);
-    s = fma(xv.s1, G4_TAB_AT(tab, lo & 255u), s);
-    s = fma(xv.s2, G4_TAB_AT(tab, g4_byte(hi, 1u)), s);
-    s = fma(xv.s3, G4_TAB_AT(tab, g4_byte(lo, 1u)), s);
-    s = fma(xv.s4, G4_TAB_AT(tab, g4_byte(hi, 2u)), s);
-    s = fma(xv.s5, G4_TAB_AT(tab, g4_byte(lo, 2u)), s);
-    s = fma(xv.s6, G4_TAB_AT(tab, hi >> 24), s);
-    s = fma(xv.s7, G4_TAB_AT(tab, lo >> 24), s);
-    return s;
-}
-#else
 // sum_j x[j] * tab[code j] over the 8 weights of word u (byte i: weight 2i high nibble, 2i+1 low).
 inline float g4_dot8(__local const float *tab, uint u, float8 xv, float s) {
     s = fma(xv.s0, tab[(u >> 4) & 15u], s);
@@ -170,7 +145,6 @@ inline float g4_dot8(__local const float *tab, uint u, float8 xv, float s) {
     s = fma(xv.s7, tab[(u >> 24) & 15u], s);
     return s;
 }
-#endif
 
 __kernel __attribute__((reqd_work_group_size(G4_WG, 1, 1))) void g4_gemv(CLBNB_G4_KERNEL_PARAMS) {
     __local float tab[16];

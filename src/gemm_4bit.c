@@ -139,16 +139,16 @@ clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, s
 /* Shape of g4_gemv: warps per work-group (they split K), weight rows per work-group, 16-byte
  * chunks per row and work-item in flight. H100 sweep (M = 1, NF4, f16; K x N = 4096 x 4096 /
  * 4096 x 14336 / 8192 x 28672): 2 warps, 4 rows, 2 chunks: 10.8 / 22.0 / 63.0 us; 1 warp:
- * 11.3 / 22.8 / 62.5; 2 rows: 11.8 / 24.3 / 73.2; 4 chunks: 11.8 / 25.1 / 70.9; the prmt decode
- * (G4V_PRMT) is within noise of the plain one. The development knob
- * CLBNB_G4_GEMV_CONFIG="warps,rows,unroll[,prmt]" overrides it (read per call: benchmarks sweep it). */
-static void gemv_shape(int *warps, int *rows, int *unroll, int *prmt) {
-    *warps = 2, *rows = 4, *unroll = 2, *prmt = 1;
+ * 11.3 / 22.8 / 62.5; 2 rows: 11.8 / 24.3 / 73.2; 4 chunks: 11.8 / 25.1 / 70.9 (a prmt-based
+ * nibble decode measured within noise and was dropped). The development knob
+ * CLBNB_G4_GEMV_CONFIG="warps,rows,unroll" overrides it (read per call: benchmarks sweep it). */
+static void gemv_shape(int *warps, int *rows, int *unroll) {
+    *warps = 2, *rows = 4, *unroll = 2;
     const char *env = getenv("CLBNB_G4_GEMV_CONFIG");
-    int w, r, u, p = 1;
-    if (env && sscanf(env, "%d,%d,%d,%d", &w, &r, &u, &p) >= 3 && (w == 1 || w == 2 || w == 4 || w == 8 || w == 16) &&
+    int w, r, u;
+    if (env && sscanf(env, "%d,%d,%d", &w, &r, &u) == 3 && (w == 1 || w == 2 || w == 4 || w == 8 || w == 16) &&
         (r == 1 || r == 2 || r == 4) && u >= 1 && u <= 8)
-        *warps = w, *rows = r, *unroll = u, *prmt = p != 0;
+        *warps = w, *rows = r, *unroll = u;
 }
 
 /* Shape of g4_mma (cl/gemm_4bit_mma.cl): warps per work-group (they split K), m16 tiles of weight
@@ -156,8 +156,8 @@ static void gemv_shape(int *warps, int *rows, int *unroll, int *prmt) {
  * H100, M = 16: 8192 x 28672 fastest with 64 rows per work-group and 2 warps
  * (137 us; 32 rows x 4 warps: 148 us), 4096 x 4096 with 32 rows and 8 warps (19 us; 4 warps:
  * 27 us; 16 rows: 59 us): 64 rows where that still gives two work-groups per compute unit, else
- * 32 rows and more warps on K. M = 64, 8192 x 28672: 353 us (dequantize + GEMM: 840 us). CLBNB_G4_MMA_CONFIG="warps,wr,nt" overrides it (development knob,
- * read per call). */
+ * 32 rows and more warps on K. M = 64, 8192 x 28672: 353 us (dequantize + GEMM: 840 us).
+ * CLBNB_G4_MMA_CONFIG="warps,wr,nt" overrides it (development knob, read per call). */
 static void mma_shape(size_t m, size_t n, size_t cus, int *warps, int *wr, int *nt) {
     *nt = m <= 8 ? 1 : m <= 16 ? 2 : m <= 32 ? 4 : 8;
     const size_t slices = (m + 8 * (size_t)*nt - 1) / (8 * (size_t)*nt);
@@ -186,7 +186,7 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
     const int fast = (k % w->blocksize == 0) && (w->poff % 16 == 0);
     char options[160], kname[32];
     const char *program = NULL; /* "gemm_4bit" unless a branch names another (options set there) */
-    int warps = 8, rn = 1, unroll = 4, prmt = 1;
+    int warps = 8, rn = 1, unroll = 4, xvec = 0;
     cl_uint param;
     size_t global[2], local[2];
 
@@ -215,7 +215,9 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
             /* CLBNB_PATH_GENERIC (and CLBNB_PATH_NV_MMA): rn weight rows per warp, one row of x per
              * work-group row (see gemv_shape) */
             mb = 1;
-            gemv_shape(&warps, &rn, &unroll, &prmt);
+            gemv_shape(&warps, &rn, &unroll);
+            /* x rows 16-byte aligned: wide loads of x */
+            xvec = x->offset % 16 == 0 && (x->ld * clbnb_dtype_size(x->dtype)) % 16 == 0;
             snprintf(kname, sizeof kname, "g4_gemv");
             param = 0;
             global[0] = (n + (size_t)rn - 1) / (size_t)rn * 32 * (size_t)warps;
@@ -229,8 +231,7 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
             snprintf(kname, sizeof kname, "g4_mma");
             snprintf(options, sizeof options,
                      "-DOUT_DTYPE=%d -DG4M_WARPS=%d -DG4M_WR=%d -DG4M_NT=%d -DG4_XVEC=%d -DCLBNB_PTX_EMULATE=%d",
-                     (int)out->dtype, warps, rn, nt, x->offset % 8 == 0 && (x->ld * 2) % 8 == 0,
-                     !ctx->info.nv_ptx_mma);
+                     (int)out->dtype, warps, rn, nt, x->offset % 8 == 0 && (x->ld * 2) % 8 == 0, !ctx->info.nv_ptx_mma);
             param = 0;
             global[0] = (n + 16 * (size_t)rn - 1) / (16 * (size_t)rn) * 32 * (size_t)warps;
             local[0] = 32 * (size_t)warps;
@@ -254,12 +255,10 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
         global[1] = (m + mb - 1) / mb;
         local[1] = 1;
     }
-    /* x rows 16-byte aligned: wide loads of x in g4_gemv */
-    const size_t xsize = clbnb_dtype_size(x->dtype);
-    const int xvec = x->offset % 16 == 0 && (x->ld * xsize) % 16 == 0;
-    if (!program) snprintf(options, sizeof options,
-             "-DX_DTYPE=%d -DOUT_DTYPE=%d -DG4_WARPS=%d -DG4T_RN=%d -DG4V_RN=%d -DG4V_U=%d -DG4V_PRMT=%d -DG4_XVEC=%d",
-             (int)x->dtype, (int)out->dtype, warps, rn, rn, unroll, prmt, strcmp(kname, "g4_gemv") == 0 ? xvec : 0);
+    if (!program)
+        snprintf(options, sizeof options,
+                 "-DX_DTYPE=%d -DOUT_DTYPE=%d -DG4_WARPS=%d -DG4T_RN=%d -DG4V_RN=%d -DG4V_U=%d -DG4_XVEC=%d",
+                 (int)x->dtype, (int)out->dtype, warps, rn, rn, unroll, xvec);
     cl_kernel kern = NULL;
     clbnb_status s = clbnb_kernel_get_locked(ctx, program ? program : "gemm_4bit", options, kname, &kern);
     if (s == CLBNB_SUCCESS) {

@@ -262,8 +262,8 @@ static void run_case_x(clbnb_context *ctx, cl_command_queue q, test_rng *rng, co
                        "%zu bytes outside touched",
                        c->m, c->n, c->k, c->bs, c->fp4 ? "fp4" : "nf4",
                        c->nested ? (c->code2_explicit ? " nested(code2)" : " nested") : "", clbnb_dtype_name(c->xdt),
-                       aligned_x ? " (aligned rows)" : "", clbnb_dtype_name(c->odt), c->has_bias, c->poff, clbnb_path_name(paths[p]), variant_name(v), bad,
-                       touched);
+                       aligned_x ? " (aligned rows)" : "", clbnb_dtype_name(c->odt), c->has_bias, c->poff,
+                       clbnb_path_name(paths[p]), variant_name(v), bad, touched);
         }
     }
     free(ref), free(absref), free(got);

@@ -77,8 +77,8 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_ca
     }
     clbnb_matrix xmat = {xm, x_off, M, K, ldx, c->x_dt}, omat = {om, o_off, M, N, ldo, c->out_dt};
     clbnb_vector bv = clbnb_vector_make(bm, 0, N, CLBNB_DTYPE_F16);
-    clbnb_status s = clbnb_gemm_4bit_ex(ctx, q, &xmat, &pv, &ab, c->type, c->bs, c->bias ? &bv : NULL, &omat,
-                                        variant, 0, NULL, NULL);
+    clbnb_status s = clbnb_gemm_4bit_ex(ctx, q, &xmat, &pv, &ab, c->type, c->bs, c->bias ? &bv : NULL, &omat, variant,
+                                        0, NULL, NULL);
     TEST_CHECK(s == CLBNB_SUCCESS, "%zux%zux%zu: %s %s", M, N, K, clbnb_status_string(s), clbnb_context_build_log(ctx));
     unsigned char *got = malloc(out_bytes);
     test_download(ctx, om, 0, got, out_bytes);
