@@ -33,10 +33,10 @@
 #define QEPT 8 // elements per work-item and pass in the generic quantize kernels (must be 8)
 #endif
 #ifndef QR
-#define QR 4 // generic quantize, blocks <= QWG*QEPT: passes per work-item, all loads issued first (4 fixed)
+#define QR 4 // generic quantize, blocks <= QWG*QEPT: passes per work-item, all loads issued first
 #endif
-#ifndef DQ_EPT
-#define DQ_EPT 16 // elements per work-item in the generic dequantize kernels (must be 16)
+#ifndef DQ_U
+#define DQ_U 1 // generic dequantize: 16-element units per work-item, all loads issued first
 #endif
 #ifndef CPU_CHUNK
 #define CPU_CHUNK 256 // elements per work-item in the cpu dequantize kernels (multiple of 16)
@@ -236,27 +236,46 @@ inline float block_absmax(__global const uchar *am, ulong am_off, int nested, __
     return v + off;
 }
 
-// Segmented max over `seg` consecutive work-items (seg a power of two <= QWG); returns the segment's max.
-inline float segment_max(__local float *red, uint lid, uint seg, float m) {
-    red[lid] = m;
+// Segmented max over `seg` consecutive work-items (seg a power of two <= QWG) of `cnt` independent
+// values per work-item: m[r] becomes the max of its segment. red: __local float[cnt * QWG], not
+// reused afterwards. A max does not depend on the order of the reduction, so both forms below give
+// the same bits.
+#if CLBNB_NV_CC >= 70
+// NVIDIA: butterfly shuffles within the warp (a 1-D work-group's warps are runs of 32 consecutive
+// local ids), local memory only across the warps of a segment wider than 32: no barrier for
+// blocks of up to 32 * QEPT elements. Every work-item of the group must call it.
+inline float q_shfl_xor(float v, uint lanemask) {
+    float r;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(lanemask));
+    return r;
+}
+inline void segment_max_n(__local float *red, uint lid, uint seg, float *m, const uint cnt) {
+    for (uint s = min(seg, 32u) >> 1; s > 0; s >>= 1)
+        for (uint r = 0; r < cnt; r++) m[r] = fmax(m[r], q_shfl_xor(m[r], s));
+    if (seg <= 32) return;
+    if ((lid & 31u) == 0)
+        for (uint r = 0; r < cnt; r++) red[r * QWG + (lid >> 5)] = m[r];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const uint w0 = (lid & ~(seg - 1)) >> 5, nw = seg >> 5;
+    for (uint r = 0; r < cnt; r++) {
+        float v = red[r * QWG + w0];
+        for (uint i = 1; i < nw; i++) v = fmax(v, red[r * QWG + w0 + i]);
+        m[r] = v;
+    }
+}
+#else
+// Portable: a tree in local memory, one barrier per level.
+inline void segment_max_n(__local float *red, uint lid, uint seg, float *m, const uint cnt) {
+    for (uint r = 0; r < cnt; r++) red[r * QWG + lid] = m[r];
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint s = seg >> 1; s > 0; s >>= 1) {
-        if ((lid & (seg - 1)) < s) red[lid] = fmax(red[lid], red[lid + s]);
+        if ((lid & (seg - 1)) < s)
+            for (uint r = 0; r < cnt; r++) red[r * QWG + lid] = fmax(red[r * QWG + lid], red[r * QWG + lid + s]);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    return red[lid & ~(seg - 1)];
+    for (uint r = 0; r < cnt; r++) m[r] = red[r * QWG + (lid & ~(seg - 1))];
 }
-
-// The same for four independent passes at once (one float4 lane per pass).
-inline float4 segment_max4(__local float4 *red, uint lid, uint seg, float4 m) {
-    red[lid] = m;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = seg >> 1; s > 0; s >>= 1) {
-        if ((lid & (seg - 1)) < s) red[lid] = fmax(red[lid], red[lid + s]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    return red[lid & ~(seg - 1)];
-}
+#endif
 
 // =================================================================================================
 // 4-bit quantize: x (n elements) -> packed[n/2 rounded up] (element 2k in the high nibble), absmax.
@@ -281,31 +300,35 @@ inline void store_packed4(__global uchar *packed, ulong e, ulong n, int p_al, ui
 }
 
 // Blocks of at most QWG*QEPT elements: a tile of QR*QWG*QEPT elements in QR passes whose loads are
-// all issued before the first use (bytes in flight), one float4 segment reduction for all passes.
+// all issued before the first use (bytes in flight), one segment reduction for all passes.
 // Larger blocks: *_generic_big.
 __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void
 quantize_4bit_generic(__global const uchar *x, ulong x_off, int x_al, ulong n, uint log2bs, __global uchar *packed,
                       ulong p_off, int p_al, __global float *absmax, ulong a_off) {
-    __local float4 red4[QWG];
+    __local float red[QR * QWG];
     x += x_off;
     packed += p_off;
     absmax += a_off;
     const uint lid = get_local_id(0);
     const ulong chunk = (ulong)QWG * QEPT;
     const ulong e0 = (ulong)get_group_id(0) * (chunk * QR) + (ulong)lid * QEPT;
-    const float8 v0 = load8_in_tail(x, e0, n, x_al), v1 = load8_in_tail(x, e0 + chunk, n, x_al),
-                 v2 = load8_in_tail(x, e0 + 2 * chunk, n, x_al), v3 = load8_in_tail(x, e0 + 3 * chunk, n, x_al);
+    float8 v[QR];
+    float m[QR];
+#pragma unroll
+    for (uint r = 0; r < QR; r++) v[r] = load8_in_tail(x, e0 + r * chunk, n, x_al);
+#pragma unroll
+    for (uint r = 0; r < QR; r++) m[r] = max8(v[r]);
     const uint seg = (uint)(((ulong)1 << log2bs) / QEPT);
-    const float4 am = segment_max4(red4, lid, seg, (float4)(max8(v0), max8(v1), max8(v2), max8(v3)));
+    segment_max_n(red, lid, seg, m, QR);
     const int head = (lid & (seg - 1)) == 0;
-    if (head && e0 < n) absmax[e0 >> log2bs] = am.x;
-    if (head && e0 + chunk < n) absmax[(e0 + chunk) >> log2bs] = am.y;
-    if (head && e0 + 2 * chunk < n) absmax[(e0 + 2 * chunk) >> log2bs] = am.z;
-    if (head && e0 + 3 * chunk < n) absmax[(e0 + 3 * chunk) >> log2bs] = am.w;
-    if (e0 < n) store_packed4(packed, e0, n, p_al, pack8_4bit(v0, clbnb_div(1.0f, am.x)));
-    if (e0 + chunk < n) store_packed4(packed, e0 + chunk, n, p_al, pack8_4bit(v1, clbnb_div(1.0f, am.y)));
-    if (e0 + 2 * chunk < n) store_packed4(packed, e0 + 2 * chunk, n, p_al, pack8_4bit(v2, clbnb_div(1.0f, am.z)));
-    if (e0 + 3 * chunk < n) store_packed4(packed, e0 + 3 * chunk, n, p_al, pack8_4bit(v3, clbnb_div(1.0f, am.w)));
+#pragma unroll
+    for (uint r = 0; r < QR; r++) {
+        const ulong e = e0 + r * chunk;
+        if (e < n) {
+            if (head) absmax[e >> log2bs] = m[r];
+            store_packed4(packed, e, n, p_al, pack8_4bit(v[r], clbnb_div(1.0f, m[r])));
+        }
+    }
 }
 
 // Blocks larger than QWG*QEPT: the tile is one block.
@@ -322,9 +345,9 @@ quantize_4bit_generic_big(__global const uchar *x, ulong x_off, int x_al, ulong 
     const uint passes = (uint)(bs / chunk);
     const ulong e0 = (ulong)get_group_id(0) * bs + (ulong)lid * QEPT;
     float8 v = load8_in_tail(x, e0, n, x_al);
-    float m = max8(v);
-    for (uint r = 1; r < passes; r++) m = fmax(m, max8(load8_in_tail(x, e0 + r * chunk, n, x_al)));
-    const float amax = segment_max(red, lid, QWG, m);
+    float amax = max8(v);
+    for (uint r = 1; r < passes; r++) amax = fmax(amax, max8(load8_in_tail(x, e0 + r * chunk, n, x_al)));
+    segment_max_n(red, lid, QWG, &amax, 1);
     if (lid == 0 && e0 < n) absmax[e0 >> log2bs] = amax;
     const float inv = clbnb_div(1.0f, amax);
     if (e0 < n) store_packed4(packed, e0, n, p_al, pack8_4bit(v, inv));
@@ -436,31 +459,6 @@ __constant float dq4_tables[32] = {
 inline float8 dq4_byte4_c(__constant const float *lut, uint w, float a) { DQ4_BYTE4_BODY }
 inline float8 dq4_byte4(__local const float *lut, uint w, float a) { DQ4_BYTE4_BODY }
 
-__kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void dequantize_4bit_generic(DQ4_ARGS) {
-    __local float lut[16];
-    const uint lid = get_local_id(0);
-    if (lid < 16) lut[lid] = dq4_tables[(qtype == 1 ? 16 : 0) + lid];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    packed += p_off;
-    out += o_off;
-    const ulong e = (ulong)get_global_id(0) * DQ_EPT;
-    if (e >= n) return;
-    const float off = nested ? offset[offset_off] : 0.0f;
-    const float a = block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs);
-    uint2 w;
-    if (e + DQ_EPT <= n && p_al) {
-        w = ((__global const uint2 *)packed)[e >> 4];
-    } else {
-        uchar b[8];
-        ulong nbytes = (n + 1) >> 1;
-        for (uint k = 0; k < 8; k++) b[k] = (e >> 1) + k < nbytes ? packed[(e >> 1) + k] : (uchar)0;
-        w = (uint2)((uint)b[0] | ((uint)b[1] << 8) | ((uint)b[2] << 16) | ((uint)b[3] << 24),
-                    (uint)b[4] | ((uint)b[5] << 8) | ((uint)b[6] << 16) | ((uint)b[7] << 24));
-    }
-    store8_out_tail(out, e, n, o_al, dq4_byte4(lut, w.x, a));
-    if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq4_byte4(lut, w.y, a));
-}
-
 // 16 packed nibbles from element e (a multiple of 16) as two words, zero past n.
 inline uint2 load_packed16(__global const uchar *packed, ulong e, ulong n, int p_al) {
     if (e + 16 <= n && p_al) return ((__global const uint2 *)packed)[e >> 4];
@@ -469,6 +467,37 @@ inline uint2 load_packed16(__global const uchar *packed, ulong e, ulong n, int p
     for (uint k = 0; k < 8; k++) b[k] = (e >> 1) + k < nbytes ? packed[(e >> 1) + k] : (uchar)0;
     return (uint2)((uint)b[0] | ((uint)b[1] << 8) | ((uint)b[2] << 16) | ((uint)b[3] << 24),
                    (uint)b[4] | ((uint)b[5] << 8) | ((uint)b[6] << 16) | ((uint)b[7] << 24));
+}
+
+// Generic: work-item lid of group g handles the 16-element units g * QWG * DQ_U + u * QWG + lid
+// (u < DQ_U): each load instruction of a warp reads 256 contiguous bytes, and all DQ_U loads are
+// issued before the first table lookup.
+__kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void dequantize_4bit_generic(DQ4_ARGS) {
+    __local float lut[16];
+    const uint lid = get_local_id(0);
+    if (lid < 16) lut[lid] = dq4_tables[(qtype == 1 ? 16 : 0) + lid];
+    packed += p_off;
+    out += o_off;
+    const float off = nested ? offset[offset_off] : 0.0f;
+    const ulong u0 = (ulong)get_group_id(0) * (QWG * DQ_U) + lid;
+    uint2 w[DQ_U];
+    float a[DQ_U];
+#pragma unroll
+    for (uint u = 0; u < DQ_U; u++) {
+        const ulong e = (u0 + u * QWG) * 16;
+        w[u] = e < n ? load_packed16(packed, e, n, p_al) : (uint2)(0u);
+        a[u] = e < n ? block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs)
+                     : 0.0f;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE); // publishes lut[]
+#pragma unroll
+    for (uint u = 0; u < DQ_U; u++) {
+        const ulong e = (u0 + u * QWG) * 16;
+        if (e < n) {
+            store8_out_tail(out, e, n, o_al, dq4_byte4(lut, w[u].x, a[u]));
+            if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq4_byte4(lut, w[u].y, a[u]));
+        }
+    }
 }
 
 // One work-item per CPU_CHUNK elements, 16 at a time (16 elements never straddle a block).
@@ -541,7 +570,7 @@ inline void fill_midpoints_eyt(__local float *mid, __global const float *code, u
 
 // Same tiling as quantize_4bit_generic.
 __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void quantize_8bit_generic(Q8_ARGS) {
-    __local float4 red4[QWG];
+    __local float red[QR * QWG];
     __local float mid[256];
     x += x_off;
     codes += c_off;
@@ -552,22 +581,24 @@ __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void quantize_8bit_gen
     const float off = use_offset ? offset[offset_off] : 0.0f;
     const ulong chunk = (ulong)QWG * QEPT;
     const ulong e0 = (ulong)get_group_id(0) * (chunk * QR) + (ulong)lid * QEPT;
-    const float8 v0 = load8_q8(x, e0, n, x_al, use_offset, off),
-                 v1 = load8_q8(x, e0 + chunk, n, x_al, use_offset, off),
-                 v2 = load8_q8(x, e0 + 2 * chunk, n, x_al, use_offset, off),
-                 v3 = load8_q8(x, e0 + 3 * chunk, n, x_al, use_offset, off);
+    float8 v[QR];
+    float m[QR];
+#pragma unroll
+    for (uint r = 0; r < QR; r++) v[r] = load8_q8(x, e0 + r * chunk, n, x_al, use_offset, off);
+#pragma unroll
+    for (uint r = 0; r < QR; r++) m[r] = max8(v[r]);
     const uint seg = (uint)(((ulong)1 << log2bs) / QEPT);
-    // its barriers also publish mid[]
-    const float4 am = segment_max4(red4, lid, seg, (float4)(max8(v0), max8(v1), max8(v2), max8(v3)));
+    segment_max_n(red, lid, seg, m, QR);
+    barrier(CLK_LOCAL_MEM_FENCE); // publishes mid[]
     const int head = (lid & (seg - 1)) == 0;
-    if (head && e0 < n) absmax[e0 >> log2bs] = am.x;
-    if (head && e0 + chunk < n) absmax[(e0 + chunk) >> log2bs] = am.y;
-    if (head && e0 + 2 * chunk < n) absmax[(e0 + 2 * chunk) >> log2bs] = am.z;
-    if (head && e0 + 3 * chunk < n) absmax[(e0 + 3 * chunk) >> log2bs] = am.w;
-    if (e0 < n) store_codes8(codes, e0, n, c_al, pack8_8bit(v0, clbnb_div(1.0f, am.x), mid));
-    if (e0 + chunk < n) store_codes8(codes, e0 + chunk, n, c_al, pack8_8bit(v1, clbnb_div(1.0f, am.y), mid));
-    if (e0 + 2 * chunk < n) store_codes8(codes, e0 + 2 * chunk, n, c_al, pack8_8bit(v2, clbnb_div(1.0f, am.z), mid));
-    if (e0 + 3 * chunk < n) store_codes8(codes, e0 + 3 * chunk, n, c_al, pack8_8bit(v3, clbnb_div(1.0f, am.w), mid));
+#pragma unroll
+    for (uint r = 0; r < QR; r++) {
+        const ulong e = e0 + r * chunk;
+        if (e < n) {
+            if (head) absmax[e >> log2bs] = m[r];
+            store_codes8(codes, e, n, c_al, pack8_8bit(v[r], clbnb_div(1.0f, m[r]), mid));
+        }
+    }
 }
 
 // Blocks larger than QWG*QEPT: the tile is one block.
@@ -587,9 +618,10 @@ quantize_8bit_generic_big(Q8_ARGS) {
     const uint passes = (uint)(bs / chunk);
     const ulong e0 = (ulong)get_group_id(0) * bs + (ulong)lid * QEPT;
     float8 v = load8_q8(x, e0, n, x_al, use_offset, off);
-    float m = max8(v);
-    for (uint r = 1; r < passes; r++) m = fmax(m, max8(load8_q8(x, e0 + r * chunk, n, x_al, use_offset, off)));
-    const float amax = segment_max(red, lid, QWG, m); // its barriers also publish mid[]
+    float amax = max8(v);
+    for (uint r = 1; r < passes; r++) amax = fmax(amax, max8(load8_q8(x, e0 + r * chunk, n, x_al, use_offset, off)));
+    segment_max_n(red, lid, QWG, &amax, 1);
+    barrier(CLK_LOCAL_MEM_FENCE); // publishes mid[]
     if (lid == 0 && e0 < n) absmax[e0 >> log2bs] = amax;
     const float inv = clbnb_div(1.0f, amax);
     if (e0 < n) store_codes8(codes, e0, n, c_al, pack8_8bit(v, inv, mid));
@@ -724,28 +756,42 @@ inline float8 dq8_word2(__local const float *lc, uint2 w, float a) {
                     lc[w.y & 255u] * a, lc[(w.y >> 8) & 255u] * a, lc[(w.y >> 16) & 255u] * a, lc[w.y >> 24] * a);
 }
 
+// 16 codes from element e (a multiple of 16), zero past n.
+inline uint4 load_codes16(__global const uchar *codes, ulong e, ulong n, int c_al) {
+    if (e + 16 <= n && c_al) return ((__global const uint4 *)codes)[e >> 4];
+    uint t[4] = {0, 0, 0, 0};
+    for (uint k = 0; k < 16; k++)
+        if (e + k < n) t[k >> 2] |= (uint)codes[e + k] << (8 * (k & 3));
+    return (uint4)(t[0], t[1], t[2], t[3]);
+}
+
+// Same unit layout as dequantize_4bit_generic.
 __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void dequantize_8bit_generic(DQ8_ARGS) {
     __local float lc[256];
     const uint lid = get_local_id(0);
     for (uint j = lid; j < 256; j += QWG) lc[j] = code[code_off + j];
-    barrier(CLK_LOCAL_MEM_FENCE);
     codes += c_off;
     out += o_off;
-    const ulong e = (ulong)get_global_id(0) * DQ_EPT;
-    if (e >= n) return;
     const float off = nested ? offset[offset_off] : 0.0f;
-    const float a = block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs);
-    uint4 w;
-    if (e + DQ_EPT <= n && c_al) {
-        w = ((__global const uint4 *)codes)[e >> 4];
-    } else {
-        uint t[4] = {0, 0, 0, 0};
-        for (uint k = 0; k < 16; k++)
-            if (e + k < n) t[k >> 2] |= (uint)codes[e + k] << (8 * (k & 3));
-        w = (uint4)(t[0], t[1], t[2], t[3]);
+    const ulong u0 = (ulong)get_group_id(0) * (QWG * DQ_U) + lid;
+    uint4 w[DQ_U];
+    float a[DQ_U];
+#pragma unroll
+    for (uint u = 0; u < DQ_U; u++) {
+        const ulong e = (u0 + u * QWG) * 16;
+        w[u] = e < n ? load_codes16(codes, e, n, c_al) : (uint4)(0u);
+        a[u] = e < n ? block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs)
+                     : 0.0f;
     }
-    store8_out_tail(out, e, n, o_al, dq8_word2(lc, w.lo, a));
-    if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq8_word2(lc, w.hi, a));
+    barrier(CLK_LOCAL_MEM_FENCE); // publishes lc[]
+#pragma unroll
+    for (uint u = 0; u < DQ_U; u++) {
+        const ulong e = (u0 + u * QWG) * 16;
+        if (e < n) {
+            store8_out_tail(out, e, n, o_al, dq8_word2(lc, w[u].lo, a[u]));
+            if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq8_word2(lc, w[u].hi, a[u]));
+        }
+    }
 }
 
 inline float8 dq8_word2_g(__global const float *lc, uint2 w, float a) {
@@ -764,15 +810,7 @@ __kernel void dequantize_8bit_cpu(DQ8_ARGS) {
     const float off = nested ? offset[offset_off] : 0.0f;
     for (ulong e = start; e < end; e += 16) {
         const float a = block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs);
-        uint4 w;
-        if (e + 16 <= n && c_al) {
-            w = ((__global const uint4 *)codes)[e >> 4];
-        } else {
-            uint t[4] = {0, 0, 0, 0};
-            for (uint k = 0; k < 16; k++)
-                if (e + k < n) t[k >> 2] |= (uint)codes[e + k] << (8 * (k & 3));
-            w = (uint4)(t[0], t[1], t[2], t[3]);
-        }
+        const uint4 w = load_codes16(codes, e, n, c_al);
         store8_out_tail(out, e, n, o_al, dq8_word2_g(code, w.lo, a));
         if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq8_word2_g(code, w.hi, a));
     }

@@ -8,8 +8,7 @@
 
 #define QWG 256         /* generic kernels: work-group size (QWG in the .cl)                     */
 #define QEPT 8          /* generic quantize: elements per work-item and pass                    */
-#define QR 4            /* generic quantize, blocks <= QWG*QEPT: passes per work-item (QR in .cl) */
-#define DQ_EPT 16       /* generic dequantize: elements per work-item                            */
+#define DQ_UNIT 16      /* generic dequantize: elements per unit (DQ_U units per work-item)      */
 #define CPU_CHUNK 256   /* cpu dequantize: elements per work-item                                */
 #define CPU_LOCAL 64    /* cpu kernels: work-group size (PoCL: fewer, larger work-groups)      */
 #define MEAN_CHUNK 4096 /* absmax mean: elements per first-stage chunk                          */
@@ -53,11 +52,31 @@ static int valid_8bit_blocksize(size_t bs) { return clbnb_is_pow2(bs) && bs >= 1
 
 static int cpu_path(const clbnb_context *ctx) { return ctx->info.path[CLBNB_FAMILY_QUANT] == CLBNB_PATH_CPU; }
 
-/* Kernel `base` + "_cpu" / "_generic" of cl/quant_blockwise.cl; caller holds ctx->lock. */
+/* Work per work-item of the generic shape: qr = quantize passes (QR in the .cl), du = dequantize
+ * units of DQ_UNIT elements (DQ_U). The defaults come from the H100 sweep; CLBNB_QUANT_CONFIG="qr,du"
+ * (each 1, 2, 4 or 8) overrides them for kernel development. */
+typedef struct quant_tiling {
+    int qr, du;
+} quant_tiling;
+
+static int tiling_factor(int v) { return v == 1 || v == 2 || v == 4 || v == 8; }
+
+static quant_tiling tiling(void) {
+    quant_tiling t = {4, 1};
+    const char *env = getenv("CLBNB_QUANT_CONFIG");
+    int qr, du;
+    if (env && sscanf(env, "%d,%d", &qr, &du) == 2 && tiling_factor(qr) && tiling_factor(du)) t.qr = qr, t.du = du;
+    return t;
+}
+
+/* Kernel `base` + "_cpu" / "_generic" of cl/quant_blockwise.cl, built with `options` and the
+ * tiling; caller holds ctx->lock. */
 static clbnb_status get_kernel(clbnb_context *ctx, const char *options, const char *base, int shaped, cl_kernel *k) {
-    char name[64];
+    char name[64], all[128];
     snprintf(name, sizeof name, "%s%s", base, shaped ? (cpu_path(ctx) ? "_cpu" : "_generic") : "");
-    return clbnb_kernel_get_locked(ctx, "quant_blockwise", options, name, k);
+    const quant_tiling t = tiling();
+    snprintf(all, sizeof all, "%s -DQR=%d -DDQ_U=%d", options, t.qr, t.du);
+    return clbnb_kernel_get_locked(ctx, "quant_blockwise", all, name, k);
 }
 
 static cl_ulong elem_off(const clbnb_vector *v) { return (cl_ulong)(v->offset / clbnb_dtype_size(v->dtype)); }
@@ -128,7 +147,8 @@ static clbnb_status set_dequant_args(cl_kernel k, cl_uint first, const absmax_ar
 /* Enqueues a dequantizer over n elements in the current path's shape. */
 static clbnb_status enqueue_dequant(clbnb_context *ctx, cl_command_queue queue, cl_kernel k, size_t n,
                                     cl_uint num_events, const cl_event *wait_list, cl_event *event) {
-    size_t global = clbnb_blocks_count(n, cpu_path(ctx) ? CPU_CHUNK : DQ_EPT);
+    size_t global = cpu_path(ctx) ? clbnb_blocks_count(n, CPU_CHUNK)
+                                  : clbnb_blocks_count(n, (size_t)DQ_UNIT * QWG * (size_t)tiling().du) * QWG;
     size_t local = cpu_path(ctx) ? CPU_LOCAL : QWG;
     return clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
 }
@@ -173,7 +193,7 @@ static clbnb_status enqueue_q8_locked(clbnb_context *ctx, cl_command_queue queue
                                  CLBNB_ARG(a->use_offset), CLBNB_ARG(a->offset), CLBNB_ARG(a->offset_off),
                                  CLBNB_ARG(a->codes), CLBNB_ARG(a->c_off), CLBNB_ARG(a->c_al), CLBNB_ARG(a->absmax),
                                  CLBNB_ARG(a->a_off)));
-        size_t tile = bs > QWG * QEPT ? bs : QWG * QEPT * QR;
+        size_t tile = bs > QWG * QEPT ? bs : (size_t)QWG * QEPT * (size_t)tiling().qr;
         size_t global = clbnb_blocks_count((size_t)a->n, tile) * QWG, local = QWG;
         return clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
     }
@@ -323,7 +343,7 @@ clbnb_status clbnb_quantize_4bit(clbnb_context *ctx, cl_command_queue queue, con
             global = clbnb_blocks_count(n, blocksize);
             local = CPU_LOCAL;
         } else {
-            size_t tile = blocksize > QWG * QEPT ? blocksize : QWG * QEPT * QR;
+            size_t tile = blocksize > QWG * QEPT ? blocksize : (size_t)QWG * QEPT * (size_t)tiling().qr;
             global = clbnb_blocks_count(n, tile) * QWG;
             local = QWG;
         }

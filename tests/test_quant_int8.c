@@ -221,9 +221,43 @@ static test_rng rng;
 
 static size_t rnd(size_t n) { return n ? (size_t)(test_rng_next(&rng) % n) : 0; }
 
+/* DATA_TIES_*: f32 values within an ulp of the code boundaries of the SwitchBack division,
+ * x = (k + 1/2) * m / 127 (+-1 ulp), m the row's (or column's) maximum with a random mantissa:
+ * a quotient x / m one ulp off flips such codes (the kernels divide without a division per
+ * element, see clbnb_div_by in cl/common.cl). */
+typedef enum { DATA_NORMAL, DATA_TIES_ROW, DATA_TIES_COL } data_kind;
+static data_kind data_mode = DATA_NORMAL;
+
+static float tie_value(float m) {
+    int k = (int)rnd(254) - 127;
+    float v = (float)(((double)k + 0.5) * (double)m / 127.0);
+    int nudge = (int)rnd(3) - 1;
+    return nudge ? nextafterf(v, nudge > 0 ? INFINITY : -INFINITY) : v;
+}
+
+static float tie_max(void) {
+    float m = (1.0f + test_rng_uniform(&rng)) * ldexpf(1.0f, (int)rnd(40) - 20);
+    return rnd(2) ? m : -m;
+}
+
+static float *make_tie_data(size_t rows, size_t cols, int by_column) {
+    float *x = malloc(rows * cols * sizeof(float));
+    size_t outer = by_column ? cols : rows, inner = by_column ? rows : cols;
+    for (size_t o = 0; o < outer; o++) {
+        float m = tie_max();
+        size_t at = rnd(inner);
+        for (size_t i = 0; i < inner; i++) {
+            size_t idx = by_column ? i * cols + o : o * cols + i;
+            x[idx] = i == at ? m : tie_value(fabsf(m));
+        }
+    }
+    return x;
+}
+
 /* randn * scale rounded to dtype; with `outliers`, a few random columns get |x| in [8, 20] in
- * some rows; for rows >= 3 row 1 is all zero (absmax-0 row). */
+ * some rows; for rows >= 3 row 1 is all zero (absmax-0 row). data_mode != DATA_NORMAL: tie data. */
 static float *make_data(size_t rows, size_t cols, clbnb_dtype dt, int outliers, float scale) {
+    if (data_mode != DATA_NORMAL) return make_tie_data(rows, cols, data_mode == DATA_TIES_COL);
     float *x = malloc(rows * cols * sizeof(float));
     for (size_t i = 0; i < rows * cols; i++)
         x[i] = test_round_to_dtype(test_rng_normal(&rng) * scale, dt);
@@ -810,6 +844,14 @@ int main(void) {
         test_global_case(ctx, q, path, 128, 2048, CLBNB_DTYPE_BF16, 0, CLBNB_DTYPE_BF16, 1);
         test_columnwise_case(ctx, q, path, 256, 512, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 1);
         test_double_quant_case(ctx, q, path, 256, 1024, CLBNB_DTYPE_F16, 6.0f, 1);
+        /* SwitchBack divisions next to code boundaries (f32 input, no threshold) */
+        data_mode = DATA_TIES_ROW;
+        test_rowwise_case(ctx, q, path, 64, 1000, CLBNB_DTYPE_F32, CLBNB_ROWWISE_SWITCHBACK, 0.0f, CLBNB_DTYPE_F32, 1);
+        test_rowwise_case(ctx, q, path, 33, 4096, CLBNB_DTYPE_F32, CLBNB_ROWWISE_SWITCHBACK, 0.0f, CLBNB_DTYPE_F32, 0);
+        data_mode = DATA_TIES_COL;
+        test_columnwise_case(ctx, q, path, 1000, 192, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 1);
+        test_double_quant_case(ctx, q, path, 777, 130, CLBNB_DTYPE_F32, 0.0f, 1);
+        data_mode = DATA_NORMAL;
         test_accuracy_bars(ctx, q);
         test_validation(ctx, q);
     }
