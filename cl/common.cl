@@ -44,56 +44,6 @@ inline float clbnb_div(float a, float b) {
 #endif
 }
 
-// a / b for many a over one b, correctly rounded, without a division per element: inv =
-// clbnb_div_inverse(b) once (0 when b is not finite or outside [2^-100, 2^100]), then
-// clbnb_div_by(a, b, inv) per element. q = a * inv is within 1.5 ulp of a / b; one residual step
-// (r = fma(-q, b, a), exact) makes q faithful, and a second one rounds it correctly (Markstein:
-// inv within half an ulp of 1/b, q faithful, no under- or overflow; the range checks keep a, q and
-// r normal). Anywhere else: clbnb_div.
-inline float clbnb_div_inverse(float b) {
-    const float m = fabs(b);
-    return (m >= 0x1p-100f && m <= 0x1p100f) ? clbnb_div(1.0f, b) : 0.0f;
-}
-inline float clbnb_div_by(float a, float b, float inv) {
-    if (inv != 0.0f) {
-        if (a == 0.0f) return a * inv; // signed zero, as a / b
-        float q = a * inv;
-        const float aa = fabs(a), aq = fabs(q);
-        if (aa >= 0x1p-100f && aa <= 0x1p100f && aq >= 0x1p-100f && aq <= 0x1p100f) {
-            q = fma(fma(-q, b, a), inv, q);
-            return fma(fma(-q, b, a), inv, q);
-        }
-    }
-    return clbnb_div(a, b);
-}
-// The lanes of r where !fast get clbnb_div (operands outside the fast path's range: rare).
-inline float8 clbnb_div8_slow(float8 a, float8 b, float8 r, int8 fast) {
-    float t[8], ta[8], tb[8];
-    int f[8];
-    vstore8(r, 0, t);
-    vstore8(a, 0, ta);
-    vstore8(b, 0, tb);
-    vstore8(fast, 0, f);
-    for (int j = 0; j < 8; j++)
-        if (!f[j]) t[j] = clbnb_div(ta[j], tb[j]);
-    return vload8(0, t);
-}
-inline float8 clbnb_div8_by(float8 a, float8 b, float8 inv) {
-#if CLBNB_DEVICE_CPU && CLBNB_CORRECT_DIV
-    // CPUs divide eight lanes in a few cycles; and the masked form below crashed PoCL's compiled
-    // row-wise kernel (x86-64, PoCL 3.1), so CPUs divide.
-    (void)inv;
-    return a / b;
-#else
-    const float8 q = a * inv, aa = fabs(a), aq = fabs(q);
-    const int8 fast = (inv != 0.0f) & (((aa >= 0x1p-100f) & (aa <= 0x1p100f) & (aq >= 0x1p-100f) & (aq <= 0x1p100f)) |
-                                       (a == 0.0f));
-    float8 r = fma(fma(-q, b, a), inv, q);
-    r = copysign(fma(fma(-r, b, a), inv, r), q); // copysign: the zero of a == 0 keeps the sign of a / b
-    return all(fast) ? r : clbnb_div8_slow(a, b, r, fast);
-#endif
-}
-
 // Rounds a float to the nearest fp16 value (ties to even) and returns it as a float: what
 // storing to half and loading back gives, for arithmetic "in fp16" without cl_khr_fp16.
 inline float clbnb_round_f16(float f) {

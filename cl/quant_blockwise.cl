@@ -33,7 +33,7 @@
 #define QEPT 8 // elements per work-item and pass in the generic quantize kernels (must be 8)
 #endif
 #ifndef QR
-#define QR 4 // generic quantize, blocks <= QWG*QEPT: passes per work-item, all loads issued first
+#define QR 2 // generic quantize, blocks <= QWG*QEPT: passes per work-item, all loads issued first
 #endif
 #ifndef DQ_U
 #define DQ_U 1 // generic dequantize: 16-element units per work-item, all loads issued first

@@ -90,12 +90,9 @@ inline char q_code(float v) { return convert_char_sat_rte(rint(v)); }
 
 #define MODE_LLM 0
 #define MODE_SB 1
-// LLM.int8: code = rint(v * f), f = 127 / m. SwitchBack: code = rint(127 * (v / f)), f = m, the
-// division through fi = clbnb_div_inverse(m) (exact, no division per element).
 inline float row_factor(float m, const int mode) { return mode == MODE_LLM ? clbnb_div(127.0f, m) : m; }
-inline float row_inverse(float m, const int mode) { return mode == MODE_LLM ? 0.0f : clbnb_div_inverse(m); }
-inline char row_code(float v, float f, float fi, const int mode) {
-    return mode == MODE_LLM ? q_code(v * f) : q_code(127.0f * clbnb_div_by(v, f, fi));
+inline char row_code(float v, float f, const int mode) {
+    return mode == MODE_LLM ? q_code(v * f) : q_code(127.0f * clbnb_div(v, f));
 }
 
 inline bool is_outlier(float a, float thr) { return thr > 0.0f && a >= thr; }
@@ -212,8 +209,8 @@ inline float8 outlier_zero8(float8 a, float thr, __global uint *flags, ulong c) 
 }
 
 // 8 row codes (outliers 0).
-inline char8 row_code8(float8 v, float f, float fi, float thr, const int mode) {
-    char8 c = mode == MODE_LLM ? CODE8(v * f) : CODE8(127.0f * clbnb_div8_by(v, (float8)f, (float8)fi));
+inline char8 row_code8(float8 v, float f, float thr, const int mode) {
+    char8 c = mode == MODE_LLM ? CODE8(v * f) : CODE8(127.0f * div8(v, (float8)f));
     if (thr > 0.0f) c = select(c, (char8)0, convert_char8(fabs(v) >= thr));
     return c;
 }
@@ -258,16 +255,16 @@ inline void rowwise_wg(__global const uchar *x, ulong xoff, ulong ldx, __global 
     m = wg_max(m, red, tpr);
     if (!active) return;
     if (t == 0) clbnb_store_float(stats, soff + r, sdt, m);
-    float f = row_factor(m, mode), fi = row_inverse(m, mode);
+    float f = row_factor(m, mode);
     for (uint k = 0; k < RPT; k++) {
         ulong g = t + (ulong)k * tpr;
-        if (g < ng) store_q8(q, qb + g * 8, row_code8(v[k], f, fi, thr, mode));
+        if (g < ng) store_q8(q, qb + g * 8, row_code8(v[k], f, thr, mode));
     }
     for (ulong g = t + (ulong)RPT * tpr; g < ng; g += tpr)
-        store_q8(q, qb + g * 8, row_code8(load_x8v(x, xb + g * 8, vec), f, fi, thr, mode));
+        store_q8(q, qb + g * 8, row_code8(load_x8v(x, xb + g * 8, vec), f, thr, mode));
     for (ulong c = ng * 8 + t; c < cols; c += tpr) {
         float val = LOADX(xb + c);
-        q[qb + c] = is_outlier(fabs(val), thr) ? (char)0 : row_code(val, f, fi, mode);
+        q[qb + c] = is_outlier(fabs(val), thr) ? (char)0 : row_code(val, f, mode);
     }
 }
 
@@ -298,12 +295,12 @@ inline void rowwise_cpu(__global const uchar *x, ulong xoff, ulong ldx, __global
             m = fmax(m, a);
     }
     clbnb_store_float(stats, soff + r, sdt, m);
-    float f = row_factor(m, mode), fi = row_inverse(m, mode);
+    float f = row_factor(m, mode);
     ulong qb = qoff + r * ldq;
-    for (ulong c = 0; c < c8; c += 8) vstore8(row_code8(LOADX8(xb + c), f, fi, thr, mode), 0, q + qb + c);
+    for (ulong c = 0; c < c8; c += 8) vstore8(row_code8(LOADX8(xb + c), f, thr, mode), 0, q + qb + c);
     for (ulong c = c8; c < cols; c++) {
         float v = LOADX(xb + c);
-        q[qb + c] = is_outlier(fabs(v), thr) ? (char)0 : row_code(v, f, fi, mode);
+        q[qb + c] = is_outlier(fabs(v), thr) ? (char)0 : row_code(v, f, mode);
     }
 }
 
@@ -692,9 +689,8 @@ inline float8 round_in_dtype8(float8 v) {
 
 // Code of the column part (outliers 0): per element, and for 8 elements of one row (m: the
 // 8 column maxima).
-// mi = clbnb_div_inverse(m).
-inline char dq_col_code(float v, float m, float mi, float thr) {
-    return is_outlier(fabs(v), thr) ? (char)0 : q_code(clbnb_div_by(round_in_dtype(v * 127.0f), m, mi));
+inline char dq_col_code(float v, float m, float thr) {
+    return is_outlier(fabs(v), thr) ? (char)0 : q_code(clbnb_div(round_in_dtype(v * 127.0f), m));
 }
 
 // GENERIC: grid-stride over (8-column group, row), dimension 0 along the row: 16-byte loads,
@@ -707,9 +703,8 @@ __kernel void dq_col_quant(__global const uchar *x, ulong xoff, ulong ldx, ulong
     for (ulong g = get_global_id(0); g < ng; g += get_global_size(0)) {
         ulong c = g * 8;
         if (c + 8 <= cols) {
-            float mv[8], mi[8];
+            float mv[8];
             vstore8(vload8(0, m + c), 0, mv);
-            for (int k = 0; k < 8; k++) mi[k] = clbnb_div_inverse(mv[k]);
             if (get_global_id(1) == 0)
                 for (int k = 0; k < 8; k++) cstats[csoff + c + k] = mv[k];
             for (ulong r = get_global_id(1); r < rows; r += get_global_size(1)) {
@@ -717,15 +712,15 @@ __kernel void dq_col_quant(__global const uchar *x, ulong xoff, ulong ldx, ulong
                 float xv[8];
                 char cv[8];
                 vstore8(load_x8v(x, xb + c, X_ALIGNED16(xb)), 0, xv);
-                for (int k = 0; k < 8; k++) cv[k] = dq_col_code(xv[k], mv[k], mi[k], thr);
+                for (int k = 0; k < 8; k++) cv[k] = dq_col_code(xv[k], mv[k], thr);
                 store_q8(q, qoff + r * ldq + c, vload8(0, cv));
             }
         } else {
             for (; c < cols; c++) {
-                float mc = m[c], mci = clbnb_div_inverse(mc);
+                float mc = m[c];
                 if (get_global_id(1) == 0) cstats[csoff + c] = mc;
                 for (ulong r = get_global_id(1); r < rows; r += get_global_size(1))
-                    q[qoff + r * ldq + c] = dq_col_code(LOADX(xoff + r * ldx + c), mc, mci, thr);
+                    q[qoff + r * ldq + c] = dq_col_code(LOADX(xoff + r * ldx + c), mc, thr);
             }
         }
     }
@@ -752,7 +747,7 @@ __kernel void dq_col_quant_cpu(__global const uchar *x, ulong xoff, ulong ldx, u
             if (thr > 0.0f) code = select(code, (char8)0, convert_char8(fabs(v) >= thr));
             vstore8(code, 0, q + qb + c);
         }
-        for (ulong c = c8; c < cols; c++) q[qb + c] = dq_col_code(LOADX(xb + c), m[c], clbnb_div_inverse(m[c]), thr);
+        for (ulong c = c8; c < cols; c++) q[qb + c] = dq_col_code(LOADX(xb + c), m[c], thr);
     }
 }
 #endif
@@ -795,7 +790,6 @@ inline void transpose_wg(__global const uchar *x, ulong xoff, ulong ldx, ulong r
                 if (tr == 0) clbnb_store_float(stats, soff + c, sdt, f);
             }
             fac[lid] = f;
-            fac[TILE + lid] = clbnb_div_inverse(f);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (uint k = lr; k < TILE; k += WG / 8) {
@@ -810,7 +804,7 @@ inline void transpose_wg(__global const uchar *x, ulong xoff, ulong ldx, ulong r
             }
             for (uint j = 0; j < 8; j++) {
                 float v = xv[j];
-                char code = kind == 0 ? global_code(v, inv) : q_code(127.0f * clbnb_div_by(v, fac[lc + j], fac[TILE + lc + j]));
+                char code = kind == 0 ? global_code(v, inv) : q_code(127.0f * clbnb_div(v, fac[lc + j]));
                 tile[(lc + j) * TP + k] = (uchar)code;
             }
         }
@@ -894,12 +888,12 @@ inline void transpose_cpu(__global const uchar *x, ulong xoff, ulong ldx, ulong 
 #if !Q8_CPU
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void transpose_global_wg(TRANSPOSE_ARGS, ulong rps) {
     __local uint tile[TILE * TP / 4];
-    __local float fac[2 * TILE], red[WG];
+    __local float fac[TILE], red[WG];
     transpose_wg(TRANSPOSE_PASS, (__local uchar *)tile, fac, red, 0);
 }
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void transpose_col_wg(TRANSPOSE_ARGS, ulong rps) {
     __local uint tile[TILE * TP / 4];
-    __local float fac[2 * TILE], red[WG];
+    __local float fac[TILE], red[WG];
     transpose_wg(TRANSPOSE_PASS, (__local uchar *)tile, fac, red, 1);
 }
 #endif
