@@ -469,35 +469,40 @@ inline uint2 load_packed16(__global const uchar *packed, ulong e, ulong n, int p
                    (uint)b[4] | ((uint)b[5] << 8) | ((uint)b[6] << 16) | ((uint)b[7] << 24));
 }
 
-// Generic: work-item lid of group g handles the 16-element units g * QWG * DQ_U + u * QWG + lid
-// (u < DQ_U): each load instruction of a warp reads 256 contiguous bytes, and all DQ_U loads are
-// issued before the first table lookup.
+// Body of the generic dequantizers (after the work-group's table is requested): work-item lid of
+// group g handles the 16-element units g * QWG * DQ_U + u * QWG + lid (u < DQ_U); each load
+// instruction of a warp reads contiguous bytes, and all DQ_U loads are issued before the barrier
+// that publishes the table. WORD: 16 elements' packed type, LOAD: its load at element e, LO / HI:
+// the 8 floats of w[u]'s first / second half scaled by a[u].
+#define DQ_GENERIC_BODY(WORD, LOAD, LO, HI)                                                                     \
+    out += o_off;                                                                                              \
+    const float off = nested ? offset[offset_off] : 0.0f;                                                      \
+    const ulong u0 = (ulong)get_group_id(0) * (QWG * DQ_U) + lid;                                              \
+    WORD w[DQ_U];                                                                                              \
+    float a[DQ_U];                                                                                             \
+    for (uint u = 0; u < DQ_U; u++) {                                                                          \
+        const ulong e = (u0 + u * QWG) * 16;                                                                   \
+        w[u] = e < n ? LOAD : (WORD)(0u);                                                                      \
+        a[u] = e < n ? block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs) \
+                     : 0.0f;                                                                                   \
+    }                                                                                                          \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                              \
+    for (uint u = 0; u < DQ_U; u++) {                                                                          \
+        const ulong e = (u0 + u * QWG) * 16;                                                                   \
+        if (e < n) {                                                                                           \
+            store8_out_tail(out, e, n, o_al, LO);                                                              \
+            if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, HI);                                           \
+        }                                                                                                      \
+    }
+
+// Generic shape: DQ_GENERIC_BODY.
 __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void dequantize_4bit_generic(DQ4_ARGS) {
     __local float lut[16];
     const uint lid = get_local_id(0);
     if (lid < 16) lut[lid] = dq4_tables[(qtype == 1 ? 16 : 0) + lid];
     packed += p_off;
-    out += o_off;
-    const float off = nested ? offset[offset_off] : 0.0f;
-    const ulong u0 = (ulong)get_group_id(0) * (QWG * DQ_U) + lid;
-    uint2 w[DQ_U];
-    float a[DQ_U];
-#pragma unroll
-    for (uint u = 0; u < DQ_U; u++) {
-        const ulong e = (u0 + u * QWG) * 16;
-        w[u] = e < n ? load_packed16(packed, e, n, p_al) : (uint2)(0u);
-        a[u] = e < n ? block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs)
-                     : 0.0f;
-    }
-    barrier(CLK_LOCAL_MEM_FENCE); // publishes lut[]
-#pragma unroll
-    for (uint u = 0; u < DQ_U; u++) {
-        const ulong e = (u0 + u * QWG) * 16;
-        if (e < n) {
-            store8_out_tail(out, e, n, o_al, dq4_byte4(lut, w[u].x, a[u]));
-            if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq4_byte4(lut, w[u].y, a[u]));
-        }
-    }
+    DQ_GENERIC_BODY(uint2, load_packed16(packed, e, n, p_al), dq4_byte4(lut, w[u].x, a[u]),
+                    dq4_byte4(lut, w[u].y, a[u]))
 }
 
 // One work-item per CPU_CHUNK elements, 16 at a time (16 elements never straddle a block).
@@ -765,33 +770,13 @@ inline uint4 load_codes16(__global const uchar *codes, ulong e, ulong n, int c_a
     return (uint4)(t[0], t[1], t[2], t[3]);
 }
 
-// Same unit layout as dequantize_4bit_generic.
+// Generic shape: DQ_GENERIC_BODY.
 __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void dequantize_8bit_generic(DQ8_ARGS) {
     __local float lc[256];
     const uint lid = get_local_id(0);
     for (uint j = lid; j < 256; j += QWG) lc[j] = code[code_off + j];
     codes += c_off;
-    out += o_off;
-    const float off = nested ? offset[offset_off] : 0.0f;
-    const ulong u0 = (ulong)get_group_id(0) * (QWG * DQ_U) + lid;
-    uint4 w[DQ_U];
-    float a[DQ_U];
-#pragma unroll
-    for (uint u = 0; u < DQ_U; u++) {
-        const ulong e = (u0 + u * QWG) * 16;
-        w[u] = e < n ? load_codes16(codes, e, n, c_al) : (uint4)(0u);
-        a[u] = e < n ? block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs)
-                     : 0.0f;
-    }
-    barrier(CLK_LOCAL_MEM_FENCE); // publishes lc[]
-#pragma unroll
-    for (uint u = 0; u < DQ_U; u++) {
-        const ulong e = (u0 + u * QWG) * 16;
-        if (e < n) {
-            store8_out_tail(out, e, n, o_al, dq8_word2(lc, w[u].lo, a[u]));
-            if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq8_word2(lc, w[u].hi, a[u]));
-        }
-    }
+    DQ_GENERIC_BODY(uint4, load_codes16(codes, e, n, c_al), dq8_word2(lc, w[u].lo, a[u]), dq8_word2(lc, w[u].hi, a[u]))
 }
 
 inline float8 dq8_word2_g(__global const float *lc, uint2 w, float a) {
