@@ -312,41 +312,51 @@ static void run_grad_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng,
 
 /* ---- bitsandbytes' bars ---------------------------------------------------------------------- */
 /* test_matmul_4bit: mean |ours - F.linear(A, B)| (unquantized B = randn / sqrt(K)) below 0.115 (NF4
- * or bs <= 64), 0.13 (bs <= 256), 0.16. */
+ * or bs <= 64), 0.13 (bs <= 256), 0.16. The bar is on the expected error of the format; a mean over
+ * the 256 outputs of the (1, 256, 128) shape is noisy: for FP4 bs 64 it is 0.097 +- 0.0084 (numpy
+ * simulation, 300 draws), so one draw crosses 0.115 about 1 time in 40 (seen in CI). Each
+ * configuration is therefore pooled over fresh draws (new A and B) up to at least 4096 outputs, which
+ * puts the bar 8 standard deviations above the expected error. */
 static void bars_matmul(clbnb_context *ctx, cl_command_queue q, test_rng *rng) {
     const size_t shapes[][3] = {{1, 256, 128}, {16, 384, 256}, {48, 256, 512}, {70, 128, 256}};
     const size_t bss[] = {32, 64, 128, 4096};
+    const size_t min_outputs = 4096;
     int idx = 0;
     for (size_t si = 0; si < 4; si++)
         for (size_t bi = 0; bi < 4; bi++, idx++) {
             g4case c = {
                 shapes[si][0],   shapes[si][1],   shapes[si][2],   bss[bi], idx & 1, (idx >> 1) & 1, 0, (idx >> 2) & 1,
                 CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0,       256};
-            float *b = malloc(c.n * c.k * 4);
-            for (size_t i = 0; i < c.n * c.k; i++)
-                b[i] = test_rng_normal(rng) / sqrtf((float)c.k);
-            g4state s;
-            state_quantized(ctx, &s, &c, b);
-            g4io io;
-            io_make(ctx, rng, &io, c.m, c.k, c.n, c.xdt, c.odt, c.has_bias, c.bdt, 1.0f);
-            double *ref = malloc(c.m * c.n * sizeof(double));
-            g4_matmul_ref(io.x, b, io.bias, c.m, c.n, c.k, ref, NULL);
-            float *got = malloc(c.m * c.n * 4);
-            TEST_STATUS(clbnb_gemm_4bit(ctx, q, &io.vx, &s.vpacked, &s.am, c.fp4 ? CLBNB_QUANT_FP4 : CLBNB_QUANT_NF4,
-                                        c.bs, c.has_bias ? &io.vbias : NULL, &io.vout, 0, NULL, NULL),
-                        CLBNB_SUCCESS);
-            io_download(ctx, &io, got);
+            const size_t outputs = c.m * c.n, draws = (min_outputs + outputs - 1) / outputs;
             double err = 0;
-            for (size_t i = 0; i < c.m * c.n; i++)
-                err += fabs((double)got[i] - ref[i]);
-            err /= (double)(c.m * c.n);
+            for (size_t d = 0; d < draws; d++) {
+                float *b = malloc(c.n * c.k * 4);
+                for (size_t i = 0; i < c.n * c.k; i++)
+                    b[i] = test_rng_normal(rng) / sqrtf((float)c.k);
+                g4state s;
+                state_quantized(ctx, &s, &c, b);
+                g4io io;
+                io_make(ctx, rng, &io, c.m, c.k, c.n, c.xdt, c.odt, c.has_bias, c.bdt, 1.0f);
+                double *ref = malloc(outputs * sizeof(double));
+                g4_matmul_ref(io.x, b, io.bias, c.m, c.n, c.k, ref, NULL);
+                float *got = malloc(outputs * 4);
+                TEST_STATUS(clbnb_gemm_4bit(ctx, q, &io.vx, &s.vpacked, &s.am,
+                                            c.fp4 ? CLBNB_QUANT_FP4 : CLBNB_QUANT_NF4, c.bs,
+                                            c.has_bias ? &io.vbias : NULL, &io.vout, 0, NULL, NULL),
+                            CLBNB_SUCCESS);
+                io_download(ctx, &io, got);
+                for (size_t i = 0; i < outputs; i++)
+                    err += fabs((double)got[i] - ref[i]);
+                free(b), free(ref), free(got);
+                io_free(&io);
+                state_free(&s);
+            }
+            err /= (double)(outputs * draws);
             double bound = (!c.fp4 || c.bs <= 64) ? 0.115 : c.bs <= 256 ? 0.13 : 0.16;
             TEST_CHECK(err < bound,
-                       "test_matmul_4bit bar: M=%zu N=%zu K=%zu bs=%zu %s nested=%d: mean abs err %.4f >= %.3f", c.m,
-                       c.n, c.k, c.bs, c.fp4 ? "fp4" : "nf4", c.nested, err, bound);
-            free(b), free(ref), free(got);
-            io_free(&io);
-            state_free(&s);
+                       "test_matmul_4bit bar: M=%zu N=%zu K=%zu bs=%zu %s nested=%d (%zu draws): mean abs err %.4f >= "
+                       "%.3f",
+                       c.m, c.n, c.k, c.bs, c.fp4 ? "fp4" : "nf4", c.nested, draws, err, bound);
         }
 }
 
