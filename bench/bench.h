@@ -47,6 +47,9 @@ double bench_time_kernel_us(bench_session *s, bench_enqueue_fn fn, void *user);
 int bench_flush_init(bench_session *s, size_t bytes);
 void bench_flush_release(bench_session *s);
 
+/* Builds a benchmark-private kernel from source (NULL on failure). */
+cl_kernel bench_build_kernel(bench_session *s, const char *source, const char *options, const char *name);
+
 /* Whether `op` passes the --filter. */
 int bench_selected(const bench_session *s, const char *op);
 
@@ -63,6 +66,7 @@ cl_mem bench_alloc(bench_session *s, size_t bytes);
 
 /* --- the benchmarks (bench_registry.c runs them in this order) --- */
 void bench_copy(bench_session *s);            /* must run first: the others report ratios against it */
+void bench_copy_ceilings(bench_session *s);   /* copy at 64 MiB, write-only and read-only figures */
 void bench_quant(bench_session *s);           /* quantization operations (issue 3): the two below */
 void bench_quant_blockwise(bench_session *s); /* bench_quant_blockwise.c: 8-bit, NF4/FP4, nested */
 void bench_quant_int8(bench_session *s);      /* bench_quant_int8.c: row-wise, global, column-wise, double */

@@ -25,23 +25,28 @@ static const char flush_source[] =
     "    if (a.x == 0x9e3779b9u && a.y == 0x7f4a7c15u) sink[get_group_id(0)] = a.z ^ a.w;\n"
     "}\n";
 
-int bench_flush_init(bench_session *s, size_t bytes) {
-    const clbnb_device_info *info = clbnb_context_device_info(s->ctx);
+cl_kernel bench_build_kernel(bench_session *s, const char *source, const char *options, const char *name) {
     cl_context context = clbnb_context_cl_context(s->ctx);
     cl_device_id device = clbnb_context_device(s->ctx);
     cl_int err;
+    cl_program prog = clCreateProgramWithSource(context, 1, &source, NULL, &err);
+    if (err != CL_SUCCESS) return NULL;
+    cl_kernel k = NULL;
+    err = clBuildProgram(prog, 1, &device, options, NULL, NULL);
+    if (err == CL_SUCCESS) k = clCreateKernel(prog, name, &err);
+    clReleaseProgram(prog);
+    return err == CL_SUCCESS ? k : NULL;
+}
+
+int bench_flush_init(bench_session *s, size_t bytes) {
+    const clbnb_device_info *info = clbnb_context_device_info(s->ctx);
     s->flush_bytes = bytes;
     s->flush = bench_random_buffer(s, bytes, 99);
     s->flush_groups = 4 * (size_t)(info->compute_units ? info->compute_units : 1);
     s->flush_sink = bench_alloc(s, s->flush_groups * 4);
     if (!s->flush || !s->flush_sink) return 0;
-    const char *src = flush_source;
-    cl_program prog = clCreateProgramWithSource(context, 1, &src, NULL, &err);
-    if (err != CL_SUCCESS) return 0;
-    err = clBuildProgram(prog, 1, &device, "", NULL, NULL);
-    if (err == CL_SUCCESS) s->flush_kernel = clCreateKernel(prog, "bench_read_flush", &err);
-    clReleaseProgram(prog);
-    if (err != CL_SUCCESS) return 0;
+    s->flush_kernel = bench_build_kernel(s, flush_source, "", "bench_read_flush");
+    if (!s->flush_kernel) return 0;
     cl_ulong n = bytes / 16;
     return clSetKernelArg(s->flush_kernel, 0, sizeof(cl_mem), &s->flush) == CL_SUCCESS &&
            clSetKernelArg(s->flush_kernel, 1, sizeof n, &n) == CL_SUCCESS &&

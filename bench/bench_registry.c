@@ -3,6 +3,7 @@
 
 void bench_run_all(bench_session *s) {
     bench_copy(s); /* always: the in-run reference of every memory-bound figure */
+    bench_copy_ceilings(s);
     bench_quant(s);
     bench_int8_gemm(s);
     bench_gemm_4bit(s);

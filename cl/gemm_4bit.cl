@@ -128,7 +128,7 @@ inline void g4_stage_tables(__local float *tab, __local float *c2, __global cons
 // which the tolerance of an f32 accumulation covers). Lane sums are reduced by warp shuffles on
 // NVIDIA (through local memory elsewhere), then the warps' sums through local memory.
 #ifndef G4V_RN
-#define G4V_RN 2 // weight rows per work-group (1, 2 or 4)
+#define G4V_RN 2 // weight rows per work-group (1, 2, 4 or 8)
 #endif
 #ifndef G4V_U
 #define G4V_U 4 // chunks per row and work-item in flight (1..8)

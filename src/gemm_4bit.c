@@ -140,14 +140,15 @@ clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, s
  * chunks per row and work-item in flight. H100 sweep (M = 1, NF4, f16; K x N = 4096 x 4096 /
  * 4096 x 14336 / 8192 x 28672): 2 warps, 4 rows, 2 chunks: 10.8 / 22.0 / 63.0 us; 1 warp:
  * 11.3 / 22.8 / 62.5; 2 rows: 11.8 / 24.3 / 73.2; 4 chunks: 11.8 / 25.1 / 70.9 (a prmt-based
- * nibble decode measured within noise and was dropped). The development knob
+ * nibble decode measured within noise and was dropped); 8 rows (session 5): 1 warp x 2 chunks
+ * 14.6 / 26.1 / 75.8, 2 warps x 2 chunks 11.5 / 25.9 / 71.9, 1 chunk ~100 us at 8192 x 28672. The development knob
  * CLBNB_G4_GEMV_CONFIG="warps,rows,unroll" overrides it (read per call: benchmarks sweep it). */
 static void gemv_shape(int *warps, int *rows, int *unroll) {
     *warps = 2, *rows = 4, *unroll = 2;
     const char *env = getenv("CLBNB_G4_GEMV_CONFIG");
     int w, r, u;
     if (env && sscanf(env, "%d,%d,%d", &w, &r, &u) == 3 && (w == 1 || w == 2 || w == 4 || w == 8 || w == 16) &&
-        (r == 1 || r == 2 || r == 4) && u >= 1 && u <= 8)
+        (r == 1 || r == 2 || r == 4 || r == 8) && u >= 1 && u <= 8)
         *warps = w, *rows = r, *unroll = u;
 }
 

@@ -8,7 +8,6 @@
 
 #define QWG 256         /* generic kernels: work-group size (QWG in the .cl)                     */
 #define QEPT 8          /* generic quantize: elements per work-item and pass                    */
-#define DQ_UNIT 16      /* generic dequantize: elements per unit (DQ_U units per work-item)      */
 #define CPU_CHUNK 256   /* cpu dequantize: elements per work-item                                */
 #define CPU_LOCAL 64    /* cpu kernels: work-group size (PoCL: fewer, larger work-groups)      */
 #define MEAN_CHUNK 4096 /* absmax mean: elements per first-stage chunk                          */
@@ -52,22 +51,27 @@ static int valid_8bit_blocksize(size_t bs) { return clbnb_is_pow2(bs) && bs >= 1
 
 static int cpu_path(const clbnb_context *ctx) { return ctx->info.path[CLBNB_FAMILY_QUANT] == CLBNB_PATH_CPU; }
 
-/* Work per work-item of the generic shape: qr = quantize passes (QR in the .cl), du = dequantize
- * units of DQ_UNIT elements (DQ_U). Defaults from the H100 sweep (32M elements, median of 60):
- * qr 2 (8-bit 107.8 us, NF4 59.1 us; qr 4: 110.6 / 61.3; qr 8: 119.6 / 76.5), du 1 (8-bit
- * dequantize 98.6 us; du 2: 107.5; du 8: 113.4). CLBNB_QUANT_CONFIG="qr,du" (each 1, 2, 4 or 8)
- * overrides them for kernel development. */
+/* Work per work-item of the generic shape: qr = quantize passes (QR in the .cl); de = elements per
+ * dequantize unit (DQ_E), du4 / du8 = units per work-item of the 4-bit / 8-bit dequantizers
+ * (DQ4_U, DQ8_U). H100 sweeps (32M elements, median of 60): qr 2 (8-bit 107.8 us, NF4 59.1 us;
+ * qr 4: 110.6 / 61.3; qr 8: 119.6 / 76.5). de 8 against 16 (one 16-byte store per lane, contiguous
+ * across the warp, against two at a 32-byte stride): 8-bit dequantize to f32 97.3 -> 63.5 us, NF4
+ * to f16 48.0 -> 30.5 us; then du 2 for 4-bit (nested 34.3 -> 31.2 us) and du 1 for 8-bit (du 2:
+ * 71.7 us). CLBNB_QUANT_CONFIG="qr,du[,de]" (qr, du each 1, 2, 4 or 8; de 8 or 16; du sets both
+ * du4 and du8) overrides them for kernel development. */
 typedef struct quant_tiling {
-    int qr, du;
+    int qr, du4, du8, de;
 } quant_tiling;
 
 static int tiling_factor(int v) { return v == 1 || v == 2 || v == 4 || v == 8; }
 
 static quant_tiling tiling(void) {
-    quant_tiling t = {2, 1};
+    quant_tiling t = {2, 2, 1, 8};
     const char *env = getenv("CLBNB_QUANT_CONFIG");
-    int qr, du;
-    if (env && sscanf(env, "%d,%d", &qr, &du) == 2 && tiling_factor(qr) && tiling_factor(du)) t.qr = qr, t.du = du;
+    int qr, du, de = 8;
+    if (env && sscanf(env, "%d,%d,%d", &qr, &du, &de) >= 2 && tiling_factor(qr) && tiling_factor(du) &&
+        (de == 8 || de == 16))
+        t.qr = qr, t.du4 = t.du8 = du, t.de = de;
     return t;
 }
 
@@ -77,7 +81,7 @@ static clbnb_status get_kernel(clbnb_context *ctx, const char *options, const ch
     char name[64], all[128];
     snprintf(name, sizeof name, "%s%s", base, shaped ? (cpu_path(ctx) ? "_cpu" : "_generic") : "");
     const quant_tiling t = tiling();
-    snprintf(all, sizeof all, "%s -DQR=%d -DDQ_U=%d", options, t.qr, t.du);
+    snprintf(all, sizeof all, "%s -DQR=%d -DDQ4_U=%d -DDQ8_U=%d -DDQ_E=%d", options, t.qr, t.du4, t.du8, t.de);
     return clbnb_kernel_get_locked(ctx, "quant_blockwise", all, name, k);
 }
 
@@ -146,11 +150,13 @@ static clbnb_status set_dequant_args(cl_kernel k, cl_uint first, const absmax_ar
     return CLBNB_SUCCESS;
 }
 
-/* Enqueues a dequantizer over n elements in the current path's shape. */
-static clbnb_status enqueue_dequant(clbnb_context *ctx, cl_command_queue queue, cl_kernel k, size_t n,
+/* Enqueues a dequantizer (4-bit when four_bit) over n elements in the current path's shape. */
+static clbnb_status enqueue_dequant(clbnb_context *ctx, cl_command_queue queue, cl_kernel k, int four_bit, size_t n,
                                     cl_uint num_events, const cl_event *wait_list, cl_event *event) {
-    size_t global = cpu_path(ctx) ? clbnb_blocks_count(n, CPU_CHUNK)
-                                  : clbnb_blocks_count(n, (size_t)DQ_UNIT * QWG * (size_t)tiling().du) * QWG;
+    const quant_tiling t = tiling();
+    size_t global = cpu_path(ctx)
+                        ? clbnb_blocks_count(n, CPU_CHUNK)
+                        : clbnb_blocks_count(n, (size_t)t.de * QWG * (size_t)(four_bit ? t.du4 : t.du8)) * QWG;
     size_t local = cpu_path(ctx) ? CPU_LOCAL : QWG;
     return clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
 }
@@ -293,11 +299,12 @@ clbnb_status clbnb_dequantize_blockwise_ex(clbnb_context *ctx, cl_command_queue 
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k;
     clbnb_status s = get_kernel(ctx, opts, "dequantize_8bit", 1, &k);
+    const int four_bit = 0;
     if (s == CLBNB_SUCCESS)
         s = clbnb_set_args(k, 5, CLBNB_ARG(cm), CLBNB_ARG(c_off), CLBNB_ARG(c_al), CLBNB_ARG(code_mem),
                            CLBNB_ARG(code_off));
     if (s == CLBNB_SUCCESS) s = set_dequant_args(k, 5, &am, log2bs, out);
-    if (s == CLBNB_SUCCESS) s = enqueue_dequant(ctx, queue, k, n, num_events, wait_list, event);
+    if (s == CLBNB_SUCCESS) s = enqueue_dequant(ctx, queue, k, four_bit, n, num_events, wait_list, event);
     pthread_mutex_unlock(&ctx->lock);
     return s;
 }
@@ -377,10 +384,11 @@ clbnb_status clbnb_dequantize_4bit(clbnb_context *ctx, cl_command_queue queue, c
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k;
     clbnb_status s = get_kernel(ctx, opts, "dequantize_4bit", 1, &k);
+    const int four_bit = 1;
     if (s == CLBNB_SUCCESS)
         s = clbnb_set_args(k, 4, CLBNB_ARG(pm), CLBNB_ARG(p_off), CLBNB_ARG(p_al), CLBNB_ARG(qtype));
     if (s == CLBNB_SUCCESS) s = set_dequant_args(k, 4, &am, log2bs, out);
-    if (s == CLBNB_SUCCESS) s = enqueue_dequant(ctx, queue, k, n, num_events, wait_list, event);
+    if (s == CLBNB_SUCCESS) s = enqueue_dequant(ctx, queue, k, four_bit, n, num_events, wait_list, event);
     pthread_mutex_unlock(&ctx->lock);
     return s;
 }
