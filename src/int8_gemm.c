@@ -3,6 +3,7 @@
  * compile-time option of the same kernels, so every path produces the same bits. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -11,7 +12,9 @@ enum epilogue { EPI_INT32 = 0, EPI_LLM_INT8 = 1, EPI_MIXED = 2, EPI_ROWWISE = 3 
 struct gemm_call {
     const clbnb_matrix *a, *b, *out;
     enum epilogue epilogue;
-    const clbnb_vector *sa, *sb, *bias; /* NULL where the epilogue has none */
+    const clbnb_vector *sa, *sb, *bias;  /* NULL where the epilogue has none */
+    const clbnb_int8_outliers *outliers; /* LLM.int8 outlier product to fuse where possible, or NULL */
+    int *fused;                          /* set to whether it was */
 };
 
 static clbnb_status validate(const clbnb_context *ctx, cl_command_queue queue, const struct gemm_call *c,
@@ -160,6 +163,19 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
                            CLBNB_ARG(k_chunk), CLBNB_ARG(partial), CLBNB_ARG(out->mem), CLBNB_ARG(out_off),
                            CLBNB_ARG(ldc), CLBNB_ARG(sa), CLBNB_ARG(sa_off), CLBNB_ARG(sb), CLBNB_ARG(sb_off),
                            CLBNB_ARG(bias), CLBNB_ARG(bias_off), CLBNB_ARG(cfg));
+    if (s == CLBNB_SUCCESS && strcmp(kernel_name, "int8_gemm_mma") == 0) {
+        /* the outlier product (see OUTLIER_PARAMS in cl/mma_gemm.cl): fused only without split-K */
+        const clbnb_int8_outliers *o = splits == 1 ? c->outliers : NULL;
+        const clbnb_matrix *x = o ? o->x : NULL;
+        cl_mem ox = x ? x->mem : NULL, ocb = o ? o->cb : NULL, oscb = o ? o->scb : NULL;
+        cl_mem ocols = o ? o->ocols : NULL, ocount = o ? o->ocount : NULL;
+        cl_ulong ox_off = x ? x->offset / clbnb_dtype_size(x->dtype) : 0, ldox = x ? x->ld : 0;
+        cl_ulong ldocb = o ? o->ldcb : 0;
+        cl_int oxdt = x ? (cl_int)x->dtype : 0;
+        s = clbnb_set_args_from(k, 21, 9, CLBNB_ARG(ox), CLBNB_ARG(ox_off), CLBNB_ARG(ldox), CLBNB_ARG(oxdt),
+                                CLBNB_ARG(ocb), CLBNB_ARG(ldocb), CLBNB_ARG(oscb), CLBNB_ARG(ocols), CLBNB_ARG(ocount));
+        if (c->fused) *c->fused = o != NULL;
+    }
     if (s == CLBNB_SUCCESS) {
         if (partial)
             s = clbnb_enqueue(queue, k, 3, global, local, 1, &zeroed, &summed);
@@ -253,7 +269,7 @@ static clbnb_status run(clbnb_context *ctx, cl_command_queue queue, const struct
 clbnb_status clbnb_int8_linear_matmul(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *a,
                                       const clbnb_matrix *b, const clbnb_matrix *c, cl_uint num_events,
                                       const cl_event *wait_list, cl_event *event) {
-    struct gemm_call call = {a, b, c, EPI_INT32, NULL, NULL, NULL};
+    struct gemm_call call = {a, b, c, EPI_INT32, NULL, NULL, NULL, NULL, NULL};
     return run(ctx, queue, &call, num_events, wait_list, event);
 }
 
@@ -261,7 +277,18 @@ clbnb_status clbnb_int8_scaled_matmul(clbnb_context *ctx, cl_command_queue queue
                                       const clbnb_matrix *b, const clbnb_vector *row_stats,
                                       const clbnb_vector *col_stats, const clbnb_vector *bias, const clbnb_matrix *out,
                                       cl_uint num_events, const cl_event *wait_list, cl_event *event) {
-    struct gemm_call call = {a, b, out, EPI_LLM_INT8, row_stats, col_stats, bias};
+    struct gemm_call call = {a, b, out, EPI_LLM_INT8, row_stats, col_stats, bias, NULL, NULL};
+    return run(ctx, queue, &call, num_events, wait_list, event);
+}
+
+clbnb_status clbnb_int8_scaled_matmul_outliers(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *a,
+                                               const clbnb_matrix *b, const clbnb_vector *row_stats,
+                                               const clbnb_vector *col_stats, const clbnb_vector *bias,
+                                               const clbnb_matrix *out, const clbnb_int8_outliers *o, int *fused,
+                                               cl_uint num_events, const cl_event *wait_list, cl_event *event) {
+    if (!fused) return CLBNB_ERROR_NULL_ARGUMENT;
+    *fused = 0;
+    struct gemm_call call = {a, b, out, EPI_LLM_INT8, row_stats, col_stats, bias, o, fused};
     return run(ctx, queue, &call, num_events, wait_list, event);
 }
 
@@ -270,7 +297,7 @@ clbnb_status clbnb_int8_matmul_mixed_dequantize(clbnb_context *ctx, cl_command_q
                                                 const clbnb_vector *state_w, const clbnb_vector *bias,
                                                 const clbnb_matrix *out, cl_uint num_events, const cl_event *wait_list,
                                                 cl_event *event) {
-    struct gemm_call call = {a, b, out, EPI_MIXED, state_x, state_w, bias};
+    struct gemm_call call = {a, b, out, EPI_MIXED, state_x, state_w, bias, NULL, NULL};
     return run(ctx, queue, &call, num_events, wait_list, event);
 }
 
@@ -279,6 +306,6 @@ clbnb_status clbnb_int8_matmul_rowwise_dequantize(clbnb_context *ctx, cl_command
                                                   const clbnb_vector *state_w, const clbnb_vector *bias,
                                                   const clbnb_matrix *out, cl_uint num_events,
                                                   const cl_event *wait_list, cl_event *event) {
-    struct gemm_call call = {a, b, out, EPI_ROWWISE, state_x, state_w, bias};
+    struct gemm_call call = {a, b, out, EPI_ROWWISE, state_x, state_w, bias, NULL, NULL};
     return run(ctx, queue, &call, num_events, wait_list, event);
 }

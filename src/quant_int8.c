@@ -238,9 +238,9 @@ clbnb_status clbnb_dequantize_rowwise(clbnb_context *ctx, cl_command_queue queue
     cl_int sdt = (cl_int)row_stats->dtype;
     cl_ulong qoff = q->offset, ldq = q->ld, soff = elem_off(row_stats->offset, row_stats->dtype);
     cl_ulong ooff = elem_off(out->offset, out->dtype), ldo = out->ld, rows = q->rows, cols = q->cols;
-    /* CPU: (2048 columns, row) per work-item; GENERIC: (16 columns, row) per work-item, grid-stride */
+    /* CPU: (2048 columns, row) per work-item; GENERIC: (8 columns, row) per work-item, grid-stride */
     size_t local[2] = {cpu ? 1 : 256, 1};
-    size_t global[2] = {cpu ? ceil_div(q->cols, 2048) : clbnb_round_up(min_sz(ceil_div(q->cols, 16), 1024), local[0]),
+    size_t global[2] = {cpu ? ceil_div(q->cols, 2048) : clbnb_round_up(min_sz(ceil_div(q->cols, 8), 1024), local[0]),
                         cpu ? q->rows : min_sz(q->rows, cus(ctx) * 64)};
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k;
