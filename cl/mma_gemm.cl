@@ -140,15 +140,18 @@ typedef int acc_t;
 // [z * k_chunk, ...)): int8 adds exact partial sums atomically into partial[M, N]; f16 (no float
 // atomics in OpenCL 1.2) writes slice z's f32 tile to partial[z][M][N], and
 // f16_gemm_splitk_reduce sums the slices in order (deterministic) and applies bias and dtype.
-#if !MMA_F16
-// LLM.int8 outlier product fused into the epilogue (MatMul8bitLt, threshold > 0): with ocount
-// non-NULL and no split-K, out[m, n] = RN_odt(RN_odt(epilogue) + sum_j x[m, c_j] * w_j[n]) over
-// the ocount[0] outlier columns c_j = ocols[j] in ascending j, w_j[n] =
-// RN_xdt(fl32(fl32(cb[n, c_j] * scb[n]) * fl32(1/127))): the bits of the separate kernels
-// (lay_outlier_add, lin8_outlier_add_tiled) without their read and rewrite of the output (on the
-// H100, 2048 x 4096 f16 with 8 outlier columns: 54 us of a 278 us forward). The work-group stages
-// x and w of OJ outlier columns for its tile in the pipeline's local memory, once per m16 row of
-// tiles (MT times), and keeps NT * 4 sums per work-item.
+#ifndef OUTLIER_EPI
+#define OUTLIER_EPI 0 // 1: int8_gemm_mma with the LLM.int8 outlier product fused (a separate build)
+#endif
+#if OUTLIER_EPI && !MMA_F16
+// LLM.int8 outlier product fused into the epilogue (MatMul8bitLt, threshold > 0, no split-K):
+// out[m, n] = RN_odt(RN_odt(epilogue) + sum_j x[m, c_j] * w_j[n]) over the ocount[0] outlier
+// columns c_j = ocols[j] in ascending j, w_j[n] = RN_xdt(fl32(fl32(cb[n, c_j] * scb[n]) * fl32(1/127))):
+// the bits of the separate kernels (lay_outlier_add, lin8_outlier_add_tiled) without their read
+// and rewrite of the output (H100, 2048 x 4096 f16 with 8 outlier columns: 54 us of a 278 us
+// forward). The work-group stages x and w of OJ outlier columns for its tile in the pipeline's
+// local memory; each work-item keeps a sum per accumulator. It is a separate build: its epilogue's
+// registers must not cost the kernel without outliers anything.
 #define OUTLIER_PARAMS                                                                                                \
     , __global const uchar *ox, ulong ox_off, ulong ldox, int oxdt, __global const char *ocb, ulong ldocb,          \
         __global const float *oscb, __global const int *ocols, __global const int *ocount
@@ -241,60 +244,72 @@ PRAGMA_UNROLL
     const uint g = lane / 4, t = lane % 4;
     __global uchar *out = out_base + out_off;
     __global const uchar *sa = sa_base + sa_off, *sb = sb_base + sb_off, *bias = bias_base + bias_off;
-#if !MMA_F16
-    const int ocnt = ocount && !partial ? ocount[0] : 0; // the same for the whole work-group
-    if (ocnt > 0) {
+#if OUTLIER_EPI && !MMA_F16
+    {
+        const int ocnt = ocount[0]; // the same for the whole work-group
         __local float *xs = (__local float *)smem, *ws = xs + BM * OJP;
         const int odt = (int)EPI_OUT(cfg);
+        float sum[MT][NT][4];
 PRAGMA_UNROLL
-        for (int i = 0; i < MT; i++) {
-            float sum[NT][4];
+        for (int i = 0; i < MT; i++)
 PRAGMA_UNROLL
             for (int j = 0; j < NT; j++)
 PRAGMA_UNROLL
-                for (int e = 0; e < 4; e++) sum[j][e] = 0.0f;
-            for (int j0 = 0; j0 < ocnt; j0 += OJ) {
-                const int jn = min(OJ, ocnt - j0);
-                barrier(CLK_LOCAL_MEM_FENCE); // the pipeline / the previous pass is done with smem
-                for (uint e = tid; e < BM * OJ; e += THREADS) {
-                    const uint r = e / OJ, j = e % OJ, m = m0 + r;
-                    float v = 0.0f;
-                    if ((int)j < jn && m < M) v = clbnb_load_float(ox, ox_off + (ulong)m * ldox + (ulong)ocols[j0 + j], oxdt);
-                    xs[r * OJP + j] = v;
+                for (int e = 0; e < 4; e++) sum[i][j][e] = 0.0f;
+        for (int j0 = 0; j0 < ocnt; j0 += OJ) {
+            const int jn = min(OJ, ocnt - j0);
+            barrier(CLK_LOCAL_MEM_FENCE); // the pipeline / the previous pass is done with smem
+            for (uint e = tid; e < BM * OJ; e += THREADS) {
+                const uint r = e / OJ, j = e % OJ, m = m0 + r;
+                float v = 0.0f;
+                if ((int)j < jn && m < M) v = clbnb_load_float(ox, ox_off + (ulong)m * ldox + (ulong)ocols[j0 + j], oxdt);
+                xs[r * OJP + j] = v;
+            }
+            for (uint e = tid; e < BN * OJ; e += THREADS) {
+                const uint r = e / OJ, j = e % OJ, n = n0 + r;
+                float v = 0.0f;
+                if ((int)j < jn && n < N)
+                    v = clbnb_round_to_dtype((float)ocb[(ulong)n * ldocb + (ulong)ocols[j0 + j]] * oscb[n] *
+                                                 7.874015718698502e-3f, oxdt);
+                ws[r * OJP + j] = v;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int j = 0; j < jn; j++) {
+                float wv[NT][2];
+PRAGMA_UNROLL
+                for (int jj = 0; jj < NT; jj++) {
+                    const uint c = wn * NT * 8 + jj * 8 + 2 * t;
+                    wv[jj][0] = ws[c * OJP + j];
+                    wv[jj][1] = ws[(c + 1) * OJP + j];
                 }
-                for (uint e = tid; e < BN * OJ; e += THREADS) {
-                    const uint r = e / OJ, j = e % OJ, n = n0 + r;
-                    float v = 0.0f;
-                    if ((int)j < jn && n < N)
-                        v = clbnb_round_to_dtype((float)ocb[(ulong)n * ldocb + (ulong)ocols[j0 + j]] * oscb[n] *
-                                                     7.874015718698502e-3f, oxdt);
-                    ws[r * OJP + j] = v;
-                }
-                barrier(CLK_LOCAL_MEM_FENCE);
-                for (int j = 0; j < jn; j++) {
+PRAGMA_UNROLL
+                for (int i = 0; i < MT; i++) {
                     const float x0 = xs[(wm * MT * 16 + i * 16 + g) * OJP + j];
                     const float x1 = xs[(wm * MT * 16 + i * 16 + g + 8) * OJP + j];
 PRAGMA_UNROLL
                     for (int jj = 0; jj < NT; jj++) {
-                        const uint c = wn * NT * 8 + jj * 8 + 2 * t;
-                        const float w0 = ws[c * OJP + j], w1 = ws[(c + 1) * OJP + j];
-                        sum[jj][0] += x0 * w0;
-                        sum[jj][1] += x0 * w1;
-                        sum[jj][2] += x1 * w0;
-                        sum[jj][3] += x1 * w1;
+                        sum[i][jj][0] += x0 * wv[jj][0];
+                        sum[i][jj][1] += x0 * wv[jj][1];
+                        sum[i][jj][2] += x1 * wv[jj][0];
+                        sum[i][jj][3] += x1 * wv[jj][1];
                     }
                 }
             }
+        }
+PRAGMA_UNROLL
+        for (int i = 0; i < MT; i++) {
 PRAGMA_UNROLL
             for (int jj = 0; jj < NT; jj++) {
                 const uint n = n0 + wn * NT * 8 + jj * 8 + 2 * t;
+PRAGMA_UNROLL
                 for (int half_ = 0; half_ < 2; half_++) {
                     const uint m = m0 + wm * MT * 16 + i * 16 + g + 8 * half_;
+PRAGMA_UNROLL
                     for (uint e = 0; e < 2; e++) {
                         if (m >= M || n + e >= N) continue;
                         const float v = epilogue_value(sa, sb, bias, cfg, m, n + e, acc[i][jj][2 * half_ + e]);
                         clbnb_store_float(out, (ulong)m * ldc + n + e, odt,
-                                          clbnb_round_to_dtype(v, odt) + sum[jj][2 * half_ + e]);
+                                          clbnb_round_to_dtype(v, odt) + sum[i][jj][2 * half_ + e]);
                     }
                 }
             }

@@ -139,6 +139,15 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     cl_uint k_chunk = (cl_uint)(((K + splits - 1) / splits + bk - 1) / bk * bk);
     splits = (K + k_chunk - 1) / k_chunk;
     global[2] = splits;
+    /* the LLM.int8 outlier product fused into the tensor-core kernel's epilogue (a separate build,
+     * see OUTLIER_EPI in cl/mma_gemm.cl) where there is no split-K; otherwise the caller adds it */
+    const clbnb_int8_outliers *o =
+        c->outliers && splits == 1 && strcmp(kernel_name, "int8_gemm_mma") == 0 ? c->outliers : NULL;
+    if (o) {
+        size_t len = strlen(options);
+        snprintf(options + len, sizeof options - len, " -DOUTLIER_EPI=1");
+    }
+    if (c->fused) *c->fused = o != NULL;
 
     cl_ulong a_off = a->offset, lda = a->ld, b_off = b->offset, ldb = b->ld, out_off = out->offset, ldc = out->ld;
     cl_ulong sa_off = byte_offset(c->sa), sb_off = byte_offset(c->sb), bias_off = byte_offset(c->bias);
@@ -163,18 +172,13 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
                            CLBNB_ARG(k_chunk), CLBNB_ARG(partial), CLBNB_ARG(out->mem), CLBNB_ARG(out_off),
                            CLBNB_ARG(ldc), CLBNB_ARG(sa), CLBNB_ARG(sa_off), CLBNB_ARG(sb), CLBNB_ARG(sb_off),
                            CLBNB_ARG(bias), CLBNB_ARG(bias_off), CLBNB_ARG(cfg));
-    if (s == CLBNB_SUCCESS && strcmp(kernel_name, "int8_gemm_mma") == 0) {
-        /* the outlier product (see OUTLIER_PARAMS in cl/mma_gemm.cl): fused only without split-K */
-        const clbnb_int8_outliers *o = splits == 1 ? c->outliers : NULL;
-        const clbnb_matrix *x = o ? o->x : NULL;
-        cl_mem ox = x ? x->mem : NULL, ocb = o ? o->cb : NULL, oscb = o ? o->scb : NULL;
-        cl_mem ocols = o ? o->ocols : NULL, ocount = o ? o->ocount : NULL;
-        cl_ulong ox_off = x ? x->offset / clbnb_dtype_size(x->dtype) : 0, ldox = x ? x->ld : 0;
-        cl_ulong ldocb = o ? o->ldcb : 0;
-        cl_int oxdt = x ? (cl_int)x->dtype : 0;
-        s = clbnb_set_args_from(k, 21, 9, CLBNB_ARG(ox), CLBNB_ARG(ox_off), CLBNB_ARG(ldox), CLBNB_ARG(oxdt),
-                                CLBNB_ARG(ocb), CLBNB_ARG(ldocb), CLBNB_ARG(oscb), CLBNB_ARG(ocols), CLBNB_ARG(ocount));
-        if (c->fused) *c->fused = o != NULL;
+    if (s == CLBNB_SUCCESS && o) {
+        const clbnb_matrix *x = o->x;
+        cl_ulong ox_off = x->offset / clbnb_dtype_size(x->dtype), ldox = x->ld, ldocb = o->ldcb;
+        cl_int oxdt = (cl_int)x->dtype;
+        s = clbnb_set_args_from(k, 21, 9, CLBNB_ARG(x->mem), CLBNB_ARG(ox_off), CLBNB_ARG(ldox), CLBNB_ARG(oxdt),
+                                CLBNB_ARG(o->cb), CLBNB_ARG(ldocb), CLBNB_ARG(o->scb), CLBNB_ARG(o->ocols),
+                                CLBNB_ARG(o->ocount));
     }
     if (s == CLBNB_SUCCESS) {
         if (partial)

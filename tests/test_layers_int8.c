@@ -490,6 +490,11 @@ int main(void) {
         if (!clbnb_context_path_available(ctx, mma ? CLBNB_FAMILY_INT8_GEMM : CLBNB_FAMILY_QUANT, paths[pi])) continue;
         set_paths(ctx, paths[pi]);
         const char *pn = clbnb_path_name(paths[pi]);
+        /* emulated tensor cores: a small tile (16 x 32, 2 warps) keeps PoCL's build of the unrolled
+         * kernels short (the default 128 x 128 tile with the fused outlier epilogue took minutes),
+         * and gives the cases many work-groups; test_int8_gemm covers the default tile */
+        if (mma && !clbnb_context_device_info(ctx)->nv_ptx_mma)
+            setenv("CLBNB_INT8_MMA_CONFIG", "1,2,1,2,32,2,1,1,0", 1);
         for (int d = 0; d < 3; d++) {
             /* test_matmullt: A 64x32, B 48x32, threshold 0 and 6 with 4 columns at 6.0 */
             for (int it = 0; it < 2; it++) {
