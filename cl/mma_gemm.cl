@@ -140,31 +140,9 @@ typedef int acc_t;
 // [z * k_chunk, ...)): int8 adds exact partial sums atomically into partial[M, N]; f16 (no float
 // atomics in OpenCL 1.2) writes slice z's f32 tile to partial[z][M][N], and
 // f16_gemm_splitk_reduce sums the slices in order (deterministic) and applies bias and dtype.
-#ifndef OUTLIER_EPI
-#define OUTLIER_EPI 0 // 1: int8_gemm_mma with the LLM.int8 outlier product fused (a separate build)
-#endif
-#if OUTLIER_EPI && !MMA_F16
-// LLM.int8 outlier product fused into the epilogue (MatMul8bitLt, threshold > 0, no split-K):
-// out[m, n] = RN_odt(RN_odt(epilogue) + sum_j x[m, c_j] * w_j[n]) over the ocount[0] outlier
-// columns c_j = ocols[j] in ascending j, w_j[n] = RN_xdt(fl32(fl32(cb[n, c_j] * scb[n]) * fl32(1/127))):
-// the bits of the separate kernels (lay_outlier_add, lin8_outlier_add_tiled) without their read
-// and rewrite of the output (H100, 2048 x 4096 f16 with 8 outlier columns: 54 us of a 278 us
-// forward). The work-group stages x and w of OJ outlier columns for its tile in the pipeline's
-// local memory; each work-item keeps a sum per accumulator. It is a separate build: its epilogue's
-// registers must not cost the kernel without outliers anything.
-#define OUTLIER_PARAMS                                                                                                \
-    , __global const uchar *ox, ulong ox_off, ulong ldox, int oxdt, __global const char *ocb, ulong ldocb,          \
-        __global const float *oscb, __global const int *ocols, __global const int *ocount
-#define OJ_FIT ((STAGES * (A_STAGE_BYTES + B_STAGE_BYTES)) / (4 * (BM + BN)) - 1)
-#define OJ (OJ_FIT < 16 ? OJ_FIT : 16) // outlier columns per local-memory pass
-#define OJP (OJ + 1)                   // pitch: the 8 rows of a warp's accumulator fragment hit distinct banks
-#else
-#define OUTLIER_PARAMS
-#endif
-
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
 GEMM_MMA_KERNEL(__global const uchar *a_base, ulong a_off, ulong lda, __global const uchar *b_base, ulong b_off,
-                ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS OUTLIER_PARAMS) {
+                ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS) {
     __local uchar smem[STAGES * (A_STAGE_BYTES + B_STAGE_BYTES)] __attribute__((aligned(16)));
 #if CLBNB_PTX_EMULATE
     __local uint scratch[WARPS_M * WARPS_N * 32 * 6];
@@ -244,79 +222,6 @@ PRAGMA_UNROLL
     const uint g = lane / 4, t = lane % 4;
     __global uchar *out = out_base + out_off;
     __global const uchar *sa = sa_base + sa_off, *sb = sb_base + sb_off, *bias = bias_base + bias_off;
-#if OUTLIER_EPI && !MMA_F16
-    {
-        const int ocnt = ocount[0]; // the same for the whole work-group
-        __local float *xs = (__local float *)smem, *ws = xs + BM * OJP;
-        const int odt = (int)EPI_OUT(cfg);
-        float sum[MT][NT][4];
-PRAGMA_UNROLL
-        for (int i = 0; i < MT; i++)
-PRAGMA_UNROLL
-            for (int j = 0; j < NT; j++)
-PRAGMA_UNROLL
-                for (int e = 0; e < 4; e++) sum[i][j][e] = 0.0f;
-        for (int j0 = 0; j0 < ocnt; j0 += OJ) {
-            const int jn = min(OJ, ocnt - j0);
-            barrier(CLK_LOCAL_MEM_FENCE); // the pipeline / the previous pass is done with smem
-            for (uint e = tid; e < BM * OJ; e += THREADS) {
-                const uint r = e / OJ, j = e % OJ, m = m0 + r;
-                float v = 0.0f;
-                if ((int)j < jn && m < M) v = clbnb_load_float(ox, ox_off + (ulong)m * ldox + (ulong)ocols[j0 + j], oxdt);
-                xs[r * OJP + j] = v;
-            }
-            for (uint e = tid; e < BN * OJ; e += THREADS) {
-                const uint r = e / OJ, j = e % OJ, n = n0 + r;
-                float v = 0.0f;
-                if ((int)j < jn && n < N)
-                    v = clbnb_round_to_dtype((float)ocb[(ulong)n * ldocb + (ulong)ocols[j0 + j]] * oscb[n] *
-                                                 7.874015718698502e-3f, oxdt);
-                ws[r * OJP + j] = v;
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-            for (int j = 0; j < jn; j++) {
-                float wv[NT][2];
-PRAGMA_UNROLL
-                for (int jj = 0; jj < NT; jj++) {
-                    const uint c = wn * NT * 8 + jj * 8 + 2 * t;
-                    wv[jj][0] = ws[c * OJP + j];
-                    wv[jj][1] = ws[(c + 1) * OJP + j];
-                }
-PRAGMA_UNROLL
-                for (int i = 0; i < MT; i++) {
-                    const float x0 = xs[(wm * MT * 16 + i * 16 + g) * OJP + j];
-                    const float x1 = xs[(wm * MT * 16 + i * 16 + g + 8) * OJP + j];
-PRAGMA_UNROLL
-                    for (int jj = 0; jj < NT; jj++) {
-                        sum[i][jj][0] += x0 * wv[jj][0];
-                        sum[i][jj][1] += x0 * wv[jj][1];
-                        sum[i][jj][2] += x1 * wv[jj][0];
-                        sum[i][jj][3] += x1 * wv[jj][1];
-                    }
-                }
-            }
-        }
-PRAGMA_UNROLL
-        for (int i = 0; i < MT; i++) {
-PRAGMA_UNROLL
-            for (int jj = 0; jj < NT; jj++) {
-                const uint n = n0 + wn * NT * 8 + jj * 8 + 2 * t;
-PRAGMA_UNROLL
-                for (int half_ = 0; half_ < 2; half_++) {
-                    const uint m = m0 + wm * MT * 16 + i * 16 + g + 8 * half_;
-PRAGMA_UNROLL
-                    for (uint e = 0; e < 2; e++) {
-                        if (m >= M || n + e >= N) continue;
-                        const float v = epilogue_value(sa, sb, bias, cfg, m, n + e, acc[i][jj][2 * half_ + e]);
-                        clbnb_store_float(out, (ulong)m * ldc + n + e, odt,
-                                          clbnb_round_to_dtype(v, odt) + sum[i][jj][2 * half_ + e]);
-                    }
-                }
-            }
-        }
-        return;
-    }
-#endif
 PRAGMA_UNROLL
     for (int i = 0; i < MT; i++) {
 PRAGMA_UNROLL

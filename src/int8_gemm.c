@@ -3,7 +3,6 @@
  * compile-time option of the same kernels, so every path produces the same bits. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "internal.h"
 
@@ -12,9 +11,7 @@ enum epilogue { EPI_INT32 = 0, EPI_LLM_INT8 = 1, EPI_MIXED = 2, EPI_ROWWISE = 3 
 struct gemm_call {
     const clbnb_matrix *a, *b, *out;
     enum epilogue epilogue;
-    const clbnb_vector *sa, *sb, *bias;  /* NULL where the epilogue has none */
-    const clbnb_int8_outliers *outliers; /* LLM.int8 outlier product to fuse where possible, or NULL */
-    int *fused;                          /* set to whether it was */
+    const clbnb_vector *sa, *sb, *bias; /* NULL where the epilogue has none */
 };
 
 static clbnb_status validate(const clbnb_context *ctx, cl_command_queue queue, const struct gemm_call *c,
@@ -139,15 +136,6 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     cl_uint k_chunk = (cl_uint)(((K + splits - 1) / splits + bk - 1) / bk * bk);
     splits = (K + k_chunk - 1) / k_chunk;
     global[2] = splits;
-    /* the LLM.int8 outlier product fused into the tensor-core kernel's epilogue (a separate build,
-     * see OUTLIER_EPI in cl/mma_gemm.cl) where there is no split-K; otherwise the caller adds it */
-    const clbnb_int8_outliers *o =
-        c->outliers && splits == 1 && strcmp(kernel_name, "int8_gemm_mma") == 0 ? c->outliers : NULL;
-    if (o) {
-        size_t len = strlen(options);
-        snprintf(options + len, sizeof options - len, " -DOUTLIER_EPI=1");
-    }
-    if (c->fused) *c->fused = o != NULL;
 
     cl_ulong a_off = a->offset, lda = a->ld, b_off = b->offset, ldb = b->ld, out_off = out->offset, ldc = out->ld;
     cl_ulong sa_off = byte_offset(c->sa), sb_off = byte_offset(c->sb), bias_off = byte_offset(c->bias);
@@ -172,14 +160,6 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
                            CLBNB_ARG(k_chunk), CLBNB_ARG(partial), CLBNB_ARG(out->mem), CLBNB_ARG(out_off),
                            CLBNB_ARG(ldc), CLBNB_ARG(sa), CLBNB_ARG(sa_off), CLBNB_ARG(sb), CLBNB_ARG(sb_off),
                            CLBNB_ARG(bias), CLBNB_ARG(bias_off), CLBNB_ARG(cfg));
-    if (s == CLBNB_SUCCESS && o) {
-        const clbnb_matrix *x = o->x;
-        cl_ulong ox_off = x->offset / clbnb_dtype_size(x->dtype), ldox = x->ld, ldocb = o->ldcb;
-        cl_int oxdt = (cl_int)x->dtype;
-        s = clbnb_set_args_from(k, 21, 9, CLBNB_ARG(x->mem), CLBNB_ARG(ox_off), CLBNB_ARG(ldox), CLBNB_ARG(oxdt),
-                                CLBNB_ARG(o->cb), CLBNB_ARG(ldocb), CLBNB_ARG(o->scb), CLBNB_ARG(o->ocols),
-                                CLBNB_ARG(o->ocount));
-    }
     if (s == CLBNB_SUCCESS) {
         if (partial)
             s = clbnb_enqueue(queue, k, 3, global, local, 1, &zeroed, &summed);
@@ -273,7 +253,7 @@ static clbnb_status run(clbnb_context *ctx, cl_command_queue queue, const struct
 clbnb_status clbnb_int8_linear_matmul(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *a,
                                       const clbnb_matrix *b, const clbnb_matrix *c, cl_uint num_events,
                                       const cl_event *wait_list, cl_event *event) {
-    struct gemm_call call = {a, b, c, EPI_INT32, NULL, NULL, NULL, NULL, NULL};
+    struct gemm_call call = {a, b, c, EPI_INT32, NULL, NULL, NULL};
     return run(ctx, queue, &call, num_events, wait_list, event);
 }
 
@@ -281,18 +261,7 @@ clbnb_status clbnb_int8_scaled_matmul(clbnb_context *ctx, cl_command_queue queue
                                       const clbnb_matrix *b, const clbnb_vector *row_stats,
                                       const clbnb_vector *col_stats, const clbnb_vector *bias, const clbnb_matrix *out,
                                       cl_uint num_events, const cl_event *wait_list, cl_event *event) {
-    struct gemm_call call = {a, b, out, EPI_LLM_INT8, row_stats, col_stats, bias, NULL, NULL};
-    return run(ctx, queue, &call, num_events, wait_list, event);
-}
-
-clbnb_status clbnb_int8_scaled_matmul_outliers(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *a,
-                                               const clbnb_matrix *b, const clbnb_vector *row_stats,
-                                               const clbnb_vector *col_stats, const clbnb_vector *bias,
-                                               const clbnb_matrix *out, const clbnb_int8_outliers *o, int *fused,
-                                               cl_uint num_events, const cl_event *wait_list, cl_event *event) {
-    if (!fused) return CLBNB_ERROR_NULL_ARGUMENT;
-    *fused = 0;
-    struct gemm_call call = {a, b, out, EPI_LLM_INT8, row_stats, col_stats, bias, o, fused};
+    struct gemm_call call = {a, b, out, EPI_LLM_INT8, row_stats, col_stats, bias};
     return run(ctx, queue, &call, num_events, wait_list, event);
 }
 
@@ -301,7 +270,7 @@ clbnb_status clbnb_int8_matmul_mixed_dequantize(clbnb_context *ctx, cl_command_q
                                                 const clbnb_vector *state_w, const clbnb_vector *bias,
                                                 const clbnb_matrix *out, cl_uint num_events, const cl_event *wait_list,
                                                 cl_event *event) {
-    struct gemm_call call = {a, b, out, EPI_MIXED, state_x, state_w, bias, NULL, NULL};
+    struct gemm_call call = {a, b, out, EPI_MIXED, state_x, state_w, bias};
     return run(ctx, queue, &call, num_events, wait_list, event);
 }
 
@@ -310,6 +279,6 @@ clbnb_status clbnb_int8_matmul_rowwise_dequantize(clbnb_context *ctx, cl_command
                                                   const clbnb_vector *state_w, const clbnb_vector *bias,
                                                   const clbnb_matrix *out, cl_uint num_events,
                                                   const cl_event *wait_list, cl_event *event) {
-    struct gemm_call call = {a, b, out, EPI_ROWWISE, state_x, state_w, bias, NULL, NULL};
+    struct gemm_call call = {a, b, out, EPI_ROWWISE, state_x, state_w, bias};
     return run(ctx, queue, &call, num_events, wait_list, event);
 }

@@ -90,8 +90,6 @@ CLBNB_INTERNAL bool clbnb_is_pow2(size_t v);
 /* --- launching ------------------------------------------------------------------------------ */
 /* Sets `count` kernel arguments from (size, pointer) pairs. */
 CLBNB_INTERNAL clbnb_status clbnb_set_args(cl_kernel kernel, int count, ...);
-/* The same from argument index `first` on. */
-CLBNB_INTERNAL clbnb_status clbnb_set_args_from(cl_kernel kernel, int first, int count, ...);
 #define CLBNB_ARG(v) sizeof(v), (const void *)&(v)
 /* Enqueues an ND-range; global sizes are rounded up to a multiple of local sizes. */
 CLBNB_INTERNAL clbnb_status clbnb_enqueue(cl_command_queue queue, cl_kernel kernel, cl_uint dims, const size_t *global,
@@ -106,23 +104,6 @@ CLBNB_INTERNAL clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_qu
                                                size_t lda, cl_mem b, size_t b_off, size_t ldb, size_t M, size_t N,
                                                size_t K, const clbnb_matrix *out, const clbnb_vector *bias,
                                                cl_uint num_events, const cl_event *wait_list, cl_event *event);
-
-/* The LLM.int8 outlier product that clbnb_int8_scaled_matmul_outliers may fuse into the GEMM's
- * epilogue: out[m, n] = RN(out[m, n] + sum_j x[m, c_j] * RN_xdt(cb[n, c_j] * scb[n] / 127)) over
- * the ocount[0] (device-side) columns c_j = ocols[j]; cb [N, ldcb] i8 and scb f32 start at offset 0. */
-typedef struct clbnb_int8_outliers {
-    const clbnb_matrix *x; /* the layer's input, any float dtype */
-    cl_mem cb, scb, ocols, ocount;
-    size_t ldcb;
-} clbnb_int8_outliers;
-
-/* clbnb_int8_scaled_matmul with the outlier product fused where the kernel allows it (nv_mma path,
- * no split-K): *fused says whether it was; if not, the caller adds it. Arguments as validated by the
- * public call, plus `o` (trusted: from the layer). */
-CLBNB_INTERNAL clbnb_status clbnb_int8_scaled_matmul_outliers(
-    clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *a, const clbnb_matrix *b,
-    const clbnb_vector *row_stats, const clbnb_vector *col_stats, const clbnb_vector *bias, const clbnb_matrix *out,
-    const clbnb_int8_outliers *o, int *fused, cl_uint num_events, const cl_event *wait_list, cl_event *event);
 
 /* Built-in tables on the device (created on first use, owned by the context). */
 CLBNB_INTERNAL clbnb_status clbnb_builtin_table(clbnb_context *ctx, cl_command_queue queue, clbnb_quant_type type,

@@ -166,12 +166,8 @@ clbnb_status clbnb_linear8_weights(const clbnb_linear8 *l, clbnb_matrix *cb, clb
     return CLBNB_SUCCESS;
 }
 
-/* The outlier product added to out (unless the GEMM fused it) and, with pool_outliers, the
- * outlier columns marked in the pool. */
-static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matrix *x, const clbnb_matrix *out,
-                                int fused) {
+static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matrix *x, const clbnb_matrix *out) {
     clbnb_context *ctx = l->ctx;
-    if (fused && !l->p.pool_outliers) return CLBNB_SUCCESS;
     CLBNB_TRY(lay_seq_step(seq));
     cl_ulong ooff = out->offset / clbnb_dtype_size(out->dtype), ldo = out->ld;
     cl_ulong xoff = x->offset / clbnb_dtype_size(x->dtype), ldx = x->ld;
@@ -186,12 +182,12 @@ static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matr
     cl_kernel k = NULL;
     clbnb_status s = tiled ? clbnb_kernel_get_locked(ctx, "linear8_outlier", "", "lin8_outlier_add_tiled", &k)
                            : clbnb_kernel_get_locked(ctx, "layers", "", "lay_outlier_add", &k);
-    if (s == CLBNB_SUCCESS && !fused)
+    if (s == CLBNB_SUCCESS)
         s = clbnb_set_args(k, 17, CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(odt),
                            CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(xdt), CLBNB_ARG(l->cb),
                            CLBNB_ARG(zero), CLBNB_ARG(ldcb), CLBNB_ARG(l->scb), CLBNB_ARG(zero),
                            CLBNB_ARG(l->ocols.mem), CLBNB_ARG(l->ocount.mem), CLBNB_ARG(rows), CLBNB_ARG(cols));
-    if (s == CLBNB_SUCCESS && !fused) s = clbnb_enqueue(seq->queue, k, 2, global, local, 0, NULL, NULL);
+    if (s == CLBNB_SUCCESS) s = clbnb_enqueue(seq->queue, k, 2, global, local, 0, NULL, NULL);
     if (s == CLBNB_SUCCESS && l->p.pool_outliers) {
         s = clbnb_kernel_get_locked(ctx, "layers", "", "lay_pool_mark", &k);
         cl_ulong kk = l->k;
@@ -256,14 +252,10 @@ clbnb_status clbnb_linear8_forward(clbnb_linear8 *l, cl_command_queue queue, con
                                         thr ? &oc : NULL, thr ? &on : NULL, thr ? l->oflags.mem : NULL, 0, NULL, NULL));
     /* 4. fused scaled int8 matmul with bias */
     clbnb_vector bias = clbnb_vector_make(l->bias, 0, l->n, l->bias_dt);
-    /*    (5. fused into its epilogue where the kernel allows it) */
     CLBNB_TRY(lay_seq_step(&seq));
-    const clbnb_int8_outliers ol = {x, l->cb, l->scb, l->ocols.mem, l->ocount.mem, l->k};
-    int fused = 0;
-    CLBNB_TRY(clbnb_int8_scaled_matmul_outliers(ctx, queue, &ca, &cb, &sca, &scb, l->bias ? &bias : NULL, out,
-                                                thr ? &ol : NULL, &fused, 0, NULL, NULL));
+    CLBNB_TRY(clbnb_int8_scaled_matmul(ctx, queue, &ca, &cb, &sca, &scb, l->bias ? &bias : NULL, out, 0, NULL, NULL));
     /* 5. outlier columns in x's precision against the dequantized int8 weight columns */
-    if (thr) CLBNB_TRY(outlier_add(l, &seq, x, out, fused));
+    if (thr) CLBNB_TRY(outlier_add(l, &seq, x, out));
     return lay_seq_end(&seq, event);
 }
 

@@ -491,8 +491,7 @@ int main(void) {
         set_paths(ctx, paths[pi]);
         const char *pn = clbnb_path_name(paths[pi]);
         /* emulated tensor cores: a small tile (16 x 32, 2 warps) keeps PoCL's build of the unrolled
-         * kernels short (the default 128 x 128 tile with the fused outlier epilogue took minutes),
-         * and gives the cases many work-groups; test_int8_gemm covers the default tile */
+         * kernel short and gives the cases many work-groups; test_int8_gemm covers the default tile */
         if (mma && !clbnb_context_device_info(ctx)->nv_ptx_mma)
             setenv("CLBNB_INT8_MMA_CONFIG", "1,2,1,2,32,2,1,1,0", 1);
         for (int d = 0; d < 3; d++) {
@@ -511,8 +510,7 @@ int main(void) {
                 {37, 130, 67, dts[d], 6.0f, 8, 1, 0, 0, 0},  /* 8 outlier columns */
                 {70, 300, 67, dts[d], 6.0f, 45, 1, 0, 0, 0}, /* > 32 outlier columns, > 64 rows: GPU kernel passes */
                 {5, 257, 3, dts[d], 0.0f, 0, 1, 1, 0, 0},
-                /* several work-group tiles of the tensor-core kernel (128 x 128) with edges, 20 outlier
-                 * columns: more than one local-memory pass of its fused outlier epilogue */
+                /* several work-group tiles of the tensor-core kernel with edges, 20 outlier columns */
                 {150, 200, 300, dts[d], 6.0f, 20, 1, 0, 0, 0},
             };
             for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
