@@ -200,3 +200,9 @@ inline float g4_scale_of(__local const float *c2, int nested, uint q, float a2, 
     const float t = c2[q] * a2;
     return t + off;
 }
+// The same with the nested code read from global memory (through the cache) instead of a staged copy.
+inline float g4_scale_of_global(__global const float *code2, ulong c2off, int nested, uint q, float a2, float off) {
+    if (!nested) return a2;
+    const float t = code2[c2off + q] * a2;
+    return t + off;
+}

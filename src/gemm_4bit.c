@@ -141,15 +141,18 @@ clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, s
  * 4096 x 14336 / 8192 x 28672): 2 warps, 4 rows, 2 chunks: 10.8 / 22.0 / 63.0 us; 1 warp:
  * 11.3 / 22.8 / 62.5; 2 rows: 11.8 / 24.3 / 73.2; 4 chunks: 11.8 / 25.1 / 70.9 (a prmt-based
  * nibble decode measured within noise and was dropped); 8 rows (session 5): 1 warp x 2 chunks
- * 14.6 / 26.1 / 75.8, 2 warps x 2 chunks 11.5 / 25.9 / 71.9, 1 chunk ~100 us at 8192 x 28672. The development knob
- * CLBNB_G4_GEMV_CONFIG="warps,rows,unroll" overrides it (read per call: benchmarks sweep it). */
-static void gemv_shape(int *warps, int *rows, int *unroll) {
-    *warps = 2, *rows = 4, *unroll = 2;
+ * 14.6 / 26.1 / 75.8, 2 warps x 2 chunks 11.5 / 25.9 / 71.9, 1 chunk ~100 us at 8192 x 28672.
+ * Nested absmax: the 256-entry code read through the cache (c2_global) instead of staged in local
+ * memory before a barrier: 12.0 / 25.3 / 69.6 -> 11.5 / 24.3 / 68.4 us (plain: 11.3 / 22.3 / 64.8).
+ * The development knob CLBNB_G4_GEMV_CONFIG="warps,rows,unroll[,c2_global]" overrides it (read per
+ * call: benchmarks sweep it). */
+static void gemv_shape(int *warps, int *rows, int *unroll, int *c2_global) {
+    *warps = 2, *rows = 4, *unroll = 2, *c2_global = 1;
     const char *env = getenv("CLBNB_G4_GEMV_CONFIG");
-    int w, r, u;
-    if (env && sscanf(env, "%d,%d,%d", &w, &r, &u) == 3 && (w == 1 || w == 2 || w == 4 || w == 8 || w == 16) &&
-        (r == 1 || r == 2 || r == 4 || r == 8) && u >= 1 && u <= 8)
-        *warps = w, *rows = r, *unroll = u;
+    int w, r, u, c = 0;
+    if (env && sscanf(env, "%d,%d,%d,%d", &w, &r, &u, &c) >= 3 && (w == 1 || w == 2 || w == 4 || w == 8 || w == 16) &&
+        (r == 1 || r == 2 || r == 4 || r == 8) && u >= 1 && u <= 8 && (c == 0 || c == 1))
+        *warps = w, *rows = r, *unroll = u, *c2_global = c;
 }
 
 /* Shape of g4_mma (cl/gemm_4bit_mma.cl): warps per work-group (they split K), m16 tiles of weight
@@ -187,7 +190,7 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
     const int fast = (k % w->blocksize == 0) && (w->poff % 16 == 0);
     char options[160], kname[32];
     const char *program = NULL; /* "gemm_4bit" unless a branch names another (options set there) */
-    int warps = 8, rn = 1, unroll = 4, xvec = 0;
+    int warps = 8, rn = 1, unroll = 4, xvec = 0, c2_global = 0;
     cl_uint param;
     size_t global[2], local[2];
 
@@ -216,7 +219,7 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
             /* CLBNB_PATH_GENERIC (and CLBNB_PATH_NV_MMA): rn weight rows per warp, one row of x per
              * work-group row (see gemv_shape) */
             mb = 1;
-            gemv_shape(&warps, &rn, &unroll);
+            gemv_shape(&warps, &rn, &unroll, &c2_global);
             /* x rows 16-byte aligned: wide loads of x */
             xvec = x->offset % 16 == 0 && (x->ld * clbnb_dtype_size(x->dtype)) % 16 == 0;
             snprintf(kname, sizeof kname, "g4_gemv");
@@ -258,8 +261,9 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
     }
     if (!program)
         snprintf(options, sizeof options,
-                 "-DX_DTYPE=%d -DOUT_DTYPE=%d -DG4_WARPS=%d -DG4T_RN=%d -DG4V_RN=%d -DG4V_U=%d -DG4_XVEC=%d",
-                 (int)x->dtype, (int)out->dtype, warps, rn, rn, unroll, xvec);
+                 "-DX_DTYPE=%d -DOUT_DTYPE=%d -DG4_WARPS=%d -DG4T_RN=%d -DG4V_RN=%d -DG4V_U=%d -DG4_XVEC=%d "
+                 "-DG4V_C2_GLOBAL=%d",
+                 (int)x->dtype, (int)out->dtype, warps, rn, rn, unroll, xvec, c2_global);
     cl_kernel kern = NULL;
     clbnb_status s = clbnb_kernel_get_locked(ctx, program ? program : "gemm_4bit", options, kname, &kern);
     if (s == CLBNB_SUCCESS) {
