@@ -324,17 +324,23 @@ __kernel void rowwise_sb_cpu(ROWWISE_ARGS, uint tpr) { rowwise_cpu(ROWWISE_PASS,
 #endif
 
 // ---- outlier columns: ordered compaction of the column flags ----------------------------------
-// GENERIC: one work-group; work-item i owns a contiguous range of columns, counts its flags, an
-// exclusive scan over the WG counts gives its write position.
+// GENERIC: one work-group; work-item i owns a contiguous range of columns (a multiple of 4: 16-byte
+// loads of the flags, which start 16-byte aligned), counts its flags, an exclusive scan over the
+// WG counts gives its write position.
 #if !Q8_CPU
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void outlier_compact_wg(
     __global const uint *flags, ulong cols, __global int *ocols, ulong ooff, __global int *count, ulong coff) {
     __local uint scan[WG];
     uint lid = get_local_id(0);
-    ulong per = (cols + WG - 1) / WG;
+    ulong per = ((cols + WG - 1) / WG + 3) & ~(ulong)3;
     ulong c0 = min((ulong)lid * per, cols), c1 = min(c0 + per, cols);
     uint n = 0;
-    for (ulong c = c0; c < c1; c++) n += flags[c] != 0u;
+    ulong c = c0;
+    for (; c + 4 <= c1; c += 4) {
+        const uint4 f = vload4(0, flags + c);
+        n += (uint)(f.x != 0u) + (uint)(f.y != 0u) + (uint)(f.z != 0u) + (uint)(f.w != 0u);
+    }
+    for (; c < c1; c++) n += flags[c] != 0u;
     scan[lid] = n;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint s = 1; s < WG; s <<= 1) {
@@ -344,8 +350,9 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void outlier_compact_wg
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     uint pos = scan[lid] - n;
-    for (ulong c = c0; c < c1; c++)
-        if (flags[c] != 0u) ocols[ooff + pos++] = (int)c;
+    if (n)
+        for (c = c0; c < c1; c++)
+            if (flags[c] != 0u) ocols[ooff + pos++] = (int)c;
     if (lid == WG - 1) count[coff] = (int)scan[WG - 1];
 }
 #endif

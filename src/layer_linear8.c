@@ -173,10 +173,13 @@ static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matr
     cl_ulong xoff = x->offset / clbnb_dtype_size(x->dtype), ldx = x->ld;
     cl_ulong zero = 0, ldcb = l->k, rows = x->rows, cols = l->n;
     cl_int odt = (cl_int)out->dtype, xdt = (cl_int)x->dtype;
-    /* CPU path: one work-item per output reading its weights through the caches; elsewhere the
-     * tiled kernel of linear8_outlier.cl (64 outputs x 64 rows per work-group, weights staged once) */
-    const int tiled = ctx->info.path[CLBNB_FAMILY_INT8_GEMM] != CLBNB_PATH_CPU;
-    size_t local[2] = {tiled ? 64 : 16, tiled ? 4 : 1};
+    /* CPU path and a few rows (token generation: the tiled kernel would stage 64 rows of x for
+     * one): one work-item per output reading its weights through the caches; elsewhere the tiled
+     * kernel of linear8_outlier.cl (64 outputs x 64 rows per work-group, weights staged once).
+     * Both give the same bits. */
+    const int cpu = ctx->info.path[CLBNB_FAMILY_INT8_GEMM] == CLBNB_PATH_CPU;
+    const int tiled = !cpu && x->rows > 8;
+    size_t local[2] = {tiled ? 64 : cpu ? 16 : 64, tiled ? 4 : 1};
     size_t global[2] = {l->n, tiled ? 4 * ((x->rows + 63) / 64) : x->rows};
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k = NULL;
