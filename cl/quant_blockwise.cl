@@ -35,11 +35,8 @@
 #ifndef QR
 #define QR 2 // generic quantize, blocks <= QWG*QEPT: passes per work-item, all loads issued first
 #endif
-#ifndef DQ_E
-#define DQ_E 8 // generic dequantize: elements per unit (8 or 16)
-#endif
 #ifndef DQ4_U
-#define DQ4_U 2 // generic 4-bit dequantize: DQ_E-element units per work-item, all loads issued first
+#define DQ4_U 2 // generic 4-bit dequantize: 8-element units per work-item, all loads issued first
 #endif
 #ifndef DQ8_U
 #define DQ8_U 1 // generic 8-bit dequantize: the same
@@ -486,32 +483,29 @@ inline uint load_packed8(__global const uchar *packed, ulong e, ulong n, int p_a
 }
 
 // Body of the generic dequantizers (after the work-group's table is requested): work-item lid of
-// group g handles the UE-element units g * QWG * NU + u * QWG + lid (u < NU); each load
-// instruction of a warp reads contiguous bytes, and all NU loads are issued before the barrier
-// that publishes the table. UE is 8 (one store per unit: a warp's store instruction covers
-// contiguous bytes) or 16 (two 8-element stores per unit: each store instruction then writes half
-// of every 32-byte sector it touches, and the H100 dequantized NF4 to f16 at 62 % of the copy
-// bandwidth instead of 98 %). WORD: a unit's packed type, LOAD: its load at element e, LO / HI:
-// the 8 floats of w[u]'s first / second half scaled by a[u] (HI unused when UE is 8).
-#define DQ_GENERIC_BODY(UE, NU, WORD, LOAD, LO, HI)                                                             \
+// group g handles the 8-element units g * QWG * NU + u * QWG + lid (u < NU); each load instruction
+// of a warp reads contiguous bytes, and all NU loads are issued before the barrier that publishes
+// the table. One 8-element store per unit keeps a warp's store instruction contiguous: with
+// 16-element units stored as two halves, each store instruction wrote half of every 32-byte sector
+// it touched, and the H100 dequantized NF4 to f16 at 62 % of the copy bandwidth instead of 98 %
+// (8-bit to f32: 60 % instead of 92 %). WORD: a unit's packed type, LOAD: its load at element e,
+// DEC: the 8 floats of w[u] scaled by a[u].
+#define DQ_GENERIC_BODY(NU, WORD, LOAD, DEC)                                                                    \
     out += o_off;                                                                                              \
     const float off = nested ? offset[offset_off] : 0.0f;                                                      \
     const ulong u0 = (ulong)get_group_id(0) * (QWG * NU) + lid;                                                \
     WORD w[NU];                                                                                                \
     float a[NU];                                                                                               \
     for (uint u = 0; u < NU; u++) {                                                                            \
-        const ulong e = (u0 + u * QWG) * UE;                                                                   \
+        const ulong e = (u0 + u * QWG) * 8;                                                                    \
         w[u] = e < n ? LOAD : (WORD)(0u);                                                                      \
         a[u] = e < n ? block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs) \
                      : 0.0f;                                                                                   \
     }                                                                                                          \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                              \
     for (uint u = 0; u < NU; u++) {                                                                            \
-        const ulong e = (u0 + u * QWG) * UE;                                                                   \
-        if (e < n) {                                                                                           \
-            store8_out_tail(out, e, n, o_al, LO);                                                              \
-            if (UE == 16 && e + 8 < n) store8_out_tail(out, e + 8, n, o_al, HI);                               \
-        }                                                                                                      \
+        const ulong e = (u0 + u * QWG) * 8;                                                                    \
+        if (e < n) store8_out_tail(out, e, n, o_al, DEC);                                                      \
     }
 
 // Generic shape: DQ_GENERIC_BODY.
@@ -520,12 +514,7 @@ __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void dequantize_4bit_g
     const uint lid = get_local_id(0);
     if (lid < 16) lut[lid] = dq4_tables[(qtype == 1 ? 16 : 0) + lid];
     packed += p_off;
-#if DQ_E == 8
-    DQ_GENERIC_BODY(8, DQ4_U, uint, load_packed8(packed, e, n, p_al), dq4_byte4(lut, w[u], a[u]), 0)
-#else
-    DQ_GENERIC_BODY(16, DQ4_U, uint2, load_packed16(packed, e, n, p_al), dq4_byte4(lut, w[u].x, a[u]),
-                    dq4_byte4(lut, w[u].y, a[u]))
-#endif
+    DQ_GENERIC_BODY(DQ4_U, uint, load_packed8(packed, e, n, p_al), dq4_byte4(lut, w[u], a[u]))
 }
 
 // One work-item per CPU_CHUNK elements, 16 at a time (16 elements never straddle a block).
@@ -808,12 +797,7 @@ __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void dequantize_8bit_g
     const uint lid = get_local_id(0);
     for (uint j = lid; j < 256; j += QWG) lc[j] = code[code_off + j];
     codes += c_off;
-#if DQ_E == 8
-    DQ_GENERIC_BODY(8, DQ8_U, uint2, load_codes8(codes, e, n, c_al), dq8_word2(lc, w[u], a[u]), 0)
-#else
-    DQ_GENERIC_BODY(16, DQ8_U, uint4, load_codes16(codes, e, n, c_al), dq8_word2(lc, w[u].lo, a[u]),
-                    dq8_word2(lc, w[u].hi, a[u]))
-#endif
+    DQ_GENERIC_BODY(DQ8_U, uint2, load_codes8(codes, e, n, c_al), dq8_word2(lc, w[u], a[u]))
 }
 
 inline float8 dq8_word2_g(__global const float *lc, uint2 w, float a) {

@@ -51,27 +51,24 @@ static int valid_8bit_blocksize(size_t bs) { return clbnb_is_pow2(bs) && bs >= 1
 
 static int cpu_path(const clbnb_context *ctx) { return ctx->info.path[CLBNB_FAMILY_QUANT] == CLBNB_PATH_CPU; }
 
-/* Work per work-item of the generic shape: qr = quantize passes (QR in the .cl); de = elements per
- * dequantize unit (DQ_E), du4 / du8 = units per work-item of the 4-bit / 8-bit dequantizers
- * (DQ4_U, DQ8_U). H100 sweeps (32M elements, median of 60): qr 2 (8-bit 107.8 us, NF4 59.1 us;
- * qr 4: 110.6 / 61.3; qr 8: 119.6 / 76.5). de 8 against 16 (one 16-byte store per lane, contiguous
- * across the warp, against two at a 32-byte stride): 8-bit dequantize to f32 97.3 -> 63.5 us, NF4
- * to f16 48.0 -> 30.5 us; then du 2 for 4-bit (nested 34.3 -> 31.2 us) and du 1 for 8-bit (du 2:
- * 71.7 us). CLBNB_QUANT_CONFIG="qr,du[,de]" (qr, du each 1, 2, 4 or 8; de 8 or 16; du sets both
- * du4 and du8) overrides them for kernel development. */
+/* Work per work-item of the generic shape: qr = quantize passes (QR in the .cl); du4 / du8 =
+ * 8-element units per work-item of the 4-bit / 8-bit dequantizers (DQ4_U, DQ8_U). H100 sweeps
+ * (32M elements, median of 60): qr 2 (8-bit 107.8 us, NF4 59.1 us; qr 4: 110.6 / 61.3; qr 8:
+ * 119.6 / 76.5); du 2 for 4-bit (nested 34.3 us with du 1, 31.2 with 2) and du 1 for 8-bit (du 2:
+ * 71.7 us against 63.5). CLBNB_QUANT_CONFIG="qr,du" (each 1, 2, 4 or 8; du sets both) overrides
+ * them for kernel development. */
 typedef struct quant_tiling {
-    int qr, du4, du8, de;
+    int qr, du4, du8;
 } quant_tiling;
 
 static int tiling_factor(int v) { return v == 1 || v == 2 || v == 4 || v == 8; }
 
 static quant_tiling tiling(void) {
-    quant_tiling t = {2, 2, 1, 8};
+    quant_tiling t = {2, 2, 1};
     const char *env = getenv("CLBNB_QUANT_CONFIG");
-    int qr, du, de = 8;
-    if (env && sscanf(env, "%d,%d,%d", &qr, &du, &de) >= 2 && tiling_factor(qr) && tiling_factor(du) &&
-        (de == 8 || de == 16))
-        t.qr = qr, t.du4 = t.du8 = du, t.de = de;
+    int qr, du;
+    if (env && sscanf(env, "%d,%d", &qr, &du) == 2 && tiling_factor(qr) && tiling_factor(du))
+        t.qr = qr, t.du4 = t.du8 = du;
     return t;
 }
 
@@ -81,7 +78,7 @@ static clbnb_status get_kernel(clbnb_context *ctx, const char *options, const ch
     char name[64], all[128];
     snprintf(name, sizeof name, "%s%s", base, shaped ? (cpu_path(ctx) ? "_cpu" : "_generic") : "");
     const quant_tiling t = tiling();
-    snprintf(all, sizeof all, "%s -DQR=%d -DDQ4_U=%d -DDQ8_U=%d -DDQ_E=%d", options, t.qr, t.du4, t.du8, t.de);
+    snprintf(all, sizeof all, "%s -DQR=%d -DDQ4_U=%d -DDQ8_U=%d", options, t.qr, t.du4, t.du8);
     return clbnb_kernel_get_locked(ctx, "quant_blockwise", all, name, k);
 }
 
@@ -154,9 +151,8 @@ static clbnb_status set_dequant_args(cl_kernel k, cl_uint first, const absmax_ar
 static clbnb_status enqueue_dequant(clbnb_context *ctx, cl_command_queue queue, cl_kernel k, int four_bit, size_t n,
                                     cl_uint num_events, const cl_event *wait_list, cl_event *event) {
     const quant_tiling t = tiling();
-    size_t global = cpu_path(ctx)
-                        ? clbnb_blocks_count(n, CPU_CHUNK)
-                        : clbnb_blocks_count(n, (size_t)t.de * QWG * (size_t)(four_bit ? t.du4 : t.du8)) * QWG;
+    size_t global = cpu_path(ctx) ? clbnb_blocks_count(n, CPU_CHUNK)
+                                  : clbnb_blocks_count(n, (size_t)8 * QWG * (size_t)(four_bit ? t.du4 : t.du8)) * QWG;
     size_t local = cpu_path(ctx) ? CPU_LOCAL : QWG;
     return clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
 }
