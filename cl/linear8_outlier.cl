@@ -16,10 +16,10 @@
 #define OA_TR 4 // local size 1
 #endif
 #ifndef OA_RPT
-#define OA_RPT 16 // rows per work-item: a work-group covers OA_TR * OA_RPT rows
+#define OA_RPT 8 // rows per work-item: a work-group covers OA_TR * OA_RPT rows
 #endif
 #ifndef OA_JC
-#define OA_JC 32 // outlier columns per local-memory pass
+#define OA_JC 8 // outlier columns per local-memory pass
 #endif
 #define OA_THREADS (OA_TN * OA_TR)
 #define OA_ROWS (OA_TR * OA_RPT)

@@ -3,6 +3,7 @@
  * -> fused scaled int8 matmul with bias -> outlier product added by lay_outlier_add, which reads
  * the outlier count on the device (no host read-back, nothing blocks).
  * Backward: grad_x = G (CB * SCB/127) through f32 dequantized weight tiles and CLBlast SGEMM. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,6 +167,25 @@ clbnb_status clbnb_linear8_weights(const clbnb_linear8 *l, clbnb_matrix *cb, clb
     return CLBNB_SUCCESS;
 }
 
+/* Tiling of lin8_outlier_add_tiled (cl/linear8_outlier.cl): outputs per work-group (OA_TN), row
+ * lanes (OA_TR), rows per work-item (OA_RPT), outlier columns per pass (OA_JC). H100 sweep
+ * (2048 x 4096 f16 out, 8 outlier columns): 64,4,8,8 45.8 us; the former 64,4,16,32 54.5;
+ * 64,4,16,8 47.2; 32,8,8,8 57.4; 64,2,8,8 56.3; 128,2,8,8 65.2; 64,8,4,8 70.3; 128,4,4,8 80.2.
+ * CLBNB_OA_CONFIG="tn,tr,rpt,jc" overrides it (development knob, read per call). */
+typedef struct oa_tiling {
+    int tn, tr, rpt, jc;
+} oa_tiling;
+
+static oa_tiling oa_config(void) {
+    oa_tiling t = {64, 4, 8, 8}, e;
+    const char *env = getenv("CLBNB_OA_CONFIG");
+    if (env && sscanf(env, "%d,%d,%d,%d", &e.tn, &e.tr, &e.rpt, &e.jc) == 4 &&
+        (e.tn == 32 || e.tn == 64 || e.tn == 128) && e.tr >= 1 && e.tr <= 8 && e.rpt >= 1 && e.rpt <= 32 &&
+        (e.jc == 8 || e.jc == 16 || e.jc == 32) && (e.jc * e.tn + e.tr * e.rpt * (e.jc + 1)) * 4 <= 32768)
+        t = e;
+    return t;
+}
+
 static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matrix *x, const clbnb_matrix *out) {
     clbnb_context *ctx = l->ctx;
     CLBNB_TRY(lay_seq_step(seq));
@@ -175,15 +195,19 @@ static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matr
     cl_int odt = (cl_int)out->dtype, xdt = (cl_int)x->dtype;
     /* CPU path and a few rows (token generation: the tiled kernel would stage 64 rows of x for
      * one): one work-item per output reading its weights through the caches; elsewhere the tiled
-     * kernel of linear8_outlier.cl (64 outputs x 64 rows per work-group, weights staged once).
+     * kernel of linear8_outlier.cl (64 outputs x 32 rows per work-group, weights staged once).
      * Both give the same bits. */
     const int cpu = ctx->info.path[CLBNB_FAMILY_INT8_GEMM] == CLBNB_PATH_CPU;
     const int tiled = !cpu && x->rows > 8;
-    size_t local[2] = {tiled ? 64 : cpu ? 16 : 64, tiled ? 4 : 1};
-    size_t global[2] = {l->n, tiled ? 4 * ((x->rows + 63) / 64) : x->rows};
+    const oa_tiling t = oa_config();
+    const size_t rows_per_group = (size_t)t.tr * (size_t)t.rpt;
+    size_t local[2] = {tiled ? (size_t)t.tn : cpu ? 16 : 64, tiled ? (size_t)t.tr : 1};
+    size_t global[2] = {l->n, tiled ? (size_t)t.tr * ((x->rows + rows_per_group - 1) / rows_per_group) : x->rows};
+    char options[96];
+    snprintf(options, sizeof options, "-DOA_TN=%d -DOA_TR=%d -DOA_RPT=%d -DOA_JC=%d", t.tn, t.tr, t.rpt, t.jc);
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k = NULL;
-    clbnb_status s = tiled ? clbnb_kernel_get_locked(ctx, "linear8_outlier", "", "lin8_outlier_add_tiled", &k)
+    clbnb_status s = tiled ? clbnb_kernel_get_locked(ctx, "linear8_outlier", options, "lin8_outlier_add_tiled", &k)
                            : clbnb_kernel_get_locked(ctx, "layers", "", "lay_outlier_add", &k);
     if (s == CLBNB_SUCCESS)
         s = clbnb_set_args(k, 17, CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(odt),
