@@ -141,7 +141,9 @@ clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, s
  * 4096 x 14336 / 8192 x 28672): 2 warps, 4 rows, 2 chunks: 10.8 / 22.0 / 63.0 us; 1 warp:
  * 11.3 / 22.8 / 62.5; 2 rows: 11.8 / 24.3 / 73.2; 4 chunks: 11.8 / 25.1 / 70.9 (a prmt-based
  * nibble decode measured within noise and was dropped); 8 rows (session 5): 1 warp x 2 chunks
- * 14.6 / 26.1 / 75.8, 2 warps x 2 chunks 11.5 / 25.9 / 71.9, 1 chunk ~100 us at 8192 x 28672.
+ * 14.6 / 26.1 / 75.8, 2 warps x 2 chunks 11.5 / 25.9 / 71.9, 1 chunk ~100 us at 8192 x 28672;
+ * 4 rows with 3 chunks: 12.5 / 24.3 / 72.5, 4 warps x 2 chunks 11.0 / 24.6 / 65.5, 1 chunk (2, 4
+ * or 8 warps) 75.5 - 90.1 us at 8192 x 28672.
  * Nested absmax: the 256-entry code read through the cache (c2_global) instead of staged in local
  * memory before a barrier: 12.0 / 25.3 / 69.6 -> 11.5 / 24.3 / 68.4 us (plain: 11.3 / 22.3 / 64.8).
  * The development knob CLBNB_G4_GEMV_CONFIG="warps,rows,unroll[,c2_global]" overrides it (read per
