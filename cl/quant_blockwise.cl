@@ -302,9 +302,34 @@ inline void store_packed4(__global uchar *packed, ulong e, ulong n, int p_al, ui
         if (byte0 + k < nbytes) packed[byte0 + k] = (uchar)(word >> (8 * k));
 }
 
-// Blocks of at most QWG*QEPT elements: a tile of QR*QWG*QEPT elements in QR passes whose loads are
-// all issued before the first use (bytes in flight), one segment reduction for all passes.
-// Larger blocks: *_generic_big.
+// Body of the generic quantizers, blocks of at most QWG*QEPT elements: a tile of QR*QWG*QEPT
+// elements in QR passes whose loads are all issued before the first use (bytes in flight), one
+// segment reduction for all passes. LOAD: the 8 inputs at element e; BEFORE_STORE: a statement run
+// after the reduction (the 8-bit kernel publishes its table there); STORE: writes pass r's codes
+// at element e from v[r] and the block maximum m[r]. Larger blocks: *_generic_big.
+#define Q_GENERIC_PASSES(LOAD, BEFORE_STORE, STORE)                                                             \
+    const ulong chunk = (ulong)QWG * QEPT;                                                                     \
+    const ulong e0 = (ulong)get_group_id(0) * (chunk * QR) + (ulong)lid * QEPT;                                \
+    float8 v[QR];                                                                                              \
+    float m[QR];                                                                                               \
+    _Pragma("unroll") for (uint r = 0; r < QR; r++) {                                                          \
+        const ulong e = e0 + r * chunk;                                                                        \
+        v[r] = LOAD;                                                                                           \
+    }                                                                                                          \
+    _Pragma("unroll") for (uint r = 0; r < QR; r++) m[r] = max8(v[r]);                                         \
+    const uint seg = (uint)(((ulong)1 << log2bs) / QEPT);                                                      \
+    segment_max_n(red, lid, seg, m, QR);                                                                       \
+    BEFORE_STORE;                                                                                              \
+    const int head = (lid & (seg - 1)) == 0;                                                                   \
+    _Pragma("unroll") for (uint r = 0; r < QR; r++) {                                                          \
+        const ulong e = e0 + r * chunk;                                                                        \
+        if (e < n) {                                                                                           \
+            if (head) absmax[e >> log2bs] = m[r];                                                              \
+            STORE;                                                                                             \
+        }                                                                                                      \
+    }
+
+// Generic shape: Q_GENERIC_PASSES.
 __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void
 quantize_4bit_generic(__global const uchar *x, ulong x_off, int x_al, ulong n, uint log2bs, __global uchar *packed,
                       ulong p_off, int p_al, __global float *absmax, ulong a_off) {
@@ -313,25 +338,8 @@ quantize_4bit_generic(__global const uchar *x, ulong x_off, int x_al, ulong n, u
     packed += p_off;
     absmax += a_off;
     const uint lid = get_local_id(0);
-    const ulong chunk = (ulong)QWG * QEPT;
-    const ulong e0 = (ulong)get_group_id(0) * (chunk * QR) + (ulong)lid * QEPT;
-    float8 v[QR];
-    float m[QR];
-#pragma unroll
-    for (uint r = 0; r < QR; r++) v[r] = load8_in_tail(x, e0 + r * chunk, n, x_al);
-#pragma unroll
-    for (uint r = 0; r < QR; r++) m[r] = max8(v[r]);
-    const uint seg = (uint)(((ulong)1 << log2bs) / QEPT);
-    segment_max_n(red, lid, seg, m, QR);
-    const int head = (lid & (seg - 1)) == 0;
-#pragma unroll
-    for (uint r = 0; r < QR; r++) {
-        const ulong e = e0 + r * chunk;
-        if (e < n) {
-            if (head) absmax[e >> log2bs] = m[r];
-            store_packed4(packed, e, n, p_al, pack8_4bit(v[r], clbnb_div(1.0f, m[r])));
-        }
-    }
+    Q_GENERIC_PASSES(load8_in_tail(x, e, n, x_al), (void)0,
+                     store_packed4(packed, e, n, p_al, pack8_4bit(v[r], clbnb_div(1.0f, m[r]))))
 }
 
 // Blocks larger than QWG*QEPT: the tile is one block.
@@ -585,7 +593,7 @@ inline void fill_midpoints_eyt(__local float *mid, __global const float *code, u
     }
 }
 
-// Same tiling as quantize_4bit_generic.
+// Generic shape: Q_GENERIC_PASSES.
 __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void quantize_8bit_generic(Q8_ARGS) {
     __local float red[QR * QWG];
     __local float mid[256];
@@ -596,26 +604,8 @@ __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void quantize_8bit_gen
     const uint lid = get_local_id(0);
     fill_midpoints_eyt(mid, code, lid);
     const float off = use_offset ? offset[offset_off] : 0.0f;
-    const ulong chunk = (ulong)QWG * QEPT;
-    const ulong e0 = (ulong)get_group_id(0) * (chunk * QR) + (ulong)lid * QEPT;
-    float8 v[QR];
-    float m[QR];
-#pragma unroll
-    for (uint r = 0; r < QR; r++) v[r] = load8_q8(x, e0 + r * chunk, n, x_al, use_offset, off);
-#pragma unroll
-    for (uint r = 0; r < QR; r++) m[r] = max8(v[r]);
-    const uint seg = (uint)(((ulong)1 << log2bs) / QEPT);
-    segment_max_n(red, lid, seg, m, QR);
-    barrier(CLK_LOCAL_MEM_FENCE); // publishes mid[]
-    const int head = (lid & (seg - 1)) == 0;
-#pragma unroll
-    for (uint r = 0; r < QR; r++) {
-        const ulong e = e0 + r * chunk;
-        if (e < n) {
-            if (head) absmax[e >> log2bs] = m[r];
-            store_codes8(codes, e, n, c_al, pack8_8bit(v[r], clbnb_div(1.0f, m[r]), mid));
-        }
-    }
+    Q_GENERIC_PASSES(load8_q8(x, e, n, x_al, use_offset, off), barrier(CLK_LOCAL_MEM_FENCE) /* publishes mid[] */,
+                     store_codes8(codes, e, n, c_al, pack8_8bit(v[r], clbnb_div(1.0f, m[r]), mid)))
 }
 
 // Blocks larger than QWG*QEPT: the tile is one block.
