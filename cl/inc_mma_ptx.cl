@@ -46,11 +46,9 @@ inline void copy16_async(__local uchar *dst, __global const uchar *src, uint byt
 }
 inline void async_commit(void) { asm volatile("cp.async.commit_group;"); }
 #define ASYNC_WAIT(n) asm volatile("cp.async.wait_group %0;" ::"n"(n))
-#define WARP_SYNC()
 
 #else // CLBNB_PTX_EMULATE: fragment exchange through local memory (all work-items call these
       // uniformly, so barriers are legal)
-#define WARP_SYNC() barrier(CLK_LOCAL_MEM_FENCE)
 
 inline void ldmatrix_emulated(uint *r, __local const uchar *ptr, __local uint *scratch) {
     const uint lane = get_local_id(0) % 32, warp = get_local_id(0) / 32;
@@ -75,14 +73,21 @@ inline void ldmatrix_emulated(uint *r, __local const uchar *ptr, __local uint *s
         r0 = r_[0], r1 = r_[1], r2 = r_[2], r3 = r_[3];                                                               \
     } while (0)
 
-// scratch per warp: 32 lanes x 6 registers (a0..a3, b0, b1)
-inline void mma_emulated(int *c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, __local uint *scratch) {
+// Publishes this lane's mma fragments (a0..a3, b0, b1) in the warp's part of scratch (32 lanes x 6
+// registers) and returns that part once every lane's are there.
+inline __local uint *mma_fragments_emulated(uint a0, uint a1, uint a2, uint a3, uint b0, uint b1,
+                                            __local uint *scratch) {
     const uint lane = get_local_id(0) % 32, warp = get_local_id(0) / 32;
     __local uint *f = scratch + warp * 32 * 6;
     f[lane * 6 + 0] = a0, f[lane * 6 + 1] = a1, f[lane * 6 + 2] = a2, f[lane * 6 + 3] = a3;
     f[lane * 6 + 4] = b0, f[lane * 6 + 5] = b1;
     barrier(CLK_LOCAL_MEM_FENCE);
-    const uint g = lane / 4, t = lane % 4;
+    return f;
+}
+
+inline void mma_emulated(int *c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, __local uint *scratch) {
+    __local const uint *f = mma_fragments_emulated(a0, a1, a2, a3, b0, b1, scratch);
+    const uint lane = get_local_id(0) % 32, g = lane / 4, t = lane % 4;
     for (int e = 0; e < 4; e++) {
         uint row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e % 2);
         int sum = 0;
@@ -107,12 +112,8 @@ inline float half_bits_to_float(uint bits) {
     return vload_half(0, (__private const half *)&h);
 }
 inline void mma_f16_emulated(float *c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, __local uint *scratch) {
-    const uint lane = get_local_id(0) % 32, warp = get_local_id(0) / 32;
-    __local uint *f = scratch + warp * 32 * 6;
-    f[lane * 6 + 0] = a0, f[lane * 6 + 1] = a1, f[lane * 6 + 2] = a2, f[lane * 6 + 3] = a3;
-    f[lane * 6 + 4] = b0, f[lane * 6 + 5] = b1;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    const uint g = lane / 4, t = lane % 4;
+    __local const uint *f = mma_fragments_emulated(a0, a1, a2, a3, b0, b1, scratch);
+    const uint lane = get_local_id(0) % 32, g = lane / 4, t = lane % 4;
     for (int e = 0; e < 4; e++) {
         uint row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e % 2);
         float sum = 0.0f;
