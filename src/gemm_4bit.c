@@ -144,17 +144,17 @@ clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, s
  * 14.6 / 26.1 / 75.8, 2 warps x 2 chunks 11.5 / 25.9 / 71.9, 1 chunk ~100 us at 8192 x 28672;
  * 4 rows with 3 chunks: 12.5 / 24.3 / 72.5, 4 warps x 2 chunks 11.0 / 24.6 / 65.5, 1 chunk (2, 4
  * or 8 warps) 75.5 - 90.1 us at 8192 x 28672.
- * Nested absmax: the 256-entry code read through the cache (c2_global) instead of staged in local
- * memory before a barrier: 12.0 / 25.3 / 69.6 -> 11.5 / 24.3 / 68.4 us (plain: 11.3 / 22.3 / 64.8).
- * The development knob CLBNB_G4_GEMV_CONFIG="warps,rows,unroll[,c2_global]" overrides it (read per
- * call: benchmarks sweep it). */
-static void gemv_shape(int *warps, int *rows, int *unroll, int *c2_global) {
-    *warps = 2, *rows = 4, *unroll = 2, *c2_global = 1;
+ * Nested absmax: the 256-entry code read through the cache instead of staged in local memory
+ * before a barrier: 12.0 / 25.3 / 69.6 -> 11.5 / 24.3 / 68.4 us (plain: 11.3 / 22.3 / 64.8).
+ * The development knob CLBNB_G4_GEMV_CONFIG="warps,rows,unroll" overrides it (read per call:
+ * benchmarks sweep it). */
+static void gemv_shape(int *warps, int *rows, int *unroll) {
+    *warps = 2, *rows = 4, *unroll = 2;
     const char *env = getenv("CLBNB_G4_GEMV_CONFIG");
-    int w, r, u, c = 0;
-    if (env && sscanf(env, "%d,%d,%d,%d", &w, &r, &u, &c) >= 3 && (w == 1 || w == 2 || w == 4 || w == 8 || w == 16) &&
-        (r == 1 || r == 2 || r == 4 || r == 8) && u >= 1 && u <= 8 && (c == 0 || c == 1))
-        *warps = w, *rows = r, *unroll = u, *c2_global = c;
+    int w, r, u;
+    if (env && sscanf(env, "%d,%d,%d", &w, &r, &u) == 3 && (w == 1 || w == 2 || w == 4 || w == 8 || w == 16) &&
+        (r == 1 || r == 2 || r == 4 || r == 8) && u >= 1 && u <= 8)
+        *warps = w, *rows = r, *unroll = u;
 }
 
 /* Shape of g4_mma (cl/gemm_4bit_mma.cl): warps per work-group (they split K), m16 tiles of weight
@@ -192,7 +192,7 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
     const int fast = (k % w->blocksize == 0) && (w->poff % 16 == 0);
     char options[160], kname[32];
     const char *program = NULL; /* "gemm_4bit" unless a branch names another (options set there) */
-    int warps = 8, rn = 1, unroll = 4, xvec = 0, c2_global = 0;
+    int warps = 8, rn = 1, unroll = 4, xvec = 0;
     cl_uint param;
     size_t global[2], local[2];
 
@@ -221,7 +221,7 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
             /* CLBNB_PATH_GENERIC (and CLBNB_PATH_NV_MMA): rn weight rows per warp, one row of x per
              * work-group row (see gemv_shape) */
             mb = 1;
-            gemv_shape(&warps, &rn, &unroll, &c2_global);
+            gemv_shape(&warps, &rn, &unroll);
             /* x rows 16-byte aligned: wide loads of x */
             xvec = x->offset % 16 == 0 && (x->ld * clbnb_dtype_size(x->dtype)) % 16 == 0;
             snprintf(kname, sizeof kname, "g4_gemv");
@@ -263,9 +263,8 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
     }
     if (!program)
         snprintf(options, sizeof options,
-                 "-DX_DTYPE=%d -DOUT_DTYPE=%d -DG4_WARPS=%d -DG4T_RN=%d -DG4V_RN=%d -DG4V_U=%d -DG4_XVEC=%d "
-                 "-DG4V_C2_GLOBAL=%d",
-                 (int)x->dtype, (int)out->dtype, warps, rn, rn, unroll, xvec, c2_global);
+                 "-DX_DTYPE=%d -DOUT_DTYPE=%d -DG4_WARPS=%d -DG4T_RN=%d -DG4V_RN=%d -DG4V_U=%d -DG4_XVEC=%d",
+                 (int)x->dtype, (int)out->dtype, warps, rn, rn, unroll, xvec);
     cl_kernel kern = NULL;
     clbnb_status s = clbnb_kernel_get_locked(ctx, program ? program : "gemm_4bit", options, kname, &kern);
     if (s == CLBNB_SUCCESS) {
