@@ -6,8 +6,9 @@
  * (bench_time_kernel_us), a multi-kernel one from a marker enqueued right before it to the end of
  * its last kernel, so it counts whole (bench_time_us). Before each timed run a kernel reads a
  * buffer several times larger than any last-level cache, so memory-bound kernels start cold (and
- * the cache holds no dirty lines for them to write back). Each record carries a ratio to a reference measured in the
- * same run (the copy bandwidth of the device for memory-bound operations).
+ * the cache holds no dirty lines for them to write back). Each record carries a ratio to a
+ * reference measured in the same run (the copy bandwidth of the device for memory-bound
+ * operations).
  */
 #ifndef CLBNB_BENCH_H
 #define CLBNB_BENCH_H

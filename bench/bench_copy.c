@@ -57,14 +57,13 @@ static clbnb_status enqueue_stream(void *user, cl_command_queue queue, int itera
     return (clbnb_status)clEnqueueNDRangeKernel(queue, a->kernel, 1, NULL, &global, &local, 0, NULL, event);
 }
 
-/* Times one of the stream kernels over `bytes` of buf (1 = write-only, 0 = read-only). */
-static void stream_reference(bench_session *s, int write, cl_mem buf, cl_mem sink, size_t bytes, int cpu) {
-    char op[32], shape[32];
-    snprintf(op, sizeof op, "%s", write ? "write-only" : "read-only");
+/* Times stream kernel k (bench_write_fill: write = 1, bench_read_sum: write = 0) over `bytes` of
+ * buf. */
+static void stream_reference(bench_session *s, cl_kernel k, int write, cl_mem buf, cl_mem sink, size_t bytes, int cpu) {
+    const char *op = write ? "write-only" : "read-only";
+    char shape[32];
     snprintf(shape, sizeof shape, "%zu MiB", bytes >> 20);
     if (!bench_selected(s, "copy") && !bench_selected(s, op)) return;
-    cl_kernel k = bench_build_kernel(s, stream_source, cpu ? "-DCPU=1" : "-DCPU=0",
-                                     write ? "bench_write_fill" : "bench_read_sum");
     cl_ulong n = bytes / 16;
     int ok = k && clSetKernelArg(k, 0, sizeof(cl_mem), &buf) == CL_SUCCESS &&
              clSetKernelArg(k, 1, sizeof n, &n) == CL_SUCCESS &&
@@ -75,7 +74,15 @@ static void stream_reference(bench_session *s, int write, cl_mem buf, cl_mem sin
     if (!ok) s->failures++;
     double gbps = us > 0 ? (double)bytes / (us * 1e3) : 0;
     bench_report(s, op, shape, us, gbps, "GB/s", s->copy_gbps > 0 ? gbps / s->copy_gbps : 0, "copy");
-    if (k) clReleaseKernel(k);
+}
+
+/* Bytes each way of the reference copy: 512 MiB on GPUs (1 GiB moved per run, as the anchor
+ * figures), 128 MiB on CPUs, halved while the device cannot allocate twice that. */
+static size_t reference_bytes(const clbnb_device_info *info) {
+    size_t bytes = (info->type & CL_DEVICE_TYPE_CPU) ? ((size_t)128 << 20) : ((size_t)512 << 20);
+    while (bytes > info->max_alloc_bytes / 2 && bytes > (1u << 20))
+        bytes /= 2;
+    return bytes;
 }
 
 static double time_copy(bench_session *s, size_t bytes, int reference) {
@@ -92,34 +99,30 @@ static double time_copy(bench_session *s, size_t bytes, int reference) {
     return us;
 }
 
-void bench_copy(bench_session *s) {
-    const clbnb_device_info *info = clbnb_context_device_info(s->ctx);
-    const int cpu = (info->type & CL_DEVICE_TYPE_CPU) != 0;
-    /* GPU: 1 GiB moved per run (512 MiB each way), as the anchor figures; CPU: 256 MiB */
-    size_t bytes = cpu ? ((size_t)128 << 20) : ((size_t)512 << 20);
-    while (bytes > info->max_alloc_bytes / 2 && bytes > (1u << 20))
-        bytes /= 2;
-    time_copy(s, bytes, 1);
-}
+void bench_copy(bench_session *s) { time_copy(s, reference_bytes(clbnb_context_device_info(s->ctx)), 1); }
 
 /* The ceiling figures (`clbnb bench --filter copy` runs them; the full run too). */
 void bench_copy_ceilings(bench_session *s) {
     const clbnb_device_info *info = clbnb_context_device_info(s->ctx);
     const int cpu = (info->type & CL_DEVICE_TYPE_CPU) != 0;
-    size_t big = cpu ? ((size_t)128 << 20) : ((size_t)512 << 20), small = (size_t)64 << 20;
-    while (big > info->max_alloc_bytes / 2 && big > (1u << 20))
-        big /= 2;
+    size_t big = reference_bytes(info), small = (size_t)64 << 20;
     if (small > big) small = big;
     if (bench_selected(s, "copy")) time_copy(s, small, 0);
+    if (!bench_selected(s, "copy") && !bench_selected(s, "write-only") && !bench_selected(s, "read-only")) return;
+    const char *options = cpu ? "-DCPU=1" : "-DCPU=0";
+    cl_kernel fill = bench_build_kernel(s, stream_source, options, "bench_write_fill");
+    cl_kernel sum = bench_build_kernel(s, stream_source, options, "bench_read_sum");
     cl_mem buf = bench_random_buffer(s, big, 7), sink = bench_alloc(s, 16);
     if (!buf || !sink) {
         s->failures++;
     } else {
         for (int write = 1; write >= 0; write--) {
-            stream_reference(s, write, buf, sink, small, cpu);
-            stream_reference(s, write, buf, sink, big, cpu);
+            stream_reference(s, write ? fill : sum, write, buf, sink, small, cpu);
+            stream_reference(s, write ? fill : sum, write, buf, sink, big, cpu);
         }
     }
+    if (fill) clReleaseKernel(fill);
+    if (sum) clReleaseKernel(sum);
     if (buf) clReleaseMemObject(buf);
     if (sink) clReleaseMemObject(sink);
 }

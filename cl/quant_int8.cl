@@ -324,9 +324,9 @@ __kernel void rowwise_sb_cpu(ROWWISE_ARGS, uint tpr) { rowwise_cpu(ROWWISE_PASS,
 #endif
 
 // ---- outlier columns: ordered compaction of the column flags ----------------------------------
-// GENERIC: one work-group; work-item i owns a contiguous range of columns (a multiple of 4: 16-byte
-// loads of the flags, which start 16-byte aligned), counts its flags, an exclusive scan over the
-// WG counts gives its write position.
+// GENERIC: one work-group; work-item i owns a contiguous range of columns (a multiple of 4, read
+// 4 flags at a time), counts its flags, an exclusive scan over the WG counts gives its write
+// position.
 #if !Q8_CPU
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void outlier_compact_wg(
     __global const uint *flags, ulong cols, __global int *ocols, ulong ooff, __global int *count, ulong coff) {
