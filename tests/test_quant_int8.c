@@ -223,8 +223,8 @@ static size_t rnd(size_t n) { return n ? (size_t)(test_rng_next(&rng) % n) : 0; 
 
 /* DATA_TIES_*: f32 values within an ulp of the code boundaries of the SwitchBack division,
  * x = (k + 1/2) * m / 127 (+-1 ulp), m the row's (or column's) maximum with a random mantissa:
- * a quotient x / m one ulp off flips such codes (the kernels divide without a division per
- * element, see clbnb_div_by in cl/common.cl). */
+ * a quotient x / m one ulp off flips such codes (a reciprocal-multiply shortcut for the
+ * correctly rounded division would fail here). */
 typedef enum { DATA_NORMAL, DATA_TIES_ROW, DATA_TIES_COL } data_kind;
 static data_kind data_mode = DATA_NORMAL;
 
