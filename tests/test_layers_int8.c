@@ -60,6 +60,11 @@ static void ref_forward(const float *x, size_t m, size_t k, clbnb_dtype xdt, con
     for (size_t i = 0; i < m * k; i++)
         xh[i] = test_round_to_dtype(x[i], CLBNB_DTYPE_F16);
     ref_rowwise(xh, m, k, thr, ca, sca, oc);
+    /* bitsandbytes adds subA @ subB only when there is an outlier column (int8_mixed_scaled_mm: `if subB is
+     * not None`); adding a zero sum otherwise would turn an f16 -0 output into +0 */
+    int any_outlier_col = 0;
+    for (size_t t = 0; t < k; t++)
+        any_outlier_col |= oc[t];
     const float ec = epi_const();
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
@@ -69,7 +74,7 @@ static void ref_forward(const float *x, size_t m, size_t k, clbnb_dtype xdt, con
             float a = (float)acc * sca[i];
             a = a * scb[j];
             float v = test_round_to_dtype(fmaf(a, ec, bias ? bias[j] : 0.0f), odt);
-            if (thr > 0) {
+            if (thr > 0 && any_outlier_col) {
                 float s = 0;
                 for (size_t t = 0; t < k; t++) {
                     if (!oc[t]) continue;
