@@ -308,29 +308,16 @@ inline void rowwise_cpu(__global const uchar *x, ulong xoff, ulong ldx, __global
     __global const uchar *x, ulong xoff, ulong ldx, __global char *q, ulong qoff, ulong ldq, __global uchar *stats,  \
         ulong soff, int sdt, ulong rows, ulong cols, float thr, __global uint *flags
 #define ROWWISE_PASS x, xoff, ldx, q, qoff, ldq, stats, soff, sdt, rows, cols, thr, flags
-#if !Q8_CPU
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void rowwise_llm_wg(ROWWISE_ARGS, uint tpr) {
-    __local float red[WG];
-    rowwise_wg(ROWWISE_PASS, tpr, red, MODE_LLM);
-}
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void rowwise_sb_wg(ROWWISE_ARGS, uint tpr) {
-    __local float red[WG];
-    rowwise_wg(ROWWISE_PASS, tpr, red, MODE_SB);
-}
-#endif
-#if Q8_CPU
-__kernel void rowwise_llm_cpu(ROWWISE_ARGS, uint tpr) { rowwise_cpu(ROWWISE_PASS, MODE_LLM); }
-__kernel void rowwise_sb_cpu(ROWWISE_ARGS, uint tpr) { rowwise_cpu(ROWWISE_PASS, MODE_SB); }
-#endif
 
 // ---- outlier columns: ordered compaction of the column flags ----------------------------------
+// The flags are cleared as they are read, so a flags workspace that starts zeroed stays zeroed
+// between calls and needs no fill (the LLM.int8 layer relies on this).
 // GENERIC: one work-group; work-item i owns a contiguous range of columns (a multiple of 4, read
 // 4 flags at a time), counts its flags, an exclusive scan over the WG counts gives its write
 // position.
 #if !Q8_CPU
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void outlier_compact_wg(
-    __global const uint *flags, ulong cols, __global int *ocols, ulong ooff, __global int *count, ulong coff) {
-    __local uint scan[WG];
+inline void compact_flags_wg(__global uint *flags, ulong cols, __global int *ocols, ulong ooff, __global int *count,
+                             ulong coff, __local uint *scan) {
     uint lid = get_local_id(0);
     ulong per = ((cols + WG - 1) / WG + 3) & ~(ulong)3;
     ulong c0 = min((ulong)lid * per, cols), c1 = min(c0 + per, cols);
@@ -352,19 +339,51 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void outlier_compact_wg
     uint pos = scan[lid] - n;
     if (n)
         for (c = c0; c < c1; c++)
-            if (flags[c] != 0u) ocols[ooff + pos++] = (int)c;
+            if (flags[c] != 0u) {
+                ocols[ooff + pos++] = (int)c;
+                flags[c] = 0u;
+            }
     if (lid == WG - 1) count[coff] = (int)scan[WG - 1];
 }
+
+// `compact`: this launch is a single work-group (all rows), which then compacts the flags itself,
+// saving the outlier_compact_wg launch (token generation: rows = 1).
+#define ROWWISE_WG_KERNEL(name, mode)                                                                                \
+    __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void name(                                              \
+        ROWWISE_ARGS, uint tpr, __global int *ocols, ulong ooff, __global int *count, ulong coff, int compact) {      \
+        __local float red[WG];                                                                                       \
+        __local uint scan[WG];                                                                                       \
+        rowwise_wg(ROWWISE_PASS, tpr, red, mode);                                                                    \
+        if (compact) {                                                                                               \
+            barrier(CLK_GLOBAL_MEM_FENCE); /* the flags of every row */                                              \
+            compact_flags_wg(flags, cols, ocols, ooff, count, coff, scan);                                           \
+        }                                                                                                            \
+    }
+ROWWISE_WG_KERNEL(rowwise_llm_wg, MODE_LLM)
+ROWWISE_WG_KERNEL(rowwise_sb_wg, MODE_SB)
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void outlier_compact_wg(
+    __global uint *flags, ulong cols, __global int *ocols, ulong ooff, __global int *count, ulong coff) {
+    __local uint scan[WG];
+    compact_flags_wg(flags, cols, ocols, ooff, count, coff, scan);
+}
+#endif
+#if Q8_CPU
+__kernel void rowwise_llm_cpu(ROWWISE_ARGS, uint tpr) { rowwise_cpu(ROWWISE_PASS, MODE_LLM); }
+__kernel void rowwise_sb_cpu(ROWWISE_ARGS, uint tpr) { rowwise_cpu(ROWWISE_PASS, MODE_SB); }
 #endif
 
 // CPU: a single work-item walks the flags in order.
 #if Q8_CPU
-__kernel void outlier_compact_cpu(__global const uint *flags, ulong cols, __global int *ocols, ulong ooff,
+__kernel void outlier_compact_cpu(__global uint *flags, ulong cols, __global int *ocols, ulong ooff,
                                   __global int *count, ulong coff) {
     if (get_global_id(0) != 0) return;
     uint n = 0;
     for (ulong c = 0; c < cols; c++)
-        if (flags[c] != 0u) ocols[ooff + n++] = (int)c;
+        if (flags[c] != 0u) {
+            ocols[ooff + n++] = (int)c;
+            flags[c] = 0u;
+        }
     count[coff] = (int)n;
 }
 #endif

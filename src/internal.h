@@ -90,6 +90,8 @@ CLBNB_INTERNAL bool clbnb_is_pow2(size_t v);
 /* --- launching ------------------------------------------------------------------------------ */
 /* Sets `count` kernel arguments from (size, pointer) pairs. */
 CLBNB_INTERNAL clbnb_status clbnb_set_args(cl_kernel kernel, int count, ...);
+/* The same for arguments first .. first + count - 1. */
+CLBNB_INTERNAL clbnb_status clbnb_set_args_from(cl_kernel kernel, int first, int count, ...);
 #define CLBNB_ARG(v) sizeof(v), (const void *)&(v)
 /* Enqueues an ND-range; global sizes are rounded up to a multiple of local sizes. */
 CLBNB_INTERNAL clbnb_status clbnb_enqueue(cl_command_queue queue, cl_kernel kernel, cl_uint dims, const size_t *global,
@@ -110,12 +112,15 @@ CLBNB_INTERNAL clbnb_status clbnb_builtin_table(clbnb_context *ctx, cl_command_q
                                                 cl_mem *out);
 
 /* clbnb_quantize_rowwise with a caller-owned outlier-flag workspace (>= cols * 4 bytes; used only
- * with threshold > 0; NULL: allocated per call). Saves a device allocation per call for layers. */
+ * with threshold > 0; NULL: allocated per call). Saves a device allocation per call for layers.
+ * The outlier compaction leaves the flags zeroed: flags_ws_zeroed = 1 says the workspace is all
+ * zero (new and filled, or last used by a call whose every command was enqueued), saving a fill. */
 CLBNB_INTERNAL clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
                                                       const clbnb_matrix *q, const clbnb_vector *row_stats,
                                                       clbnb_rowwise_mode mode, float threshold,
                                                       const clbnb_vector *outlier_cols,
                                                       const clbnb_vector *outlier_count, cl_mem flags_ws,
-                                                      cl_uint num_events, const cl_event *wait_list, cl_event *event);
+                                                      int flags_ws_zeroed, cl_uint num_events,
+                                                      const cl_event *wait_list, cl_event *event);
 
 #endif /* CLBNB_INTERNAL_H */

@@ -24,7 +24,8 @@ struct clbnb_linear8 {
     cl_mem pool;                                         /* u32 [K] */
     int quantized;                                       /* CB valid (has_fp16_weights: after the first forward) */
     lay_ws xh, ca, sca, ocols, ocount, oflags, oweights; /* forward workspaces */
-    lay_ws g32, w32, acc;                                /* backward workspaces */
+    int oflags_zeroed;    /* oflags is all zero: the last forward's compaction cleared it */
+    lay_ws g32, w32, acc; /* backward workspaces */
     lay_ws x32, gw;
 };
 
@@ -271,7 +272,9 @@ clbnb_status clbnb_linear8_forward(clbnb_linear8 *l, cl_command_queue queue, con
     if (thr) {
         CLBNB_TRY(lay_ws_ensure(ctx, &l->ocols, k * 4));
         CLBNB_TRY(lay_ws_ensure(ctx, &l->ocount, 4));
+        const cl_mem before = l->oflags.mem;
         CLBNB_TRY(lay_ws_ensure(ctx, &l->oflags, k * 4));
+        if (l->oflags.mem != before) l->oflags_zeroed = 0;
     }
 
     lay_seq seq;
@@ -300,8 +303,13 @@ clbnb_status clbnb_linear8_forward(clbnb_linear8 *l, cl_command_queue queue, con
         on = clbnb_vector_make(l->ocount.mem, 0, 1, CLBNB_DTYPE_I32);
     }
     CLBNB_TRY(lay_seq_step(&seq));
+    /* the flags are zero after this call only if all of it is enqueued (the compaction clears them) */
+    const int zeroed = l->oflags_zeroed;
+    l->oflags_zeroed = 0;
     CLBNB_TRY(clbnb_quantize_rowwise_ws(ctx, queue, &xh, &ca, &sca, CLBNB_ROWWISE_LLM_INT8, l->p.threshold,
-                                        thr ? &oc : NULL, thr ? &on : NULL, thr ? l->oflags.mem : NULL, 0, NULL, NULL));
+                                        thr ? &oc : NULL, thr ? &on : NULL, thr ? l->oflags.mem : NULL, zeroed, 0, NULL,
+                                        NULL));
+    l->oflags_zeroed = thr;
     /* 4. fused scaled int8 matmul with bias */
     clbnb_vector bias = clbnb_vector_make(l->bias, 0, l->n, l->bias_dt);
     CLBNB_TRY(lay_seq_step(&seq));

@@ -117,10 +117,12 @@ static clbnb_status check_outliers(float threshold, size_t cols, const clbnb_vec
 /* ================================================================================================ */
 /* Row-wise quantization (validated arguments; ctx->lock held)                                      */
 /* ================================================================================================ */
+/* flags_zeroed: the caller vouches that `flags` is all zero (a workspace the previous call's
+ * compaction cleared), so no fill is needed. */
 static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
                                     const clbnb_matrix *q, const clbnb_vector *stats, clbnb_rowwise_mode mode,
                                     float thr, const clbnb_vector *ocols, const clbnb_vector *ocount, cl_mem flags,
-                                    chain *ch, int last) {
+                                    int flags_zeroed, chain *ch, int last) {
     int cpu = use_cpu(ctx);
     cl_ulong rows = x->rows, cols = x->cols;
     /* GENERIC: work-items per row such that each holds at most RPT = 2 groups of 8 (cl/quant_int8.cl) */
@@ -131,13 +133,15 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
     prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
     int outliers = thr > 0.0f;
     int zero_cols = outliers && rows > 1;
-    if (outliers) CLBNB_TRY(chain_fill_zero(ch, queue, flags, 0, (size_t)cols * sizeof(cl_uint), 0));
+    if (outliers && !flags_zeroed) CLBNB_TRY(chain_fill_zero(ch, queue, flags, 0, (size_t)cols * sizeof(cl_uint), 0));
 
     cl_kernel k;
     static const char *names[2][2] = {{"rowwise_llm_wg", "rowwise_sb_wg"}, {"rowwise_llm_cpu", "rowwise_sb_cpu"}};
     CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, names[cpu][mode == CLBNB_ROWWISE_SWITCHBACK], &k));
     cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, qoff = q->offset, ldq = q->ld;
     cl_ulong soff = elem_off(stats->offset, stats->dtype);
+    cl_ulong ooff = outliers ? elem_off(ocols->offset, CLBNB_DTYPE_I32) : 0;
+    cl_ulong coff = outliers ? elem_off(ocount->offset, CLBNB_DTYPE_I32) : 0;
     cl_mem fl = outliers ? flags : NULL;
     cl_int sdt = (cl_int)stats->dtype;
     cl_uint tpru = (cl_uint)tpr;
@@ -145,23 +149,30 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
                              CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(stats->mem), CLBNB_ARG(soff), CLBNB_ARG(sdt),
                              CLBNB_ARG(rows), CLBNB_ARG(cols), CLBNB_ARG(thr), CLBNB_ARG(fl), CLBNB_ARG(tpru)));
     size_t local, global;
+    int compact_here = 0; /* GENERIC, one work-group: the kernel compacts the flags itself */
     if (cpu) {
         local = 1;
         global = (size_t)rows;
     } else {
         local = WG_GENERIC;
         global = ceil_div((size_t)rows, WG_GENERIC / tpr) * WG_GENERIC;
+        compact_here = outliers && global == local;
+        cl_mem oc = outliers ? ocols->mem : NULL, on = outliers ? ocount->mem : NULL;
+        cl_int ch_arg = compact_here;
+        CLBNB_TRY(clbnb_set_args_from(k, 14, 5, CLBNB_ARG(oc), CLBNB_ARG(ooff), CLBNB_ARG(on), CLBNB_ARG(coff),
+                                      CLBNB_ARG(ch_arg)));
     }
-    int more = outliers || ocount;
+    int more = (outliers && (!compact_here || zero_cols)) || (!outliers && ocount);
     CLBNB_TRY(chain_kernel(ch, queue, k, 1, &global, &local, last && !more));
 
     if (outliers) {
-        CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "outlier_compact_cpu" : "outlier_compact_wg", &k));
-        cl_ulong ooff = elem_off(ocols->offset, CLBNB_DTYPE_I32), coff = elem_off(ocount->offset, CLBNB_DTYPE_I32);
-        CLBNB_TRY(clbnb_set_args(k, 6, CLBNB_ARG(flags), CLBNB_ARG(cols), CLBNB_ARG(ocols->mem), CLBNB_ARG(ooff),
-                                 CLBNB_ARG(ocount->mem), CLBNB_ARG(coff)));
-        size_t l1 = cpu ? 1 : WG_GENERIC;
-        CLBNB_TRY(chain_kernel(ch, queue, k, 1, &l1, &l1, last && !zero_cols));
+        if (!compact_here) {
+            CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "outlier_compact_cpu" : "outlier_compact_wg", &k));
+            CLBNB_TRY(clbnb_set_args(k, 6, CLBNB_ARG(flags), CLBNB_ARG(cols), CLBNB_ARG(ocols->mem), CLBNB_ARG(ooff),
+                                     CLBNB_ARG(ocount->mem), CLBNB_ARG(coff)));
+            size_t l1 = cpu ? 1 : WG_GENERIC;
+            CLBNB_TRY(chain_kernel(ch, queue, k, 1, &l1, &l1, last && !zero_cols));
+        }
         if (zero_cols) {
             CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, "zero_outlier_cols", &k));
             CLBNB_TRY(clbnb_set_args(k, 8, CLBNB_ARG(q->mem), CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(rows),
@@ -182,15 +193,15 @@ clbnb_status clbnb_quantize_rowwise(clbnb_context *ctx, cl_command_queue queue, 
                                     float threshold, const clbnb_vector *outlier_cols,
                                     const clbnb_vector *outlier_count, cl_uint num_events, const cl_event *wait_list,
                                     cl_event *event) {
-    return clbnb_quantize_rowwise_ws(ctx, queue, x, q, row_stats, mode, threshold, outlier_cols, outlier_count, NULL,
+    return clbnb_quantize_rowwise_ws(ctx, queue, x, q, row_stats, mode, threshold, outlier_cols, outlier_count, NULL, 0,
                                      num_events, wait_list, event);
 }
 
 clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
                                        const clbnb_matrix *q, const clbnb_vector *row_stats, clbnb_rowwise_mode mode,
                                        float threshold, const clbnb_vector *outlier_cols,
-                                       const clbnb_vector *outlier_count, cl_mem flags_ws, cl_uint num_events,
-                                       const cl_event *wait_list, cl_event *event) {
+                                       const clbnb_vector *outlier_count, cl_mem flags_ws, int flags_ws_zeroed,
+                                       cl_uint num_events, const cl_event *wait_list, cl_event *event) {
     CLBNB_TRY(check_start(ctx, queue, num_events, wait_list));
     if (!x || !q || !row_stats) return CLBNB_ERROR_NULL_ARGUMENT;
     CLBNB_TRY(clbnb_check_matrix(x, CLBNB_DT_FLOAT));
@@ -211,7 +222,7 @@ clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queu
     chain ch = chain_start(num_events, wait_list, event);
     pthread_mutex_lock(&ctx->lock);
     clbnb_status s = enqueue_rowwise(ctx, queue, x, q, row_stats, mode, threshold, outlier_cols, outlier_count,
-                                     flags ? flags : flags_ws, &ch, 1);
+                                     flags ? flags : flags_ws, !flags && flags_ws_zeroed, &ch, 1);
     pthread_mutex_unlock(&ctx->lock);
     chain_end(&ch);
     if (flags) clReleaseMemObject(flags);
@@ -482,7 +493,7 @@ clbnb_status clbnb_int8_double_quant(clbnb_context *ctx, cl_command_queue queue,
     chain ch = chain_start(num_events, wait_list, event);
     pthread_mutex_lock(&ctx->lock);
     clbnb_status s = enqueue_rowwise(ctx, queue, x, out_row, row_stats, CLBNB_ROWWISE_LLM_INT8, threshold, outlier_cols,
-                                     outlier_count, flags, &ch, 0);
+                                     outlier_count, flags, 0, &ch, 0);
     if (s == CLBNB_SUCCESS) s = enqueue_colmax(ctx, queue, x, threshold, partials, nseg, &ch);
     if (s == CLBNB_SUCCESS) {
         char opts[64];

@@ -61,17 +61,30 @@ clbnb_status clbnb_check_matrix(const clbnb_matrix *m, uint32_t dtypes) {
     return clbnb_check_region(m->mem, m->offset, bytes);
 }
 
-clbnb_status clbnb_set_args(cl_kernel kernel, int count, ...) {
-    va_list ap;
-    va_start(ap, count);
+static clbnb_status set_args_va(cl_kernel kernel, int first, int count, va_list ap) {
     cl_int err = CL_SUCCESS;
     for (int i = 0; i < count && err == CL_SUCCESS; i++) {
         size_t size = va_arg(ap, size_t);
         const void *value = va_arg(ap, const void *);
-        err = clSetKernelArg(kernel, (cl_uint)i, size, value);
+        err = clSetKernelArg(kernel, (cl_uint)(first + i), size, value);
     }
-    va_end(ap);
     return (clbnb_status)err;
+}
+
+clbnb_status clbnb_set_args(cl_kernel kernel, int count, ...) {
+    va_list ap;
+    va_start(ap, count);
+    clbnb_status s = set_args_va(kernel, 0, count, ap);
+    va_end(ap);
+    return s;
+}
+
+clbnb_status clbnb_set_args_from(cl_kernel kernel, int first, int count, ...) {
+    va_list ap;
+    va_start(ap, count);
+    clbnb_status s = set_args_va(kernel, first, count, ap);
+    va_end(ap);
+    return s;
 }
 
 clbnb_status clbnb_enqueue(cl_command_queue queue, cl_kernel kernel, cl_uint dims, const size_t *global,

@@ -356,6 +356,55 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, cons
     free(bsum);
 }
 
+/* One layer, forward after forward with outlier columns that change between calls (some, none,
+ * others; 1 row, where quantization compacts the columns in the same kernel, and 37 rows): the
+ * outlier flags each call leaves behind must not leak into the next (the layer skips their fill). */
+static void run_repeated_forward(clbnb_context *ctx, cl_command_queue q, test_rng *rng, const char *path) {
+    const size_t k = 300, n = 67, mmax = 37;
+    const float thr = 6.0f;
+    float *w = malloc(n * k * 4), *w16 = malloc(n * k * 4), *scb = malloc(n * 4), *x = malloc(mmax * k * 4);
+    float *out = malloc(mmax * n * 4), *want = malloc(mmax * n * 4);
+    int8_t *cb = malloc(n * k);
+    unsigned char *dummy = malloc(k);
+    fill_xavier(rng, w, n, k);
+    for (size_t i = 0; i < n * k; i++)
+        w16[i] = test_round_to_dtype(w[i], CLBNB_DTYPE_F16);
+    ref_rowwise(w16, n, k, 0.0f, cb, scb, dummy);
+    tmat W = tm_upload(ctx, w, n, k, CLBNB_DTYPE_F16, 0);
+    clbnb_linear8_params p = clbnb_linear8_default_params();
+    p.threshold = thr;
+    clbnb_linear8 *layer = NULL;
+    TEST_STATUS(clbnb_linear8_init(&layer, ctx, q, &W.m, NULL, &p), CLBNB_SUCCESS);
+    static const size_t rows[] = {1, 1, 1, 37, 37, 1, 37};
+    static const int outlier_cols[] = {2, 0, 3, 1, 0, 0, 5};
+    for (size_t call = 0; layer && call < sizeof rows / sizeof rows[0]; call++) {
+        const size_t m = rows[call];
+        fill_normal(rng, x, m * k, 1.0f);
+        for (int o = 0; o < outlier_cols[call]; o++) {
+            const size_t col = (size_t)(test_rng_next(rng) % k);
+            for (size_t r = 0; r < m; r++)
+                x[r * k + col] = (test_rng_uniform(rng) < 0.5f ? -1.0f : 1.0f) * (6.0f + test_rng_uniform(rng));
+        }
+        tmat X = tm_upload(ctx, x, m, k, CLBNB_DTYPE_F16, 1);
+        tmat O = tm_alloc(ctx, m, n, CLBNB_DTYPE_F16, 2);
+        TEST_STATUS(clbnb_linear8_forward(layer, q, &X.m, &O.m, 0, NULL, NULL), CLBNB_SUCCESS);
+        const size_t touched = tm_download(ctx, &O, out);
+        ref_forward(x, m, k, CLBNB_DTYPE_F16, cb, scb, n, NULL, thr, CLBNB_DTYPE_F16, want);
+        size_t bad = 0;
+        for (size_t i = 0; i < m * n; i++)
+            bad += test_float_bits(out[i]) != test_float_bits(want[i]);
+        TEST_CHECK(bad == 0 && touched == 0,
+                   "[%s] linear8 call %zu of one layer (%zu rows, %d outlier columns): %zu/%zu not bit-exact, %zu "
+                   "bytes outside touched",
+                   path, call, m, outlier_cols[call], bad, m * n, touched);
+        tm_free(&X);
+        tm_free(&O);
+    }
+    clbnb_linear8_free(layer);
+    tm_free(&W);
+    free(w), free(w16), free(scb), free(x), free(out), free(want), free(cb), free(dummy);
+}
+
 /* StandardLinear against the f32 reference. */
 static void run_standard(clbnb_context *ctx, cl_command_queue q, test_rng *rng, size_t m, size_t k, size_t n,
                          clbnb_dtype dt) {
@@ -525,6 +574,7 @@ int main(void) {
          * checks one draw (9216 outputs: at most 2 outside). Outside counts are correlated within a
          * row (one row's absmax sets its step), so they are pooled over 48 draws per path: with 12
          * the pooled count (mean ~1.4e-4) still crossed the bar in about 1 run in 25. */
+        run_repeated_forward(ctx, q, &rng, pn);
         l8case li = {3, 1024, 3072, CLBNB_DTYPE_F16, 6.0f, 0, 1, 0, 0, 1};
         for (int it = 0; it < (mma ? 0 : 48); it++) /* M = 3 takes the skinny kernel on nv_mma too */
             run_case(ctx, q, &rng, &li, pn);
