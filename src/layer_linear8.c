@@ -1,8 +1,7 @@
 /* layer_linear8.c: Linear8bitLt (LLM.int8() with the outlier decomposition, spec 5.5).
  * Forward: x -> f16 -> row-wise int8 with outlier detection (columns and count stay on the device)
- * -> fused scaled int8 matmul with bias -> outlier product added (lay_outlier_add on the CPU path
- * and for a few rows, else lin8_outlier_weights + lin8_outlier_add), reading the outlier count on
- * the device (no host read-back, nothing blocks).
+ * -> fused scaled int8 matmul with bias -> outlier product added by lay_outlier_add, which reads
+ * the outlier count on the device (no host read-back, nothing blocks).
  * Backward: grad_x = G (CB * SCB/127) through f32 dequantized weight tiles and CLBlast SGEMM. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +20,11 @@ struct clbnb_linear8 {
     cl_mem w16;     /* has_fp16_weights: f16 [N, K] */
     cl_mem bias;    /* [N] of bias_dt, or NULL */
     clbnb_dtype bias_dt;
-    cl_mem pool;                                         /* u32 [K] */
-    int quantized;                                       /* CB valid (has_fp16_weights: after the first forward) */
-    lay_ws xh, ca, sca, ocols, ocount, oflags, oweights; /* forward workspaces */
-    int oflags_zeroed;    /* oflags is all zero: the last forward's compaction cleared it */
-    lay_ws g32, w32, acc; /* backward workspaces */
+    cl_mem pool;                               /* u32 [K] */
+    int quantized;                             /* CB valid (has_fp16_weights: after the first forward) */
+    lay_ws xh, ca, sca, ocols, ocount, oflags; /* forward workspaces */
+    int oflags_zeroed;                         /* oflags is all zero: the last forward's compaction cleared it */
+    lay_ws g32, w32, acc;                      /* backward workspaces */
     lay_ws x32, gw;
 };
 
@@ -39,8 +38,8 @@ void clbnb_linear8_free(clbnb_linear8 *l) {
     cl_mem mems[] = {l->cb, l->scb, l->w16, l->bias, l->pool};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (mems[i]) clReleaseMemObject(mems[i]);
-    lay_ws *ws[] = {&l->xh,       &l->ca,  &l->sca, &l->ocols, &l->ocount, &l->oflags,
-                    &l->oweights, &l->g32, &l->w32, &l->acc,   &l->x32,    &l->gw};
+    lay_ws *ws[] = {&l->xh,  &l->ca,  &l->sca, &l->ocols, &l->ocount, &l->oflags,
+                    &l->g32, &l->w32, &l->acc, &l->x32,   &l->gw};
     for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
         lay_ws_release(ws[i]);
     free(l);
@@ -169,78 +168,57 @@ clbnb_status clbnb_linear8_weights(const clbnb_linear8 *l, clbnb_matrix *cb, clb
     return CLBNB_SUCCESS;
 }
 
-/* Shape of lin8_outlier_add (cl/linear8_outlier.cl): lanes along n (OA_VN, 8 outputs each), lanes
- * along m (OA_TR), rows per work-item (OA_RPT). CLBNB_OA_CONFIG="vn,tr,rpt" overrides it
- * (development knob, read per call). */
-typedef struct oa_shape {
-    int vn, tr, rpt;
-} oa_shape;
+/* Tiling of lin8_outlier_add_tiled (cl/linear8_outlier.cl): outputs per work-group (OA_TN), row
+ * lanes (OA_TR), rows per work-item (OA_RPT), outlier columns per pass (OA_JC). H100 sweep
+ * (2048 x 4096 f16 out, 8 outlier columns): 64,4,8,8 45.8 us; the former 64,4,16,32 54.5;
+ * 64,4,16,8 47.2; 32,8,8,8 57.4; 64,2,8,8 56.3; 128,2,8,8 65.2; 64,8,4,8 70.3; 128,4,4,8 80.2.
+ * CLBNB_OA_CONFIG="tn,tr,rpt,jc" overrides it (development knob, read per call). Tried and measured
+ * slower (session 6): the weights of the outlier columns gathered once by a separate kernel (8.2 us),
+ * then a streaming add of 8 outputs per work-item with 16-byte accesses, x read per row (48.3 us at
+ * best, 86-117 us with 8 rows per work-item): the cb gather is not what costs here. */
+typedef struct oa_tiling {
+    int tn, tr, rpt, jc;
+} oa_tiling;
 
-static oa_shape oa_config(void) {
-    oa_shape t = {32, 8, 4}, e;
+static oa_tiling oa_config(void) {
+    oa_tiling t = {64, 4, 8, 8}, e;
     const char *env = getenv("CLBNB_OA_CONFIG");
-    if (env && sscanf(env, "%d,%d,%d", &e.vn, &e.tr, &e.rpt) == 3 && e.vn >= 1 && e.tr >= 1 && e.vn * e.tr <= 256 &&
-        e.rpt >= 1 && e.rpt <= 16)
+    if (env && sscanf(env, "%d,%d,%d,%d", &e.tn, &e.tr, &e.rpt, &e.jc) == 4 &&
+        (e.tn == 32 || e.tn == 64 || e.tn == 128) && e.tr >= 1 && e.tr <= 8 && e.rpt >= 1 && e.rpt <= 32 &&
+        (e.jc == 8 || e.jc == 16 || e.jc == 32) && (e.jc * e.tn + e.tr * e.rpt * (e.jc + 1)) * 4 <= 32768)
         t = e;
     return t;
 }
 
-/* outlier columns whose dequantized weights are staged (cl/linear8_outlier.cl, OA_WCAP) */
-enum { OA_WCAP = 16 };
-
 static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matrix *x, const clbnb_matrix *out) {
     clbnb_context *ctx = l->ctx;
+    CLBNB_TRY(lay_seq_step(seq));
     cl_ulong ooff = out->offset / clbnb_dtype_size(out->dtype), ldo = out->ld;
     cl_ulong xoff = x->offset / clbnb_dtype_size(x->dtype), ldx = x->ld;
-    cl_ulong zero = 0, ldcb = l->k, rows = x->rows, cols = l->n, ldw = l->n;
+    cl_ulong zero = 0, ldcb = l->k, rows = x->rows, cols = l->n;
     cl_int odt = (cl_int)out->dtype, xdt = (cl_int)x->dtype;
-    /* CPU path and a few rows (token generation): lay_outlier_add, one work-item per output
-     * reading its weights through the caches. Elsewhere the weights are gathered once
-     * (lin8_outlier_weights) and lin8_outlier_add streams the output. Both give the same bits. */
+    /* CPU path and a few rows (token generation: the tiled kernel would stage 64 rows of x for
+     * one): one work-item per output reading its weights through the caches; elsewhere the tiled
+     * kernel of linear8_outlier.cl (64 outputs x 32 rows per work-group, weights staged once).
+     * Both give the same bits. */
     const int cpu = ctx->info.path[CLBNB_FAMILY_INT8_GEMM] == CLBNB_PATH_CPU;
-    const int wide = !cpu && x->rows > 8;
-    if (wide) CLBNB_TRY(lay_ws_ensure(ctx, &l->oweights, (size_t)OA_WCAP * l->n * 4));
-    const oa_shape t = oa_config();
-    char options[160];
-    snprintf(options, sizeof options,
-             "-DIN_DTYPE=%d -DOUT_DTYPE=%d -DX_DTYPE=%d -DOA_WCAP=%d -DOA_VN=%d -DOA_TR=%d -DOA_RPT=%d", odt, odt, xdt,
-             (int)OA_WCAP, t.vn, t.tr, t.rpt);
+    const int tiled = !cpu && x->rows > 8;
+    const oa_tiling t = oa_config();
+    const size_t rows_per_group = (size_t)t.tr * (size_t)t.rpt;
+    size_t local[2] = {tiled ? (size_t)t.tn : cpu ? 16 : 64, tiled ? (size_t)t.tr : 1};
+    size_t global[2] = {l->n, tiled ? (size_t)t.tr * ((x->rows + rows_per_group - 1) / rows_per_group) : x->rows};
+    char options[96];
+    snprintf(options, sizeof options, "-DOA_TN=%d -DOA_TR=%d -DOA_RPT=%d -DOA_JC=%d", t.tn, t.tr, t.rpt, t.jc);
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k = NULL;
-    clbnb_status s = CLBNB_SUCCESS;
-    if (wide) {
-        s = lay_seq_step(seq);
-        if (s == CLBNB_SUCCESS)
-            s = clbnb_kernel_get_locked(ctx, "linear8_outlier", options, "lin8_outlier_weights", &k);
-        if (s == CLBNB_SUCCESS)
-            s = clbnb_set_args(k, 8, CLBNB_ARG(l->oweights.mem), CLBNB_ARG(ldw), CLBNB_ARG(l->cb), CLBNB_ARG(ldcb),
-                               CLBNB_ARG(l->scb), CLBNB_ARG(l->ocols.mem), CLBNB_ARG(l->ocount.mem), CLBNB_ARG(cols));
-        size_t lw = 64, gw = (l->n + lw - 1) / lw * lw;
-        if (s == CLBNB_SUCCESS) s = clbnb_enqueue(seq->queue, k, 1, &gw, &lw, 0, NULL, NULL);
-        if (s == CLBNB_SUCCESS) s = lay_seq_step(seq);
-        if (s == CLBNB_SUCCESS) s = clbnb_kernel_get_locked(ctx, "linear8_outlier", options, "lin8_outlier_add", &k);
-        cl_int out_al = ooff % 8 == 0 && ldo % 8 == 0;
-        if (s == CLBNB_SUCCESS)
-            s = clbnb_set_args(k, 16, CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(out_al),
-                               CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(l->oweights.mem),
-                               CLBNB_ARG(ldw), CLBNB_ARG(l->cb), CLBNB_ARG(ldcb), CLBNB_ARG(l->scb),
-                               CLBNB_ARG(l->ocols.mem), CLBNB_ARG(l->ocount.mem), CLBNB_ARG(rows), CLBNB_ARG(cols));
-        const size_t rows_per_group = (size_t)t.tr * (size_t)t.rpt, cols_per_group = (size_t)t.vn * 8;
-        size_t local[2] = {(size_t)t.vn, (size_t)t.tr};
-        size_t global[2] = {(size_t)t.vn * ((l->n + cols_per_group - 1) / cols_per_group),
-                            (size_t)t.tr * ((x->rows + rows_per_group - 1) / rows_per_group)};
-        if (s == CLBNB_SUCCESS) s = clbnb_enqueue(seq->queue, k, 2, global, local, 0, NULL, NULL);
-    } else {
-        s = lay_seq_step(seq);
-        if (s == CLBNB_SUCCESS) s = clbnb_kernel_get_locked(ctx, "layers", "", "lay_outlier_add", &k);
-        if (s == CLBNB_SUCCESS)
-            s = clbnb_set_args(k, 17, CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(odt),
-                               CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(xdt), CLBNB_ARG(l->cb),
-                               CLBNB_ARG(zero), CLBNB_ARG(ldcb), CLBNB_ARG(l->scb), CLBNB_ARG(zero),
-                               CLBNB_ARG(l->ocols.mem), CLBNB_ARG(l->ocount.mem), CLBNB_ARG(rows), CLBNB_ARG(cols));
-        size_t local[2] = {cpu ? 16 : 64, 1}, global[2] = {l->n, x->rows};
-        if (s == CLBNB_SUCCESS) s = clbnb_enqueue(seq->queue, k, 2, global, local, 0, NULL, NULL);
-    }
+    clbnb_status s = tiled ? clbnb_kernel_get_locked(ctx, "linear8_outlier", options, "lin8_outlier_add_tiled", &k)
+                           : clbnb_kernel_get_locked(ctx, "layers", "", "lay_outlier_add", &k);
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_set_args(k, 17, CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(odt),
+                           CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(xdt), CLBNB_ARG(l->cb),
+                           CLBNB_ARG(zero), CLBNB_ARG(ldcb), CLBNB_ARG(l->scb), CLBNB_ARG(zero),
+                           CLBNB_ARG(l->ocols.mem), CLBNB_ARG(l->ocount.mem), CLBNB_ARG(rows), CLBNB_ARG(cols));
+    if (s == CLBNB_SUCCESS) s = clbnb_enqueue(seq->queue, k, 2, global, local, 0, NULL, NULL);
     if (s == CLBNB_SUCCESS && l->p.pool_outliers) {
         s = clbnb_kernel_get_locked(ctx, "layers", "", "lay_pool_mark", &k);
         cl_ulong kk = l->k;
