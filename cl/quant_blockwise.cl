@@ -448,14 +448,54 @@ __kernel void quantize_4bit_cpu(__global const uchar *x, ulong x_off, int x_al, 
 // 4-bit dequantize: out = RN_T(fl32(table[nibble] * absmax[i >> log2bs])), plain or nested absmax.
 // FP4 index 8 holds -0.0: CUDA computes lut[c & 7] * (1 - 2 * sign), which is -0.0 for code 8.
 // =================================================================================================
-__constant float dq4_tables[32] = {
-    // NF4 (spec 1.1)
-    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f, -0.28444138169288635f,
-    -0.18477343022823334f, -0.09105003625154495f, 0.0f, 0.07958029955625534f, 0.16093020141124725f,
-    0.24611230194568634f, 0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
-    // FP4 (spec 1.2), bit-pattern order, negatives as -lut[c & 7]
-    0.0f, 0.005208333333f, 0.66666667f, 1.0f, 0.33333333f, 0.5f, 0.16666667f, 0.25f, -0.0f, -0.005208333333f,
-    -0.66666667f, -1.0f, -0.33333333f, -0.5f, -0.16666667f, -0.25f};
+// NF4 (spec 1.1) and FP4 (spec 1.2, bit-pattern order) values as f32 bits.
+#define DQ4_NF4_0 0xbf800000u
+#define DQ4_NF4_1 0xbf3239b1u
+#define DQ4_NF4_2 0xbf066b30u
+#define DQ4_NF4_3 0xbeca32a0u
+#define DQ4_NF4_4 0xbe91a24du
+#define DQ4_NF4_5 0xbe3d353fu
+#define DQ4_NF4_6 0xbdba7871u
+#define DQ4_NF4_7 0x00000000u
+#define DQ4_NF4_8 0x3da2faffu
+#define DQ4_NF4_9 0x3e24cae3u
+#define DQ4_NF4_10 0x3e7c04ddu
+#define DQ4_NF4_11 0x3ead033au
+#define DQ4_NF4_12 0x3ee1a4b8u
+#define DQ4_NF4_13 0x3f1007abu
+#define DQ4_NF4_14 0x3f3913b3u
+#define DQ4_NF4_15 0x3f800000u
+#define DQ4_FP4_0 0x00000000u
+#define DQ4_FP4_1 0x3baaaaabu
+#define DQ4_FP4_2 0x3f2aaaabu
+#define DQ4_FP4_3 0x3f800000u
+#define DQ4_FP4_4 0x3eaaaaabu
+#define DQ4_FP4_5 0x3f000000u
+#define DQ4_FP4_6 0x3e2aaaabu
+#define DQ4_FP4_7 0x3e800000u
+#define DQ4_FP4_8 0x80000000u
+#define DQ4_FP4_9 0xbbaaaaabu
+#define DQ4_FP4_10 0xbf2aaaabu
+#define DQ4_FP4_11 0xbf800000u
+#define DQ4_FP4_12 0xbeaaaaabu
+#define DQ4_FP4_13 0xbf000000u
+#define DQ4_FP4_14 0xbe2aaaabu
+#define DQ4_FP4_15 0xbe800000u
+#define DQ4_LIST(T) \
+    DQ4_##T##_0, DQ4_##T##_1, DQ4_##T##_2, DQ4_##T##_3, DQ4_##T##_4, DQ4_##T##_5, DQ4_##T##_6, DQ4_##T##_7, \
+    DQ4_##T##_8, DQ4_##T##_9, DQ4_##T##_10, DQ4_##T##_11, DQ4_##T##_12, DQ4_##T##_13, DQ4_##T##_14, DQ4_##T##_15
+#define DQ4_PAIR(T, h, l) (uint2)(DQ4_##T##_##h, DQ4_##T##_##l)
+#define DQ4_PAIR_ROW(T, h) \
+    DQ4_PAIR(T, h, 0), DQ4_PAIR(T, h, 1), DQ4_PAIR(T, h, 2), DQ4_PAIR(T, h, 3), DQ4_PAIR(T, h, 4), DQ4_PAIR(T, h, 5), \
+    DQ4_PAIR(T, h, 6), DQ4_PAIR(T, h, 7), DQ4_PAIR(T, h, 8), DQ4_PAIR(T, h, 9), DQ4_PAIR(T, h, 10), DQ4_PAIR(T, h, 11), \
+    DQ4_PAIR(T, h, 12), DQ4_PAIR(T, h, 13), DQ4_PAIR(T, h, 14), DQ4_PAIR(T, h, 15)
+#define DQ4_PAIRS(T) \
+    DQ4_PAIR_ROW(T, 0), DQ4_PAIR_ROW(T, 1), DQ4_PAIR_ROW(T, 2), DQ4_PAIR_ROW(T, 3), DQ4_PAIR_ROW(T, 4), DQ4_PAIR_ROW(T, 5), \
+    DQ4_PAIR_ROW(T, 6), DQ4_PAIR_ROW(T, 7), DQ4_PAIR_ROW(T, 8), DQ4_PAIR_ROW(T, 9), DQ4_PAIR_ROW(T, 10), DQ4_PAIR_ROW(T, 11), \
+    DQ4_PAIR_ROW(T, 12), DQ4_PAIR_ROW(T, 13), DQ4_PAIR_ROW(T, 14), DQ4_PAIR_ROW(T, 15)
+__constant uint dq4_tables[32] = {DQ4_LIST(NF4), DQ4_LIST(FP4)};
+// Byte -> (value of its high nibble, value of its low nibble): one load decodes two elements (cpu path).
+__constant uint2 dq4_pairs[512] = {DQ4_PAIRS(NF4), DQ4_PAIRS(FP4)};
 
 #define DQ4_ARGS                                                                                              \
     __global const uchar *packed, ulong p_off, int p_al, int qtype, __global const uchar *am, ulong am_off,  \
@@ -463,12 +503,17 @@ __constant float dq4_tables[32] = {
         ulong code2_off, __global const float *offset, ulong offset_off, uint log2bs, __global uchar *out,    \
         ulong o_off, int o_al, ulong n
 
-#define DQ4_BYTE4_BODY                                                                                          \
-    return (float8)(lut[(w >> 4) & 15u] * a, lut[w & 15u] * a, lut[(w >> 12) & 15u] * a, lut[(w >> 8) & 15u] * a,  \
-                    lut[(w >> 20) & 15u] * a, lut[(w >> 16) & 15u] * a, lut[(w >> 28) & 15u] * a,               \
+inline float8 dq4_byte4(__local const float *lut, uint w, float a) {
+    return (float8)(lut[(w >> 4) & 15u] * a, lut[w & 15u] * a, lut[(w >> 12) & 15u] * a, lut[(w >> 8) & 15u] * a,
+                    lut[(w >> 20) & 15u] * a, lut[(w >> 16) & 15u] * a, lut[(w >> 28) & 15u] * a,
                     lut[(w >> 24) & 15u] * a);
-inline float8 dq4_byte4_c(__constant const float *lut, uint w, float a) { DQ4_BYTE4_BODY }
-inline float8 dq4_byte4(__local const float *lut, uint w, float a) { DQ4_BYTE4_BODY }
+}
+
+// The same from the byte-pair table: 4 loads instead of 8.
+inline float8 dq4_pairs4(__constant const uint2 *pairs, uint w, float a) {
+    return as_float8((uint8)(pairs[w & 255u], pairs[(w >> 8) & 255u], pairs[(w >> 16) & 255u], pairs[w >> 24])) *
+           (float8)(a);
+}
 
 // 16 packed nibbles from element e (a multiple of 16) as two words, zero past n.
 inline uint2 load_packed16(__global const uchar *packed, ulong e, ulong n, int p_al) {
@@ -520,25 +565,30 @@ inline uint load_packed8(__global const uchar *packed, ulong e, ulong n, int p_a
 __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void dequantize_4bit_generic(DQ4_ARGS) {
     __local float lut[16];
     const uint lid = get_local_id(0);
-    if (lid < 16) lut[lid] = dq4_tables[(qtype == 1 ? 16 : 0) + lid];
+    if (lid < 16) lut[lid] = as_float(dq4_tables[(qtype == 1 ? 16 : 0) + lid]);
     packed += p_off;
     DQ_GENERIC_BODY(DQ4_U, uint, load_packed8(packed, e, n, p_al), dq4_byte4(lut, w[u], a[u]))
 }
 
-// One work-item per CPU_CHUNK elements, 16 at a time (16 elements never straddle a block).
+// One work-item per CPU_CHUNK elements, 16 at a time (16 elements never straddle a block), the
+// block's absmax computed once per block (nested: a code lookup and a product).
 __kernel void dequantize_4bit_cpu(DQ4_ARGS) {
     packed += p_off;
     out += o_off;
     const ulong start = (ulong)get_global_id(0) * CPU_CHUNK;
     if (start >= n) return;
     const ulong end = min(start + CPU_CHUNK, n);
-    __constant const float *lut = dq4_tables + (qtype == 1 ? 16 : 0);
+    __constant const uint2 *pairs = dq4_pairs + (qtype == 1 ? 256 : 0);
     const float off = nested ? offset[offset_off] : 0.0f;
-    for (ulong e = start; e < end; e += 16) {
-        const float a = block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, e >> log2bs);
-        uint2 w = load_packed16(packed, e, n, p_al);
-        store8_out_tail(out, e, n, o_al, dq4_byte4_c(lut, w.x, a));
-        if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq4_byte4_c(lut, w.y, a));
+    for (ulong b0 = start; b0 < end;) {
+        const ulong b1 = min(((b0 >> log2bs) + 1) << log2bs, end);
+        const float a = block_absmax(am, am_off, nested, am2, am2_off, log2bs2, code2, code2_off, off, b0 >> log2bs);
+        for (ulong e = b0; e < b1; e += 16) {
+            const uint2 w = load_packed16(packed, e, n, p_al);
+            store8_out_tail(out, e, n, o_al, dq4_pairs4(pairs, w.x, a));
+            if (e + 8 < n) store8_out_tail(out, e + 8, n, o_al, dq4_pairs4(pairs, w.y, a));
+        }
+        b0 = b1;
     }
 }
 
