@@ -48,8 +48,8 @@
 #define MEAN_CHUNK 4096  // absmax mean: elements per first-stage chunk (fixed, see mean_partial_*)
 
 // ---- 4-bit value -> code --------------------------------------------------------------------------
-// NF4 thresholds (spec 1.1, float32 bit patterns): code = #{ j : x > t_j }; written as a 4-level
-// binary search over the sorted thresholds (same count; NaN fails every comparison -> 0).
+// NF4 thresholds (spec 1.1, float32 bit patterns): code = #{ j : x > t_j } (NaN fails every
+// comparison -> 0).
 #define NF4_T0 as_float(0xbf591cd8u)
 #define NF4_T1 as_float(0xbf1c5270u)
 #define NF4_T2 as_float(0xbeeb8480u)
@@ -66,20 +66,6 @@
 #define NF4_T13 as_float(0x3f248dafu)
 #define NF4_T14 as_float(0x3f5c89dau)
 
-inline uint quant_nf4(float x) {
-    uint hi = x > NF4_T7;
-    float t = hi ? NF4_T11 : NF4_T3;
-    uint b2 = x > t;
-    t = hi ? (b2 ? NF4_T13 : NF4_T9) : (b2 ? NF4_T5 : NF4_T1);
-    uint b1 = x > t;
-    // remaining candidate: index (8hi + 4b2 + 2b1); code gets +1 when x > t[index] (index 14 max)
-    float t0 = b1 ? (b2 ? NF4_T6 : NF4_T2) : (b2 ? NF4_T4 : NF4_T0);
-    float t1 = b1 ? (b2 ? NF4_T14 : NF4_T10) : (b2 ? NF4_T12 : NF4_T8);
-    t = hi ? t1 : t0;
-    uint c = (hi << 3) | (b2 << 2) | (b1 << 1);
-    return c + (x > t);
-}
-
 // FP4 (spec 1.2): sign = x < 0; magnitude rank r = #{ literal thresholds < |x| }, mapped to the low
 // bits r0..r7 -> 0,1,6,7,4,5,2,3. NaN: sign 0, rank 0 -> code 0.
 #define FP4_T0 as_float(0x3b2aaab9u)
@@ -90,23 +76,60 @@ inline uint quant_nf4(float x) {
 #define FP4_T5 as_float(0x3f155550u)
 #define FP4_T6 as_float(0x3f555555u)
 
-inline uint quant_fp4(float x) {
-    float m = fabs(x);
-    uint b2 = m > FP4_T3;
-    float t = b2 ? FP4_T5 : FP4_T1;
-    uint b1 = m > t;
-    t = b2 ? (b1 ? FP4_T6 : FP4_T4) : (b1 ? FP4_T2 : FP4_T0);
-    uint r = (b2 << 2) | (b1 << 1) | (m > t); // rank 0..7
-    // rank -> low bits 0,1,6,7,4,5,2,3: bit 0 = r & 1, bits 2..1 = (4 - (r >> 1)) & 3
-    uint low = (r & 1u) | (((4u - (r >> 1)) & 3u) << 1);
-    return low | ((x < 0.0f) ? 8u : 0u);
+// Generic (GPU) shape: a cell table in local memory, about half the instructions per element of a
+// 4-level comparison tree (the 4-bit quantizers were bound by them on the H100). A monotone cell
+// function k(x) cuts the line into Q4C_N intervals. Monotone means: k(t) < k(x) implies t < x, and
+// k(t) > k(x) implies t > x; so code(x) = #{ j : k(t_j) < k(x) } + (x > t_{k(x)}), with t_k the one
+// threshold in cell k (+inf when none), exactly as the tree counts, provided no cell holds two
+// thresholds: cells are 1/16 wide, NF4 thresholds at least 0.080 apart, FP4 ones at least 0.083
+// (tests/test_quant_4bit.c feeds every threshold, its float neighbours, every cell edge and the
+// special values through the kernels). NF4: k = fl32(16x + 16) truncated, clamped to [0, 32] (NaN
+// -> cell 0, which has no threshold -> code 0). FP4: the cell of |x| (16|x| is exact), clamped to
+// [0, 16]; the entry holds the low bits of the rank below and above its threshold, and the sign is
+// added as x < 0 (NaN -> cell 0, below its threshold -> code 0).
+#if QTYPE == 1
+#define Q4C_N 17
+inline uint q4_cell(float x) { return min(convert_uint_sat_rtz(fabs(x) * 16.0f), 16u); }
+#else
+#define Q4C_N 33
+inline uint q4_cell(float x) { return min(convert_uint_sat_rtz(fma(x, 16.0f, 16.0f)), 32u); }
+#endif
+
+inline uint fp4_low_bits(uint r) { return (r & 1u) | (((4u - (r >> 1)) & 3u) << 1); }
+
+// Entry k of the cell table (.x: NF4 count below / FP4 low bits below | above << 4; .y: the
+// threshold's bits). Work-items 0..Q4C_N-1 each fill one; published by the caller's barrier.
+inline void fill_cells_4bit(__local uint2 *cells, uint lid) {
+    if (lid >= Q4C_N) return;
+#if QTYPE == 1
+    const float t[7] = {FP4_T0, FP4_T1, FP4_T2, FP4_T3, FP4_T4, FP4_T5, FP4_T6};
+    const uint nt = 7;
+#else
+    const float t[15] = {NF4_T0, NF4_T1, NF4_T2, NF4_T3, NF4_T4, NF4_T5, NF4_T6, NF4_T7,
+                         NF4_T8, NF4_T9, NF4_T10, NF4_T11, NF4_T12, NF4_T13, NF4_T14};
+    const uint nt = 15;
+#endif
+    uint below = 0;
+    float th = INFINITY;
+    for (uint j = 0; j < nt; j++) {
+        const uint k = q4_cell(t[j]);
+        below += k < lid;
+        if (k == lid) th = t[j];
+    }
+#if QTYPE == 1
+    cells[lid] = (uint2)(fp4_low_bits(below) | (fp4_low_bits(below + 1) << 4), as_uint(th));
+#else
+    cells[lid] = (uint2)(below, as_uint(th));
+#endif
 }
 
-inline uint quant_4bit(float x) {
+inline uint quant_4bit(float x, __local const uint2 *cells) {
+    const uint2 c = cells[q4_cell(x)];
 #if QTYPE == 1
-    return quant_fp4(x);
+    const uint low = fabs(x) > as_float(c.y) ? c.x >> 4 : c.x & 15u;
+    return low | ((x < 0.0f) ? 8u : 0u);
 #else
-    return quant_nf4(x);
+    return c.x + (x > as_float(c.y));
 #endif
 }
 
@@ -283,10 +306,10 @@ inline void segment_max_n(__local float *red, uint lid, uint seg, float *m, cons
 // =================================================================================================
 // 4-bit quantize: x (n elements) -> packed[n/2 rounded up] (element 2k in the high nibble), absmax.
 // =================================================================================================
-inline uint pack8_4bit(float8 v, float inv) {
-    uint q0 = quant_4bit(v.s0 * inv), q1 = quant_4bit(v.s1 * inv), q2 = quant_4bit(v.s2 * inv),
-         q3 = quant_4bit(v.s3 * inv), q4 = quant_4bit(v.s4 * inv), q5 = quant_4bit(v.s5 * inv),
-         q6 = quant_4bit(v.s6 * inv), q7 = quant_4bit(v.s7 * inv);
+inline uint pack8_4bit(float8 v, float inv, __local const uint2 *cells) {
+    uint q0 = quant_4bit(v.s0 * inv, cells), q1 = quant_4bit(v.s1 * inv, cells), q2 = quant_4bit(v.s2 * inv, cells),
+         q3 = quant_4bit(v.s3 * inv, cells), q4 = quant_4bit(v.s4 * inv, cells), q5 = quant_4bit(v.s5 * inv, cells),
+         q6 = quant_4bit(v.s6 * inv, cells), q7 = quant_4bit(v.s7 * inv, cells);
     return ((q0 << 4) | q1) | (((q2 << 4) | q3) << 8) | (((q4 << 4) | q5) << 16) | (((q6 << 4) | q7) << 24);
 }
 
@@ -334,12 +357,14 @@ __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void
 quantize_4bit_generic(__global const uchar *x, ulong x_off, int x_al, ulong n, uint log2bs, __global uchar *packed,
                       ulong p_off, int p_al, __global float *absmax, ulong a_off) {
     __local float red[QR * QWG];
+    __local uint2 cells[Q4C_N];
     x += x_off;
     packed += p_off;
     absmax += a_off;
     const uint lid = get_local_id(0);
-    Q_GENERIC_PASSES(load8_in_tail(x, e, n, x_al), (void)0,
-                     store_packed4(packed, e, n, p_al, pack8_4bit(v[r], clbnb_div(1.0f, m[r]))))
+    fill_cells_4bit(cells, lid);
+    Q_GENERIC_PASSES(load8_in_tail(x, e, n, x_al), barrier(CLK_LOCAL_MEM_FENCE) /* publishes cells[] */,
+                     store_packed4(packed, e, n, p_al, pack8_4bit(v[r], clbnb_div(1.0f, m[r]), cells)))
 }
 
 // Blocks larger than QWG*QEPT: the tile is one block.
@@ -347,10 +372,12 @@ __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void
 quantize_4bit_generic_big(__global const uchar *x, ulong x_off, int x_al, ulong n, uint log2bs,
                           __global uchar *packed, ulong p_off, int p_al, __global float *absmax, ulong a_off) {
     __local float red[QWG];
+    __local uint2 cells[Q4C_N];
     x += x_off;
     packed += p_off;
     absmax += a_off;
     const uint lid = get_local_id(0);
+    fill_cells_4bit(cells, lid);
     const ulong bs = (ulong)1 << log2bs;
     const ulong chunk = (ulong)QWG * QEPT;
     const uint passes = (uint)(bs / chunk);
@@ -359,12 +386,13 @@ quantize_4bit_generic_big(__global const uchar *x, ulong x_off, int x_al, ulong 
     float amax = max8(v);
     for (uint r = 1; r < passes; r++) amax = fmax(amax, max8(load8_in_tail(x, e0 + r * chunk, n, x_al)));
     segment_max_n(red, lid, QWG, &amax, 1);
+    barrier(CLK_LOCAL_MEM_FENCE); // publishes cells[]
     if (lid == 0 && e0 < n) absmax[e0 >> log2bs] = amax;
     const float inv = clbnb_div(1.0f, amax);
-    if (e0 < n) store_packed4(packed, e0, n, p_al, pack8_4bit(v, inv));
+    if (e0 < n) store_packed4(packed, e0, n, p_al, pack8_4bit(v, inv, cells));
     for (uint r = 1; r < passes; r++) {
         ulong e = e0 + r * chunk;
-        if (e < n) store_packed4(packed, e, n, p_al, pack8_4bit(load8_in_tail(x, e, n, x_al), inv));
+        if (e < n) store_packed4(packed, e, n, p_al, pack8_4bit(load8_in_tail(x, e, n, x_al), inv, cells));
     }
 }
 

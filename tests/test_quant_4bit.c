@@ -25,7 +25,31 @@ static void fill_input(test_rng *rng, float *x, size_t n, size_t bs, int fp4, in
             if (i % 19 == 0) x[s + i] = -1e-4f;
         }
     }
-    if (n > 4 * bs + 3) x[4 * bs + 3] = NAN;                        /* NaN: ignored by absmax, code 0 */
+    if (n > 4 * bs + 3) x[4 * bs + 3] = NAN; /* NaN: ignored by absmax, code 0 */
+    /* blocks 6 on (absmax 1, so these are the normalized values): each threshold's float
+     * neighbours and each edge of the GPU kernel's 1/16-wide cells with its neighbours */
+    float edges[160];
+    size_t ne = 0;
+    const int nt = fp4 ? 7 : 15;
+    for (int sign = 0; sign < (fp4 ? 2 : 1); sign++) {
+        float sg = sign ? -1.0f : 1.0f;
+        for (int j = 0; j < nt; j++) {
+            float t = sg * ref_bits(fp4 ? ref_fp4_thr_bits[j] : ref_nf4_thr_bits[j]);
+            edges[ne++] = nextafterf(t, -INFINITY);
+            edges[ne++] = nextafterf(t, INFINITY);
+        }
+        for (int k = fp4 ? 0 : -16; k <= 16; k++) {
+            float c = sg * (float)k / 16.0f;
+            edges[ne++] = c;
+            if (fabsf(nextafterf(c, -INFINITY)) <= 1.0f) edges[ne++] = nextafterf(c, -INFINITY);
+            if (fabsf(nextafterf(c, INFINITY)) <= 1.0f) edges[ne++] = nextafterf(c, INFINITY);
+        }
+    }
+    for (size_t i = 0, s = 6 * bs; i < ne && s + bs <= n; s += bs) {
+        x[s] = 1.0f;
+        for (size_t k = 1; k < bs && i < ne; k++)
+            x[s + k] = edges[i++];
+    }
     if (specials == 1 && n > 5 * bs + 1) x[5 * bs + 1] = -INFINITY; /* Inf: absmax Inf, others code of 0 */
     if (n >= 2) x[n - 1] = 0.0f;
 }
