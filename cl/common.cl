@@ -44,6 +44,23 @@ inline float clbnb_div(float a, float b) {
 #endif
 }
 
+// a / b for many a and one b, without a division per element: q = a * rb, then one fma residual
+// step with rb = clbnb_div(1, b) (Markstein). For b in [2^-90, 2^100] the quotient is the
+// correctly rounded one wherever |q| >= 2^-8, so rint(127 * q), rint(q) and every code built on
+// them equal the IEEE division's; below 2^-8 it may differ by an ulp, where those codes are 0
+// either way. Checked exhaustively for every f16 and bf16 pair with |a| <= 128 |b| and on 2e8
+// random f32 pairs. clbnb_rcp_for_div gives rb, or 0 outside that range, where clbnb_div_rcp
+// divides.
+inline float clbnb_rcp_for_div(float b) {
+    float m = fabs(b);
+    return (m >= 0x1p-90f && m <= 0x1p100f) ? clbnb_div(1.0f, b) : 0.0f;
+}
+inline float clbnb_div_rcp(float a, float b, float rb) {
+    if (rb == 0.0f) return clbnb_div(a, b);
+    float q = a * rb;
+    return fma(fma(-q, b, a), rb, q);
+}
+
 // Rounds a float to the nearest fp16 value (ties to even) and returns it as a float: what
 // storing to half and loading back gives, for arithmetic "in fp16" without cl_khr_fp16.
 inline float clbnb_round_f16(float f) {

@@ -327,12 +327,13 @@ inline void store_packed4(__global uchar *packed, ulong e, ulong n, int p_al, ui
 
 // Body of the generic quantizers, blocks of at most QWG*QEPT elements: a tile of QR*QWG*QEPT
 // elements in QR passes whose loads are all issued before the first use (bytes in flight), one
-// segment reduction for all passes. LOAD: the 8 inputs at element e; BEFORE_STORE: a statement run
-// after the reduction (the 8-bit kernel publishes its table there); STORE: writes pass r's codes
-// at element e from v[r] and the block maximum m[r]. Larger blocks: *_generic_big.
-#define Q_GENERIC_PASSES(LOAD, BEFORE_STORE, STORE)                                                             \
+// segment reduction for all passes. TILE: the tile's index; LOAD: the 8 inputs at element e;
+// BEFORE_STORE: a statement run after the reduction (the 4-bit kernel publishes its table there);
+// STORE: writes pass r's codes at element e from v[r] and the block maximum m[r]. Larger blocks:
+// *_generic_big.
+#define Q_GENERIC_PASSES(TILE, LOAD, BEFORE_STORE, STORE)                                                       \
     const ulong chunk = (ulong)QWG * QEPT;                                                                     \
-    const ulong e0 = (ulong)get_group_id(0) * (chunk * QR) + (ulong)lid * QEPT;                                \
+    const ulong e0 = (ulong)(TILE) * (chunk * QR) + (ulong)lid * QEPT;                                         \
     float8 v[QR];                                                                                              \
     float m[QR];                                                                                               \
     _Pragma("unroll") for (uint r = 0; r < QR; r++) {                                                          \
@@ -363,7 +364,7 @@ quantize_4bit_generic(__global const uchar *x, ulong x_off, int x_al, ulong n, u
     absmax += a_off;
     const uint lid = get_local_id(0);
     fill_cells_4bit(cells, lid);
-    Q_GENERIC_PASSES(load8_in_tail(x, e, n, x_al), barrier(CLK_LOCAL_MEM_FENCE) /* publishes cells[] */,
+    Q_GENERIC_PASSES(get_group_id(0), load8_in_tail(x, e, n, x_al), barrier(CLK_LOCAL_MEM_FENCE) /* publishes cells[] */,
                      store_packed4(packed, e, n, p_al, pack8_4bit(v[r], clbnb_div(1.0f, m[r]), cells)))
 }
 
@@ -629,13 +630,107 @@ __kernel void dequantize_4bit_cpu(DQ4_ARGS) {
         ulong code_off, int use_offset, __global const float *offset, ulong offset_off, __global uchar *codes, \
         ulong c_off, int c_al, __global float *absmax, ulong a_off
 
-inline uint2 pack8_8bit(float8 v, float inv, __local const float *mid) {
-    uint q0 = quant_8bit_eyt(v.s0 * inv, mid), q1 = quant_8bit_eyt(v.s1 * inv, mid),
-         q2 = quant_8bit_eyt(v.s2 * inv, mid), q3 = quant_8bit_eyt(v.s3 * inv, mid),
-         q4 = quant_8bit_eyt(v.s4 * inv, mid), q5 = quant_8bit_eyt(v.s5 * inv, mid),
-         q6 = quant_8bit_eyt(v.s6 * inv, mid), q7 = quant_8bit_eyt(v.s7 * inv, mid);
+// ---- 8-bit buckets: a search-free quantizer for both shapes ------------------------------------
+// The float line is cut into Q8T_NB buckets, monotonic in x: magnitude bucket = the exponent and
+// top Q8T_M mantissa bits of |x|, clamped to [2^-Q8T_E, 2) (smaller magnitudes share the first,
+// larger ones, inf and NaN the last), mirrored for negative x; -0 counts as +0. For a sorted code
+// (nondecreasing midpoints) entry b holds k_lo = #{ j : bucket(m_j) < b } and cnt = #{ j :
+// bucket(m_j) == b }; then k = k_lo + #{ j in [k_lo, k_lo + cnt) : m_j < x }, the count of spec 2.3.
+// With cnt <= 1 (every bucket of the dynamic map) that is one compare against the stored
+// midpoint (NaN when the bucket is empty), which also settles the tie (x == m_k only when m_k is
+// in x's bucket). The cpu shape keeps the table in global memory (q8_table_build), layout (uint):
+// [0, NB) k_lo | cnt << 16; [NB, 2NB) the midpoint bits; [2NB, 2NB + 256) the 255 midpoints and a
+// NaN. The generic shape builds a compact form in local memory (q8_tables_fill).
+#define Q8T_M 6                                      // mantissa bits per bucket
+#define Q8T_E 24                                     // magnitudes below 2^-Q8T_E share one bucket
+#define Q8T_LO ((127u - Q8T_E) << Q8T_M)
+#define Q8T_HI (128u << Q8T_M)
+#define Q8T_NMB (Q8T_HI - Q8T_LO + 1u)               // magnitude buckets per sign
+#define Q8T_NB (2u * Q8T_NMB)                        // buckets
+#define Q8T_WORDS (2u * Q8T_NB + 256u)               // table size in uints (the host uses the same)
+
+inline uint q8t_bucket(float x) {
+    uint a = as_uint(x + 0.0f);
+    uint mag = clamp((a & 0x7fffffffu) >> (23 - Q8T_M), Q8T_LO, Q8T_HI) - Q8T_LO;
+    return (a >> 31) ? Q8T_NMB - 1u - mag : Q8T_NMB + mag;
+}
+
+inline uint8 q8t_bucket8(float8 x) {
+    uint8 a = as_uint8(x + (float8)0.0f);
+    uint8 mag = clamp((a & 0x7fffffffu) >> (uint8)(23 - Q8T_M), (uint8)Q8T_LO, (uint8)Q8T_HI) - Q8T_LO;
+    return select(Q8T_NMB + mag, Q8T_NMB - 1u - mag, as_int8(a));
+}
+
+// Generic shape: the work-group's tables in local memory, built once per (persistent) work-group.
+// klo[b] = k_lo of bucket b as a byte, mids[] = the 255 sorted midpoints and a NaN. When no bucket
+// holds two midpoints (the dynamic map: the buckets are 2^-6 of an octave wide), the only midpoint
+// that can share x's bucket is m_{k_lo}: k = k_lo + (m_{k_lo} < x), and x == m_{k_lo} is the tie
+// (to the even index); a midpoint in a later bucket is above x since the bucket is monotone. For a
+// code with a denser bucket the work-group uses the Eytzinger search over eyt[] instead; the
+// choice is uniform over the work-group. Returns 1 for the dense case.
+typedef struct q8_local_tables {
+    __local uchar *klo;  // [Q8T_NB]
+    __local float *mids; // [256]
+    __local float *eyt;  // [256], quant_8bit_eyt's layout
+    __local uint *bm;    // [256] scratch: bucket of each midpoint (Q8T_NB for the NaN)
+    __local int *dense;
+} q8_local_tables;
+
+inline int q8_tables_fill(q8_local_tables t, __global const float *code, uint lid) {
+    for (uint j = lid; j < 256; j += QWG) {
+        float m = j < 255 ? (code[j] + code[j + 1]) * 0.5f : as_float(0x7fc00000u);
+        t.mids[j] = m;
+        t.bm[j] = j < 255 ? q8t_bucket(m) : Q8T_NB;
+        if (j > 0) {
+            uint i = eyt_index(j);
+            t.eyt[j] = (code[i] + code[i + 1]) * 0.5f;
+        }
+    }
+    if (lid == 0) *t.dense = 0;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint j = lid; j + 1 < 255; j += QWG)
+        if (t.bm[j] == t.bm[j + 1]) *t.dense = 1;
+    // each work-item a run of buckets: k_lo of the first by binary lifting over bm[] (nondecreasing
+    // for a sorted code), then a walk (bm[255] stops it)
+    const uint per = (Q8T_NB + QWG - 1) / QWG, b0 = lid * per, b1 = min(b0 + per, Q8T_NB);
+    uint lo = 0;
+    for (uint step = 128; step > 0; step >>= 1)
+        if (lo + step <= 255 && t.bm[lo + step - 1] < b0) lo += step;
+    for (uint b = b0; b < b1; b++) {
+        while (t.bm[lo] < b) lo++;
+        t.klo[b] = (uchar)lo;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return *t.dense;
+}
+
+inline uint quant_8bit_tab(float x, q8_local_tables t) {
+    uint k = t.klo[q8t_bucket(x)];
+    const float m = t.mids[k];
+    k += m < x ? 1u : ((x == m) ? (k & 1u) : 0u);
+    return x == x ? k : 0u; // NaN -> 0, as the search gives
+}
+
+inline uint quant_8bit_local(float x, q8_local_tables t, int dense) {
+    return dense ? quant_8bit_eyt(x, t.eyt) : quant_8bit_tab(x, t);
+}
+
+inline uint2 pack8_8bit(float8 v, float inv, q8_local_tables t, int dense) {
+    uint q0 = quant_8bit_local(v.s0 * inv, t, dense), q1 = quant_8bit_local(v.s1 * inv, t, dense),
+         q2 = quant_8bit_local(v.s2 * inv, t, dense), q3 = quant_8bit_local(v.s3 * inv, t, dense),
+         q4 = quant_8bit_local(v.s4 * inv, t, dense), q5 = quant_8bit_local(v.s5 * inv, t, dense),
+         q6 = quant_8bit_local(v.s6 * inv, t, dense), q7 = quant_8bit_local(v.s7 * inv, t, dense);
     return (uint2)(q0 | (q1 << 8) | (q2 << 16) | (q3 << 24), q4 | (q5 << 8) | (q6 << 16) | (q7 << 24));
 }
+
+// The local tables of one work-group and their fill (declares t and dense).
+#define Q8_LOCAL_TABLES(code, lid)                                                                             \
+    __local uchar klo_[Q8T_NB];                                                                                \
+    __local float mids_[256], eyt_[256];                                                                       \
+    __local uint bm_[256];                                                                                     \
+    __local int dense_;                                                                                        \
+    const q8_local_tables t = {klo_, mids_, eyt_, bm_, &dense_};                                               \
+    const int dense = q8_tables_fill(t, code, lid)
 
 inline void store_codes8(__global uchar *codes, ulong e, ulong n, int c_al, uint2 w) {
     if (e + 8 <= n && c_al) {
@@ -662,90 +757,60 @@ inline float8 load8_q8(__global const uchar *x, ulong e, ulong n, int al, int us
     return v;
 }
 
-// The work-group's copy of the code's 255 midpoints in Eytzinger order (see quant_8bit_eyt);
-// published by the caller's next barrier.
-inline void fill_midpoints_eyt(__local float *mid, __global const float *code, uint lid) {
-    for (uint i = lid + 1; i < 256; i += QWG) {
-        uint j = eyt_index(i);
-        mid[i] = (code[j] + code[j + 1]) * 0.5f;
+// Generic shape: persistent work-groups (the host launches at most a few per compute unit, so the
+// tables are built rarely), each a grid-stride loop over tiles of Q_GENERIC_PASSES.
+__kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void quantize_8bit_generic(Q8_ARGS) {
+    __local float red[QR * QWG];
+    x += x_off;
+    codes += c_off;
+    absmax += a_off;
+    code += code_off;
+    const uint lid = get_local_id(0);
+    Q8_LOCAL_TABLES(code, lid);
+    const float off = use_offset ? offset[offset_off] : 0.0f;
+    const ulong ntiles = (n + (ulong)QR * QWG * QEPT - 1) / ((ulong)QR * QWG * QEPT);
+    for (ulong tile = get_group_id(0); tile < ntiles; tile += get_num_groups(0)) {
+        Q_GENERIC_PASSES(tile, load8_q8(x, e, n, x_al, use_offset, off), (void)0,
+                         store_codes8(codes, e, n, c_al, pack8_8bit(v[r], clbnb_div(1.0f, m[r]), t, dense)))
+        barrier(CLK_LOCAL_MEM_FENCE); // red[] is reused by the next tile
     }
 }
 
-// Generic shape: Q_GENERIC_PASSES.
-__kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void quantize_8bit_generic(Q8_ARGS) {
-    __local float red[QR * QWG];
-    __local float mid[256];
-    x += x_off;
-    codes += c_off;
-    absmax += a_off;
-    code += code_off;
-    const uint lid = get_local_id(0);
-    fill_midpoints_eyt(mid, code, lid);
-    const float off = use_offset ? offset[offset_off] : 0.0f;
-    Q_GENERIC_PASSES(load8_q8(x, e, n, x_al, use_offset, off), barrier(CLK_LOCAL_MEM_FENCE) /* publishes mid[] */,
-                     store_codes8(codes, e, n, c_al, pack8_8bit(v[r], clbnb_div(1.0f, m[r]), mid)))
-}
-
-// Blocks larger than QWG*QEPT: the tile is one block.
+// Blocks larger than QWG*QEPT: the tile is one block (persistent work-groups as above).
 __kernel __attribute__((reqd_work_group_size(QWG, 1, 1))) void
 quantize_8bit_generic_big(Q8_ARGS) {
     __local float red[QWG];
-    __local float mid[256];
     x += x_off;
     codes += c_off;
     absmax += a_off;
     code += code_off;
     const uint lid = get_local_id(0);
-    fill_midpoints_eyt(mid, code, lid);
+    Q8_LOCAL_TABLES(code, lid);
     const float off = use_offset ? offset[offset_off] : 0.0f;
     const ulong bs = (ulong)1 << log2bs;
     const ulong chunk = (ulong)QWG * QEPT;
     const uint passes = (uint)(bs / chunk);
-    const ulong e0 = (ulong)get_group_id(0) * bs + (ulong)lid * QEPT;
-    float8 v = load8_q8(x, e0, n, x_al, use_offset, off);
-    float amax = max8(v);
-    for (uint r = 1; r < passes; r++) amax = fmax(amax, max8(load8_q8(x, e0 + r * chunk, n, x_al, use_offset, off)));
-    segment_max_n(red, lid, QWG, &amax, 1);
-    barrier(CLK_LOCAL_MEM_FENCE); // publishes mid[]
-    if (lid == 0 && e0 < n) absmax[e0 >> log2bs] = amax;
-    const float inv = clbnb_div(1.0f, amax);
-    if (e0 < n) store_codes8(codes, e0, n, c_al, pack8_8bit(v, inv, mid));
-    for (uint r = 1; r < passes; r++) {
-        ulong e = e0 + r * chunk;
-        if (e < n) store_codes8(codes, e, n, c_al, pack8_8bit(load8_q8(x, e, n, x_al, use_offset, off), inv, mid));
+    const ulong nblocks = (n + bs - 1) >> log2bs;
+    for (ulong blk = get_group_id(0); blk < nblocks; blk += get_num_groups(0)) {
+        const ulong e0 = blk * bs + (ulong)lid * QEPT;
+        float8 v = load8_q8(x, e0, n, x_al, use_offset, off);
+        float amax = max8(v);
+        for (uint r = 1; r < passes; r++)
+            amax = fmax(amax, max8(load8_q8(x, e0 + r * chunk, n, x_al, use_offset, off)));
+        segment_max_n(red, lid, QWG, &amax, 1);
+        if (lid == 0 && e0 < n) absmax[blk] = amax;
+        const float inv = clbnb_div(1.0f, amax);
+        if (e0 < n) store_codes8(codes, e0, n, c_al, pack8_8bit(v, inv, t, dense));
+        for (uint r = 1; r < passes; r++) {
+            ulong e = e0 + r * chunk;
+            if (e < n)
+                store_codes8(codes, e, n, c_al, pack8_8bit(load8_q8(x, e, n, x_al, use_offset, off), inv, t, dense));
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); // red[] is reused by the next block
     }
 }
 
-// ---- cpu shape of the 8-bit quantizer: a bucket table instead of a search ---------------------
-// The float line is cut into Q8T_NB buckets, monotonic in x: magnitude bucket = the exponent and
-// top Q8T_M mantissa bits of |x|, clamped to [2^-Q8T_E, 2) (smaller magnitudes share the first,
-// larger ones, inf and NaN the last), mirrored for negative x; -0 counts as +0. For a sorted code
-// (nondecreasing midpoints) entry b holds k_lo = #{ j : bucket(m_j) < b } and cnt = #{ j :
-// bucket(m_j) == b }; then k = k_lo + #{ j in [k_lo, k_lo + cnt) : m_j < x }, the count of spec 2.3.
-// With cnt <= 1 (every bucket of the dynamic map) that is one compare against the stored
-// midpoint (NaN when the bucket is empty), which also settles the tie (x == m_k only when m_k is
-// in x's bucket). Table layout (uint): [0, NB) k_lo | cnt << 16; [NB, 2NB) the midpoint bits;
-// [2NB, 2NB + 256) the 255 midpoints and a NaN.
-#define Q8T_M 6                                      // mantissa bits per bucket
-#define Q8T_E 24                                     // magnitudes below 2^-Q8T_E share one bucket
-#define Q8T_LO ((127u - Q8T_E) << Q8T_M)
-#define Q8T_HI (128u << Q8T_M)
-#define Q8T_NMB (Q8T_HI - Q8T_LO + 1u)               // magnitude buckets per sign
-#define Q8T_NB (2u * Q8T_NMB)                        // buckets
-#define Q8T_WORDS (2u * Q8T_NB + 256u)               // table size in uints (the host uses the same)
-
-inline uint q8t_bucket(float x) {
-    uint a = as_uint(x + 0.0f);
-    uint mag = clamp((a & 0x7fffffffu) >> (23 - Q8T_M), Q8T_LO, Q8T_HI) - Q8T_LO;
-    return (a >> 31) ? Q8T_NMB - 1u - mag : Q8T_NMB + mag;
-}
-
-inline uint8 q8t_bucket8(float8 x) {
-    uint8 a = as_uint8(x + (float8)0.0f);
-    uint8 mag = clamp((a & 0x7fffffffu) >> (uint8)(23 - Q8T_M), (uint8)Q8T_LO, (uint8)Q8T_HI) - Q8T_LO;
-    return select(Q8T_NMB + mag, Q8T_NMB - 1u - mag, as_int8(a));
-}
-
+// ---- cpu shape of the 8-bit quantizer: the bucket table (q8t_bucket, above) in global memory ---
 inline float q8t_mid(__global const float *code, uint j) { return j < 255 ? (code[j] + code[j + 1]) * 0.5f : as_float(0x7fc00000u); }
 
 // Builds the table of `code` (Q8T_WORDS work-items' worth; one work-item per word).

@@ -68,6 +68,13 @@ inline float8 div8(float8 a, float8 b) {
 #endif
 }
 
+// clbnb_div_rcp for 8 lanes; any lane with rb == 0 divides them all.
+inline float8 div_rcp8(float8 a, float8 b, float8 rb) {
+    if (any(rb == 0.0f)) return div8(a, b);
+    float8 q = a * rb;
+    return fma(fma(-q, b, a), rb, q);
+}
+
 // rint for |v| <= 256 by the 1.5 * 2^23 trick (exact, ties to even), then saturated; NaN -> 0.
 // Same results as convert_char_sat_rte(rint(v)), and much faster on PoCL.
 inline char8 q_code8(float8 v) {
@@ -90,9 +97,12 @@ inline char q_code(float v) { return convert_char_sat_rte(rint(v)); }
 
 #define MODE_LLM 0
 #define MODE_SB 1
+// LLM: f = 127 / absmax, code = rint(v * f); SwitchBack: f = absmax, code = rint(127 * (v / f)),
+// the division through rf = clbnb_rcp_for_div(f) (row_rcp).
 inline float row_factor(float m, const int mode) { return mode == MODE_LLM ? clbnb_div(127.0f, m) : m; }
-inline char row_code(float v, float f, const int mode) {
-    return mode == MODE_LLM ? q_code(v * f) : q_code(127.0f * clbnb_div(v, f));
+inline float row_rcp(float m, const int mode) { return mode == MODE_LLM ? 0.0f : clbnb_rcp_for_div(m); }
+inline char row_code(float v, float f, float rf, const int mode) {
+    return mode == MODE_LLM ? q_code(v * f) : q_code(127.0f * clbnb_div_rcp(v, f, rf));
 }
 
 inline bool is_outlier(float a, float thr) { return thr > 0.0f && a >= thr; }
@@ -209,8 +219,8 @@ inline float8 outlier_zero8(float8 a, float thr, __global uint *flags, ulong c) 
 }
 
 // 8 row codes (outliers 0).
-inline char8 row_code8(float8 v, float f, float thr, const int mode) {
-    char8 c = mode == MODE_LLM ? CODE8(v * f) : CODE8(127.0f * div8(v, (float8)f));
+inline char8 row_code8(float8 v, float f, float rf, float thr, const int mode) {
+    char8 c = mode == MODE_LLM ? CODE8(v * f) : CODE8(127.0f * div_rcp8(v, (float8)f, (float8)rf));
     if (thr > 0.0f) c = select(c, (char8)0, convert_char8(fabs(v) >= thr));
     return c;
 }
@@ -255,16 +265,16 @@ inline void rowwise_wg(__global const uchar *x, ulong xoff, ulong ldx, __global 
     m = wg_max(m, red, tpr);
     if (!active) return;
     if (t == 0) clbnb_store_float(stats, soff + r, sdt, m);
-    float f = row_factor(m, mode);
+    float f = row_factor(m, mode), rf = row_rcp(m, mode);
     for (uint k = 0; k < RPT; k++) {
         ulong g = t + (ulong)k * tpr;
-        if (g < ng) store_q8(q, qb + g * 8, row_code8(v[k], f, thr, mode));
+        if (g < ng) store_q8(q, qb + g * 8, row_code8(v[k], f, rf, thr, mode));
     }
     for (ulong g = t + (ulong)RPT * tpr; g < ng; g += tpr)
-        store_q8(q, qb + g * 8, row_code8(load_x8v(x, xb + g * 8, vec), f, thr, mode));
+        store_q8(q, qb + g * 8, row_code8(load_x8v(x, xb + g * 8, vec), f, rf, thr, mode));
     for (ulong c = ng * 8 + t; c < cols; c += tpr) {
         float val = LOADX(xb + c);
-        q[qb + c] = is_outlier(fabs(val), thr) ? (char)0 : row_code(val, f, mode);
+        q[qb + c] = is_outlier(fabs(val), thr) ? (char)0 : row_code(val, f, rf, mode);
     }
 }
 
@@ -295,12 +305,12 @@ inline void rowwise_cpu(__global const uchar *x, ulong xoff, ulong ldx, __global
             m = fmax(m, a);
     }
     clbnb_store_float(stats, soff + r, sdt, m);
-    float f = row_factor(m, mode);
+    float f = row_factor(m, mode), rf = row_rcp(m, mode);
     ulong qb = qoff + r * ldq;
-    for (ulong c = 0; c < c8; c += 8) vstore8(row_code8(LOADX8(xb + c), f, thr, mode), 0, q + qb + c);
+    for (ulong c = 0; c < c8; c += 8) vstore8(row_code8(LOADX8(xb + c), f, rf, thr, mode), 0, q + qb + c);
     for (ulong c = c8; c < cols; c++) {
         float v = LOADX(xb + c);
-        q[qb + c] = is_outlier(fabs(v), thr) ? (char)0 : row_code(v, f, mode);
+        q[qb + c] = is_outlier(fabs(v), thr) ? (char)0 : row_code(v, f, rf, mode);
     }
 }
 

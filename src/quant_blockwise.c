@@ -6,7 +6,9 @@
 
 #include "internal.h"
 
-#define QWG 256         /* generic kernels: work-group size (QWG in the .cl)                     */
+#define QWG 256 /* generic kernels: work-group size (QWG in the .cl)                     */
+#define Q8_GROUPS_PER_CU                                                                                               \
+    8                   /* generic 8-bit quantize: resident work-groups per compute unit (2048 work-items on NVIDIA) */
 #define QEPT 8          /* generic quantize: elements per work-item and pass                    */
 #define CPU_CHUNK 256   /* cpu dequantize: elements per work-item                                */
 #define CPU_LOCAL 64    /* cpu kernels: work-group size (PoCL: fewer, larger work-groups)      */
@@ -197,8 +199,12 @@ static clbnb_status enqueue_q8_locked(clbnb_context *ctx, cl_command_queue queue
                                  CLBNB_ARG(a->use_offset), CLBNB_ARG(a->offset), CLBNB_ARG(a->offset_off),
                                  CLBNB_ARG(a->codes), CLBNB_ARG(a->c_off), CLBNB_ARG(a->c_al), CLBNB_ARG(a->absmax),
                                  CLBNB_ARG(a->a_off)));
+        /* persistent work-groups (each builds the code's bucket table once): at most
+         * Q8_GROUPS_PER_CU per compute unit, each looping over tiles */
         size_t tile = bs > QWG * QEPT ? bs : (size_t)QWG * QEPT * (size_t)tiling().qr;
-        size_t global = clbnb_blocks_count((size_t)a->n, tile) * QWG, local = QWG;
+        size_t groups = clbnb_blocks_count((size_t)a->n, tile);
+        size_t cap = (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1) * Q8_GROUPS_PER_CU;
+        size_t global = (groups < cap ? groups : cap) * QWG, local = QWG;
         return clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
     }
     /* cpu: bucket table of the code (q8_table_build), then one work-item per block */
