@@ -84,6 +84,13 @@ inline float clbnb_round_to_dtype(float v, int dtype) {
     return v;
 }
 
+// LLM.int8 outlier product of one output (spec 5.3): sum over the cnt outlier columns c_j, in
+// order, of x[c_j] * RN_x(fl32(fl32(cb[c_j] * s) * fl32(1/127))), in f32; x: the output's row of the
+// activations (dtype xdt), cb: the weight row of the output, s: its row statistic. Shared by the
+// separate outlier-add kernels and the int8 GEMM that fuses it, so both give the same bits.
+inline float clbnb_lin8_outlier_sum(__global const uchar *x, ulong xrow, int xdt, __global const char *cbrow,
+                                    float s, __global const int *ocols, int cnt);
+
 // Generic element access by dtype code. `base` points to the start of the element array (the
 // byte offset already applied); index i counts elements. The switch is on a compile-time
 // constant in every call site, so it folds away.
@@ -100,4 +107,22 @@ inline void clbnb_store_float(__global uchar *base, ulong i, int dtype, float v)
         vstore_half_rte(v, i, (__global half *)base);
     else
         ((__global ushort *)base)[i] = clbnb_f32_to_bf16(v);
+}
+
+inline float clbnb_lin8_outlier_sum(__global const uchar *x, ulong xrow, int xdt, __global const char *cbrow,
+                                    float s, __global const int *ocols, int cnt) {
+    float acc = 0.0f;
+    // 8 columns at a time: their loads are independent and issued together (a GPU at token
+    // generation waits on their latency, not their bytes); the sum keeps ascending order
+    for (int j0 = 0; j0 < cnt; j0 += 8) {
+        const int jn = min(8, cnt - j0);
+        float xv[8], wv[8];
+        for (int j = 0; j < 8; j++) {
+            const ulong c = (ulong)ocols[j0 + min(j, jn - 1)];
+            wv[j] = (float)cbrow[c];
+            xv[j] = clbnb_load_float(x, xrow + c, xdt);
+        }
+        for (int j = 0; j < jn; j++) acc += xv[j] * clbnb_round_to_dtype(wv[j] * s * 7.874015718698502e-3f, xdt);
+    }
+    return acc;
 }

@@ -28,15 +28,11 @@
     __global uchar *out_base, ulong out_off, ulong ldc, __global const uchar *sa_base, ulong sa_off,                   \
         __global const uchar *sb_base, ulong sb_off, __global const uchar *bias_base, ulong bias_off, uint cfg
 
-// Writes output (m, n) from the exact int32 accumulator.
-inline void epilogue_store(__global uchar *out, ulong ldc, __global const uchar *sa, __global const uchar *sb,
-                           __global const uchar *bias, uint cfg, uint m, uint n, int acc) {
-    ulong idx = (ulong)m * ldc + n;
+// The value of output (m, n) from the exact int32 accumulator, before its rounding to the output
+// dtype (epilogues 1-3).
+inline float epilogue_value(__global const uchar *sa, __global const uchar *sb, __global const uchar *bias, uint cfg,
+                            uint m, uint n, int acc) {
     uint kind = EPI_KIND(cfg);
-    if (kind == 0) {
-        ((__global int *)out)[idx] = acc;
-        return;
-    }
     float b = EPI_HAS_BIAS(cfg) ? clbnb_load_float(bias, n, (int)EPI_BIAS(cfg)) : 0.0f;
     float sa_m = clbnb_load_float(sa, m, (int)EPI_SA(cfg));
     float v;
@@ -48,5 +44,15 @@ inline void epilogue_store(__global uchar *out, ulong ldc, __global const uchar 
         if (EPI_OUT(cfg) == CLBNB_DTYPE_F16) c = clbnb_round_f16(c);
         v = c + b;
     }
-    clbnb_store_float(out, idx, (int)EPI_OUT(cfg), v);
+    return v;
+}
+
+// Writes output (m, n) from the exact int32 accumulator.
+inline void epilogue_store(__global uchar *out, ulong ldc, __global const uchar *sa, __global const uchar *sb,
+                           __global const uchar *bias, uint cfg, uint m, uint n, int acc) {
+    ulong idx = (ulong)m * ldc + n;
+    if (EPI_KIND(cfg) == 0)
+        ((__global int *)out)[idx] = acc;
+    else
+        clbnb_store_float(out, idx, (int)EPI_OUT(cfg), epilogue_value(sa, sb, bias, cfg, m, n, acc));
 }

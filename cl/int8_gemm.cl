@@ -162,7 +162,9 @@ __kernel void int8_gemm_epilogue(__global const int *partial, uint M, uint N, EP
 
 __kernel __attribute__((reqd_work_group_size(32 * SK_TEAMS, 1, 1))) void
 int8_gemm_skinny(__global const char *a_base, ulong a_off, ulong lda, __global const char *b_base, ulong b_off,
-                 ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS) {
+                 ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS,
+                 int fuse_outliers, __global const uchar *ox, ulong ox_off, ulong ldox, int oxdt,
+                 __global const int *ocols, __global const int *ocount) {
     __local int red[SK_TEAMS][SK_MAX_M][33];
     const uint lane = get_local_id(0) % 32, team = get_local_id(0) / 32;
     const uint n = get_group_id(0) * SK_TEAMS + team;
@@ -205,7 +207,20 @@ int8_gemm_skinny(__global const char *a_base, ulong a_off, ulong lda, __global c
     if (lane < M && lane < SK_MAX_M && n < N) {
         int sum = 0;
         for (uint l = 0; l < 32; l++) sum += red[team][lane][l];
-        epilogue_store(out_base + out_off, ldc, sa_base + sa_off, sb_base + sb_off, bias_base + bias_off, cfg, lane, n,
-                       sum);
+        const int cnt = fuse_outliers ? ocount[0] : 0;
+        if (cnt > 0) {
+            // LLM.int8 with outlier columns (token generation): the separate add's
+            // RN_out(RN_out(v) + outlier product), here, reading the weight row this team streamed
+            const int odt = (int)EPI_OUT(cfg);
+            __global const uchar *sb = sb_base + sb_off;
+            float v = clbnb_round_to_dtype(
+                epilogue_value(sa_base + sa_off, sb, bias_base + bias_off, cfg, lane, n, sum), odt);
+            v += clbnb_lin8_outlier_sum(ox, ox_off + (ulong)lane * ldox, oxdt, brow,
+                                        clbnb_load_float(sb, n, (int)EPI_SB(cfg)), ocols, cnt);
+            clbnb_store_float(out_base + out_off, (ulong)lane * ldc + n, odt, v);
+        } else {
+            epilogue_store(out_base + out_off, ldc, sa_base + sa_off, sb_base + sb_off, bias_base + bias_off, cfg,
+                           lane, n, sum);
+        }
     }
 }

@@ -39,21 +39,7 @@ __kernel void lay_outlier_add(__global uchar *out, ulong ooff, ulong ldo, int od
     if (n >= cols || m >= rows) return;
     const int cnt = ocount[0];
     if (cnt <= 0) return;
-    const float s = scb[scboff + n];
-    float acc = 0.0f;
-    // 8 columns at a time: their loads are independent and issued together (a GPU at token
-    // generation waits on their latency, not their bytes); the sum keeps ascending order
-    for (int j0 = 0; j0 < cnt; j0 += 8) {
-        const int jn = min(8, cnt - j0);
-        float xv[8], wv[8];
-        for (int j = 0; j < 8; j++) {
-            const ulong c = (ulong)ocols[j0 + min(j, jn - 1)];
-            wv[j] = (float)cb[cboff + n * ldcb + c];
-            xv[j] = clbnb_load_float(x, xoff + m * ldx + c, xdt);
-        }
-        for (int j = 0; j < jn; j++)
-            acc += xv[j] * clbnb_round_to_dtype(wv[j] * s * 7.874015718698502e-3f, xdt);
-    }
+    const float acc = clbnb_lin8_outlier_sum(x, xoff + m * ldx, xdt, cb + cboff + n * ldcb, scb[scboff + n], ocols, cnt);
     const ulong o = ooff + m * ldo + n;
     clbnb_store_float(out, o, odt, clbnb_load_float(out, o, odt) + acc);
 }

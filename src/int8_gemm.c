@@ -11,7 +11,9 @@ enum epilogue { EPI_INT32 = 0, EPI_LLM_INT8 = 1, EPI_MIXED = 2, EPI_ROWWISE = 3 
 struct gemm_call {
     const clbnb_matrix *a, *b, *out;
     enum epilogue epilogue;
-    const clbnb_vector *sa, *sb, *bias; /* NULL where the epilogue has none */
+    const clbnb_vector *sa, *sb, *bias;    /* NULL where the epilogue has none */
+    const clbnb_outlier_product *outliers; /* LLM.int8 outlier product to fuse, or NULL */
+    int *fused;                            /* set to 1 when the launched kernel fused it */
 };
 
 static clbnb_status validate(const clbnb_context *ctx, cl_command_queue queue, const struct gemm_call *c,
@@ -96,7 +98,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     const char *program, *kernel_name;
     size_t local[3] = {1, 1, 1}, global[3];
     size_t tile_m, tile_n, bk;
-    int splittable = 1;
+    int splittable = 1, skinny = 0;
     if (path != CLBNB_PATH_CPU && M <= 4) {
         /* small M: memory-bound on B, the skinny kernel streams B once (DOT4 of the device on the
          * dot4 and nv_mma paths, the emulation on the generic path) */
@@ -104,7 +106,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
         int dot4 = path == CLBNB_PATH_GENERIC ? (int)CLBNB_DOT4_EMULATED : (int)ctx->info.dot4_impl;
         snprintf(options, sizeof options, "-DDOT4_IMPL=%d -DALIGNED16=%d", dot4, aligned);
         program = "int8_gemm", kernel_name = "int8_gemm_skinny";
-        local[0] = 256, tile_m = 16, tile_n = 8, bk = 16, splittable = 0;
+        local[0] = 256, tile_m = 16, tile_n = 8, bk = 16, splittable = 0, skinny = 1;
         global[0] = (N + 7) / 8 * 256, global[1] = 1;
     } else if (path == CLBNB_PATH_NV_MMA) {
         int aligned = a->offset % 16 == 0 && a->ld % 16 == 0 && b->offset % 16 == 0 && b->ld % 16 == 0;
@@ -160,6 +162,12 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
                            CLBNB_ARG(k_chunk), CLBNB_ARG(partial), CLBNB_ARG(out->mem), CLBNB_ARG(out_off),
                            CLBNB_ARG(ldc), CLBNB_ARG(sa), CLBNB_ARG(sa_off), CLBNB_ARG(sb), CLBNB_ARG(sb_off),
                            CLBNB_ARG(bias), CLBNB_ARG(bias_off), CLBNB_ARG(cfg));
+    if (s == CLBNB_SUCCESS && skinny) { /* the skinny kernel's outlier product (cl/int8_gemm.cl) */
+        const clbnb_outlier_product none = {NULL, NULL, NULL, 0, 0, 0}, *o = c->outliers ? c->outliers : &none;
+        cl_int fuse = c->outliers != NULL;
+        s = clbnb_set_args_from(k, 21, 7, CLBNB_ARG(fuse), CLBNB_ARG(o->x), CLBNB_ARG(o->x_off), CLBNB_ARG(o->ldx),
+                                CLBNB_ARG(o->xdt), CLBNB_ARG(o->ocols), CLBNB_ARG(o->ocount));
+    }
     if (s == CLBNB_SUCCESS) {
         if (partial)
             s = clbnb_enqueue(queue, k, 3, global, local, 1, &zeroed, &summed);
@@ -179,6 +187,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     if (zeroed) clReleaseEvent(zeroed);
     if (summed) clReleaseEvent(summed);
     if (partial) clReleaseMemObject(partial); /* freed once the queued commands are done with it */
+    if (c->fused) *c->fused = s == CLBNB_SUCCESS && skinny && c->outliers;
     return s;
 }
 
@@ -253,7 +262,7 @@ static clbnb_status run(clbnb_context *ctx, cl_command_queue queue, const struct
 clbnb_status clbnb_int8_linear_matmul(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *a,
                                       const clbnb_matrix *b, const clbnb_matrix *c, cl_uint num_events,
                                       const cl_event *wait_list, cl_event *event) {
-    struct gemm_call call = {a, b, c, EPI_INT32, NULL, NULL, NULL};
+    struct gemm_call call = {a, b, c, EPI_INT32, NULL, NULL, NULL, NULL, NULL};
     return run(ctx, queue, &call, num_events, wait_list, event);
 }
 
@@ -261,8 +270,18 @@ clbnb_status clbnb_int8_scaled_matmul(clbnb_context *ctx, cl_command_queue queue
                                       const clbnb_matrix *b, const clbnb_vector *row_stats,
                                       const clbnb_vector *col_stats, const clbnb_vector *bias, const clbnb_matrix *out,
                                       cl_uint num_events, const cl_event *wait_list, cl_event *event) {
-    struct gemm_call call = {a, b, out, EPI_LLM_INT8, row_stats, col_stats, bias};
+    struct gemm_call call = {a, b, out, EPI_LLM_INT8, row_stats, col_stats, bias, NULL, NULL};
     return run(ctx, queue, &call, num_events, wait_list, event);
+}
+
+clbnb_status clbnb_int8_scaled_matmul_outliers(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *a,
+                                               const clbnb_matrix *b, const clbnb_vector *row_stats,
+                                               const clbnb_vector *col_stats, const clbnb_vector *bias,
+                                               const clbnb_matrix *out, const clbnb_outlier_product *outliers,
+                                               int *fused) {
+    *fused = 0;
+    struct gemm_call call = {a, b, out, EPI_LLM_INT8, row_stats, col_stats, bias, outliers, fused};
+    return run(ctx, queue, &call, 0, NULL, NULL);
 }
 
 clbnb_status clbnb_int8_matmul_mixed_dequantize(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *a,
@@ -270,7 +289,7 @@ clbnb_status clbnb_int8_matmul_mixed_dequantize(clbnb_context *ctx, cl_command_q
                                                 const clbnb_vector *state_w, const clbnb_vector *bias,
                                                 const clbnb_matrix *out, cl_uint num_events, const cl_event *wait_list,
                                                 cl_event *event) {
-    struct gemm_call call = {a, b, out, EPI_MIXED, state_x, state_w, bias};
+    struct gemm_call call = {a, b, out, EPI_MIXED, state_x, state_w, bias, NULL, NULL};
     return run(ctx, queue, &call, num_events, wait_list, event);
 }
 
@@ -279,6 +298,6 @@ clbnb_status clbnb_int8_matmul_rowwise_dequantize(clbnb_context *ctx, cl_command
                                                   const clbnb_vector *state_w, const clbnb_vector *bias,
                                                   const clbnb_matrix *out, cl_uint num_events,
                                                   const cl_event *wait_list, cl_event *event) {
-    struct gemm_call call = {a, b, out, EPI_ROWWISE, state_x, state_w, bias};
+    struct gemm_call call = {a, b, out, EPI_ROWWISE, state_x, state_w, bias, NULL, NULL};
     return run(ctx, queue, &call, num_events, wait_list, event);
 }

@@ -107,6 +107,23 @@ CLBNB_INTERNAL clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_qu
                                                size_t K, const clbnb_matrix *out, const clbnb_vector *bias,
                                                cl_uint num_events, const cl_event *wait_list, cl_event *event);
 
+/* clbnb_int8_scaled_matmul with the LLM.int8 outlier product of cl/common.cl's
+ * clbnb_lin8_outlier_sum fused where the chosen kernel supports it (the small-M kernel of the GPU
+ * paths): x (element offset x_off, leading dim ldx, dtype xdt) holds the activations in their own
+ * precision, ocols / ocount the outlier columns, b is the weight the product reads. *fused says
+ * whether the product was included; when 0 the caller adds it. Arguments as the public call. */
+typedef struct clbnb_outlier_product {
+    cl_mem x, ocols, ocount;
+    cl_ulong x_off, ldx;
+    cl_int xdt;
+} clbnb_outlier_product;
+CLBNB_INTERNAL clbnb_status clbnb_int8_scaled_matmul_outliers(clbnb_context *ctx, cl_command_queue queue,
+                                                              const clbnb_matrix *a, const clbnb_matrix *b,
+                                                              const clbnb_vector *row_stats,
+                                                              const clbnb_vector *col_stats, const clbnb_vector *bias,
+                                                              const clbnb_matrix *out,
+                                                              const clbnb_outlier_product *outliers, int *fused);
+
 /* Built-in tables on the device (created on first use, owned by the context). */
 CLBNB_INTERNAL clbnb_status clbnb_builtin_table(clbnb_context *ctx, cl_command_queue queue, clbnb_quant_type type,
                                                 cl_mem *out);

@@ -1,7 +1,8 @@
 /* layer_linear8.c: Linear8bitLt (LLM.int8() with the outlier decomposition, spec 5.5).
  * Forward: x -> f16 -> row-wise int8 with outlier detection (columns and count stay on the device)
- * -> fused scaled int8 matmul with bias -> outlier product added by lay_outlier_add, which reads
- * the outlier count on the device (no host read-back, nothing blocks).
+ * -> fused scaled int8 matmul with bias -> outlier product added by lay_outlier_add or the tiled
+ * kernel of linear8_outlier.cl (on GPUs at up to 4 rows, fused into the int8 GEMM), which read the
+ * outlier count on the device (no host read-back, nothing blocks).
  * Backward: grad_x = G (CB * SCB/127) through f32 dequantized weight tiles and CLBlast SGEMM. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,8 +191,11 @@ static oa_tiling oa_config(void) {
     return t;
 }
 
-static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matrix *x, const clbnb_matrix *out) {
+/* The outlier product (unless the GEMM fused it: `fused`) and the outlier pool's marks. */
+static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matrix *x, const clbnb_matrix *out,
+                                int fused) {
     clbnb_context *ctx = l->ctx;
+    if (fused && !l->p.pool_outliers) return CLBNB_SUCCESS;
     CLBNB_TRY(lay_seq_step(seq));
     cl_ulong ooff = out->offset / clbnb_dtype_size(out->dtype), ldo = out->ld;
     cl_ulong xoff = x->offset / clbnb_dtype_size(x->dtype), ldx = x->ld;
@@ -211,14 +215,16 @@ static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matr
     snprintf(options, sizeof options, "-DOA_TN=%d -DOA_TR=%d -DOA_RPT=%d -DOA_JC=%d", t.tn, t.tr, t.rpt, t.jc);
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k = NULL;
-    clbnb_status s = tiled ? clbnb_kernel_get_locked(ctx, "linear8_outlier", options, "lin8_outlier_add_tiled", &k)
-                           : clbnb_kernel_get_locked(ctx, "layers", "", "lay_outlier_add", &k);
-    if (s == CLBNB_SUCCESS)
+    clbnb_status s = CLBNB_SUCCESS;
+    if (!fused)
+        s = tiled ? clbnb_kernel_get_locked(ctx, "linear8_outlier", options, "lin8_outlier_add_tiled", &k)
+                  : clbnb_kernel_get_locked(ctx, "layers", "", "lay_outlier_add", &k);
+    if (s == CLBNB_SUCCESS && !fused)
         s = clbnb_set_args(k, 17, CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(odt),
                            CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(xdt), CLBNB_ARG(l->cb),
                            CLBNB_ARG(zero), CLBNB_ARG(ldcb), CLBNB_ARG(l->scb), CLBNB_ARG(zero),
                            CLBNB_ARG(l->ocols.mem), CLBNB_ARG(l->ocount.mem), CLBNB_ARG(rows), CLBNB_ARG(cols));
-    if (s == CLBNB_SUCCESS) s = clbnb_enqueue(seq->queue, k, 2, global, local, 0, NULL, NULL);
+    if (s == CLBNB_SUCCESS && !fused) s = clbnb_enqueue(seq->queue, k, 2, global, local, 0, NULL, NULL);
     if (s == CLBNB_SUCCESS && l->p.pool_outliers) {
         s = clbnb_kernel_get_locked(ctx, "layers", "", "lay_pool_mark", &k);
         cl_ulong kk = l->k;
@@ -288,12 +294,16 @@ clbnb_status clbnb_linear8_forward(clbnb_linear8 *l, cl_command_queue queue, con
                                         thr ? &oc : NULL, thr ? &on : NULL, thr ? l->oflags.mem : NULL, zeroed, 0, NULL,
                                         NULL));
     l->oflags_zeroed = thr;
-    /* 4. fused scaled int8 matmul with bias */
+    /* 4. fused scaled int8 matmul with bias (and, for a few rows on GPUs, the outlier product) */
     clbnb_vector bias = clbnb_vector_make(l->bias, 0, l->n, l->bias_dt);
     CLBNB_TRY(lay_seq_step(&seq));
-    CLBNB_TRY(clbnb_int8_scaled_matmul(ctx, queue, &ca, &cb, &sca, &scb, l->bias ? &bias : NULL, out, 0, NULL, NULL));
+    const clbnb_outlier_product op = {x->mem, l->ocols.mem,    l->ocount.mem, x->offset / clbnb_dtype_size(x->dtype),
+                                      x->ld,  (cl_int)x->dtype};
+    int fused = 0;
+    CLBNB_TRY(clbnb_int8_scaled_matmul_outliers(ctx, queue, &ca, &cb, &sca, &scb, l->bias ? &bias : NULL, out,
+                                                thr ? &op : NULL, &fused));
     /* 5. outlier columns in x's precision against the dequantized int8 weight columns */
-    if (thr) CLBNB_TRY(outlier_add(l, &seq, x, out));
+    if (thr) CLBNB_TRY(outlier_add(l, &seq, x, out, fused));
     return lay_seq_end(&seq, event);
 }
 
