@@ -2,7 +2,8 @@
  * CLBlast SGEMM in the same run (StandardLinear with f32 input and no bias = one SGEMM).
  *   LLM.int8 forward (f16, threshold 0; threshold 6 with 8 outlier columns; M = 1 threshold 6),
  *   SwitchBack forward vs the fused int8 matmul alone, SwitchBack forward+backward vs StandardLinear,
- *   Linear4bit NF4 forward. GPU: M = 2048, K = N = 4096; CPU devices: 256 x 1024 x 1024.
+ *   Linear4bit NF4 forward. GPU: M = 2048, K = N = 4096; CPU devices: 256 x 1024 x 1024. GPUs also
+ *   time the SwitchBack forward at the issue's 4096^3 against the fused matmul alone (sb_forward_4096).
  * rate = GFLOP/s of the 2MNK product (4MNK+2MNK for forward+backward); ratio = reference time /
  * layer time (> 1: the layer is faster than its reference). */
 #include <stdio.h>
@@ -77,6 +78,42 @@ static cl_mem lb_x(bench_session *s, size_t m, size_t k, int outliers, unsigned 
     }
     clFinish(s->queue);
     return x;
+}
+
+/* SwitchBack forward (global variant: both quantizations + the fused matmul) against the fused
+ * int8 matmul alone, both at M = K = N = 4096 (issue 7's shape); GPUs only. */
+static void sb_forward_4096(bench_session *s) {
+    const size_t n = 4096;
+    const double f = 2.0 * (double)n * (double)n * (double)n;
+    cl_mem w = bench_random_floats(s, n * n, CLBNB_DTYPE_F16, 61),
+           x = bench_random_floats(s, n * n, CLBNB_DTYPE_F16, 62), out = bench_alloc(s, n * n * 2),
+           xq = bench_random_buffer(s, n * n, 63), wq = bench_random_buffer(s, n * n, 64),
+           sx = bench_random_floats(s, n, CLBNB_DTYPE_F16, 65), sw = bench_random_floats(s, 1, CLBNB_DTYPE_F16, 66);
+    clbnb_switchback *sb = NULL;
+    clbnb_matrix W = clbnb_matrix_make(w, 0, n, n, CLBNB_DTYPE_F16);
+    if (w && x && out && xq && wq && sx && sw &&
+        clbnb_switchback_init(&sb, s->ctx, s->queue, &W, NULL, CLBNB_SWITCHBACK_GLOBAL) == CLBNB_SUCCESS) {
+        struct lb_args r;
+        memset(&r, 0, sizeof r);
+        r.out = clbnb_matrix_make(out, 0, n, n, CLBNB_DTYPE_F16);
+        r.op = OP_MIXED;
+        r.xq = clbnb_matrix_make(xq, 0, n, n, CLBNB_DTYPE_I8);
+        r.wq = clbnb_matrix_make(wq, 0, n, n, CLBNB_DTYPE_I8);
+        r.sx = clbnb_vector_make(sx, 0, n, CLBNB_DTYPE_F16);
+        r.sw = clbnb_vector_make(sw, 0, 1, CLBNB_DTYPE_F16);
+        double mixed_us = lb_time(s, &r);
+        lb_report(s, "int8_mixed_dequant_alone", n, n, n, mixed_us, f, 0, NULL);
+        r.op = OP_SB;
+        r.sb = sb;
+        r.x = clbnb_matrix_make(x, 0, n, n, CLBNB_DTYPE_F16);
+        lb_report(s, "switchback_fwd", n, n, n, lb_time(s, &r), f, mixed_us, "int8_mixed_alone");
+        clbnb_switchback_free(sb);
+    } else {
+        s->failures++;
+    }
+    cl_mem all[] = {w, x, out, xq, wq, sx, sw};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]) clReleaseMemObject(all[i]);
 }
 
 void bench_layers(bench_session *s) {
@@ -184,6 +221,7 @@ void bench_layers(bench_session *s) {
             }
             lb_report(s, "switchback_fwd_bwd", M, K, N, fb_us, 3 * f, std_fb, "standard_fwd_bwd");
         }
+        if (!cpu && bench_selected(s, "switchback")) sb_forward_4096(s);
     }
     if (bench_selected(s, "linear4")) {
         clbnb_linear4 *l = NULL;

@@ -35,8 +35,15 @@ lin8_outlier_add_tiled(__global uchar *out, ulong ooff, ulong ldo, int odt, __gl
     if (cnt <= 0) return; // the same for the whole work-group
     const uint ln = get_local_id(0), lr = get_local_id(1), tid = lr * OA_TN + ln;
     const ulong n0 = get_group_id(0) * OA_TN, m0 = get_group_id(1) * OA_ROWS, n = n0 + ln;
-    float acc[OA_RPT];
-    for (int i = 0; i < OA_RPT; i++) acc[i] = 0.0f;
+    // the outputs are loaded first, all together, so their latency overlaps the staging below (the
+    // compiler cannot move a load of `out` above a store to it, so loading each row just before its
+    // store serialized them): the H100 threshold-6 forward, 2048 x 4096^2, 257.8 -> 253.6 us
+    float o[OA_RPT], acc[OA_RPT];
+    for (int i = 0; i < OA_RPT; i++) {
+        const ulong m = m0 + lr + OA_TR * i;
+        o[i] = n < cols && m < rows ? clbnb_load_float(out, ooff + m * ldo + n, odt) : 0.0f;
+        acc[i] = 0.0f;
+    }
     for (int j0 = 0; j0 < cnt; j0 += OA_JC) {
         const int jn = min(OA_JC, cnt - j0);
         barrier(CLK_LOCAL_MEM_FENCE); // the previous pass is done with wl / xl
@@ -66,9 +73,6 @@ lin8_outlier_add_tiled(__global uchar *out, ulong ooff, ulong ldo, int odt, __gl
     if (n >= cols) return;
     for (int i = 0; i < OA_RPT; i++) {
         const ulong m = m0 + lr + OA_TR * i;
-        if (m < rows) {
-            const ulong o = ooff + m * ldo + n;
-            clbnb_store_float(out, o, odt, clbnb_load_float(out, o, odt) + acc[i]);
-        }
+        if (m < rows) clbnb_store_float(out, ooff + m * ldo + n, odt, o[i] + acc[i]);
     }
 }
