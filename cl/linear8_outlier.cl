@@ -13,7 +13,7 @@
 #define OA_TN 64 // outputs n per work-group (local size 0)
 #endif
 #ifndef OA_TR
-#define OA_TR 4 // local size 1
+#define OA_TR 8 // local size 1
 #endif
 #ifndef OA_RPT
 #define OA_RPT 8 // rows per work-item: a work-group covers OA_TR * OA_RPT rows

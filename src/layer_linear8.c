@@ -173,6 +173,9 @@ clbnb_status clbnb_linear8_weights(const clbnb_linear8 *l, clbnb_matrix *cb, clb
  * lanes (OA_TR), rows per work-item (OA_RPT), outlier columns per pass (OA_JC). H100 sweep
  * (2048 x 4096 f16 out, 8 outlier columns): 64,4,8,8 45.8 us; the former 64,4,16,32 54.5;
  * 64,4,16,8 47.2; 32,8,8,8 57.4; 64,2,8,8 56.3; 128,2,8,8 65.2; 64,8,4,8 70.3; 128,4,4,8 80.2.
+ * Since the outputs are loaded before the staging (session 7), the threshold-6 forward: 64,8,8,8
+ * 248.6 us; 64,4,8,8 253.4-255.0; 64,2,32,8 252.7; 32,8,8,8 253.2; 64,2,16,8 255.2; 64,4,16,8
+ * 258.1; 128,4,8,8 269.8; 128,2,8,8 270.5; 64,4,4,8 287.0 (threshold 0: 193.3-196.0).
  * CLBNB_OA_CONFIG="tn,tr,rpt,jc" overrides it (development knob, read per call). Tried and measured
  * slower (session 6): the weights of the outlier columns gathered once by a separate kernel (8.2 us),
  * then a streaming add of 8 outputs per work-item with 16-byte accesses, x read per row (48.3 us at
@@ -182,11 +185,12 @@ typedef struct oa_tiling {
 } oa_tiling;
 
 static oa_tiling oa_config(void) {
-    oa_tiling t = {64, 4, 8, 8}, e;
+    oa_tiling t = {64, 8, 8, 8}, e;
     const char *env = getenv("CLBNB_OA_CONFIG");
     if (env && sscanf(env, "%d,%d,%d,%d", &e.tn, &e.tr, &e.rpt, &e.jc) == 4 &&
-        (e.tn == 32 || e.tn == 64 || e.tn == 128) && e.tr >= 1 && e.tr <= 8 && e.rpt >= 1 && e.rpt <= 32 &&
-        (e.jc == 8 || e.jc == 16 || e.jc == 32) && (e.jc * e.tn + e.tr * e.rpt * (e.jc + 1)) * 4 <= 32768)
+        (e.tn == 32 || e.tn == 64 || e.tn == 128) && e.tr >= 1 && e.tr <= 16 && e.tn * e.tr <= 1024 && e.rpt >= 1 &&
+        e.rpt <= 32 && (e.jc == 8 || e.jc == 16 || e.jc == 32) &&
+        (e.jc * e.tn + e.tr * e.rpt * (e.jc + 1)) * 4 <= 32768)
         t = e;
     return t;
 }
@@ -203,11 +207,13 @@ static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matr
     cl_int odt = (cl_int)out->dtype, xdt = (cl_int)x->dtype;
     /* CPU path and a few rows (token generation: the tiled kernel would stage 64 rows of x for
      * one): one work-item per output reading its weights through the caches; elsewhere the tiled
-     * kernel of linear8_outlier.cl (64 outputs x 32 rows per work-group, weights staged once).
+     * kernel of linear8_outlier.cl (64 outputs x 64 rows per work-group, weights staged once).
      * Both give the same bits. */
     const int cpu = ctx->info.path[CLBNB_FAMILY_INT8_GEMM] == CLBNB_PATH_CPU;
     const int tiled = !cpu && x->rows > 8;
-    const oa_tiling t = oa_config();
+    oa_tiling t = oa_config();
+    while ((size_t)t.tn * (size_t)t.tr > ctx->info.max_work_group_size && t.tr > 1) /* small devices */
+        t.tr /= 2, t.rpt *= 2;
     const size_t rows_per_group = (size_t)t.tr * (size_t)t.rpt;
     size_t local[2] = {tiled ? (size_t)t.tn : cpu ? 16 : 64, tiled ? (size_t)t.tr : 1};
     size_t global[2] = {l->n, tiled ? (size_t)t.tr * ((x->rows + rows_per_group - 1) / rows_per_group) : x->rows};
