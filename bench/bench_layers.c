@@ -80,6 +80,18 @@ static cl_mem lb_x(bench_session *s, size_t m, size_t k, int outliers, unsigned 
     return x;
 }
 
+/* The fused int8 matmul with mixed dequantization alone (xq [M, K], wq [N, K] i8, sx [M] and
+ * sw [1] f16 states) into r->out: the reference of the SwitchBack forward. */
+static double lb_mixed_alone(bench_session *s, struct lb_args *r, cl_mem xq, cl_mem wq, cl_mem sx, cl_mem sw, size_t m,
+                             size_t k, size_t n) {
+    r->op = OP_MIXED;
+    r->xq = clbnb_matrix_make(xq, 0, m, k, CLBNB_DTYPE_I8);
+    r->wq = clbnb_matrix_make(wq, 0, n, k, CLBNB_DTYPE_I8);
+    r->sx = clbnb_vector_make(sx, 0, m, CLBNB_DTYPE_F16);
+    r->sw = clbnb_vector_make(sw, 0, 1, CLBNB_DTYPE_F16);
+    return lb_time(s, r);
+}
+
 /* SwitchBack forward (global variant: both quantizations + the fused matmul) against the fused
  * int8 matmul alone, both at M = K = N = 4096 (issue 7's shape); GPUs only. */
 static void sb_forward_4096(bench_session *s) {
@@ -96,12 +108,7 @@ static void sb_forward_4096(bench_session *s) {
         struct lb_args r;
         memset(&r, 0, sizeof r);
         r.out = clbnb_matrix_make(out, 0, n, n, CLBNB_DTYPE_F16);
-        r.op = OP_MIXED;
-        r.xq = clbnb_matrix_make(xq, 0, n, n, CLBNB_DTYPE_I8);
-        r.wq = clbnb_matrix_make(wq, 0, n, n, CLBNB_DTYPE_I8);
-        r.sx = clbnb_vector_make(sx, 0, n, CLBNB_DTYPE_F16);
-        r.sw = clbnb_vector_make(sw, 0, 1, CLBNB_DTYPE_F16);
-        double mixed_us = lb_time(s, &r);
+        double mixed_us = lb_mixed_alone(s, &r, xq, wq, sx, sw, n, n, n);
         lb_report(s, "int8_mixed_dequant_alone", n, n, n, mixed_us, f, 0, NULL);
         r.op = OP_SB;
         r.sb = sb;
@@ -187,12 +194,7 @@ void bench_layers(bench_session *s) {
     }
     if (bench_selected(s, "switchback") || bench_selected(s, "int8_mixed_dequant")) {
         struct lb_args r = a;
-        r.op = OP_MIXED;
-        r.xq = clbnb_matrix_make(xq, 0, M, K, CLBNB_DTYPE_I8);
-        r.wq = clbnb_matrix_make(wq, 0, N, K, CLBNB_DTYPE_I8);
-        r.sx = clbnb_vector_make(sx, 0, M, CLBNB_DTYPE_F16);
-        r.sw = clbnb_vector_make(sw, 0, 1, CLBNB_DTYPE_F16);
-        double mixed_us = lb_time(s, &r);
+        double mixed_us = lb_mixed_alone(s, &r, xq, wq, sx, sw, M, K, N);
         lb_report(s, "int8_mixed_dequant_alone", M, K, N, mixed_us, f, ref_us, "sgemm_f32");
         clbnb_switchback *sb = NULL;
         if (bench_selected(s, "switchback") &&
