@@ -215,6 +215,17 @@ CLBNB_API clbnb_status clbnb_dequantize_state(clbnb_context *ctx, cl_command_que
                                               const clbnb_quant_state *qs, const clbnb_vector *out, cl_uint num_events,
                                               const cl_event *wait_list, cl_event *event);
 
+/* Dequantizes elements [first, first + count) of the tensor into out (f32/f16/bf16, count
+ * elements): the same values clbnb_dequantize_state writes there. `data` is the whole tensor's
+ * data, as for clbnb_dequantize_state. first must be a multiple of the blocksize (times the nested
+ * blocksize for a nested state: CLBNB_ERROR_INVALID_ARGUMENT otherwise); count >= 1 and first +
+ * count <= numel (CLBNB_ERROR_INVALID_SHAPE otherwise). For tensors dequantized piece by piece
+ * (e.g. larger than device memory). */
+CLBNB_API clbnb_status clbnb_dequantize_state_range(clbnb_context *ctx, cl_command_queue queue,
+                                                    const clbnb_vector *data, const clbnb_quant_state *qs, size_t first,
+                                                    size_t count, const clbnb_vector *out, cl_uint num_events,
+                                                    const cl_event *wait_list, cl_event *event);
+
 /* Reads the nested offset back to qs->offset (blocking). */
 CLBNB_API clbnb_status clbnb_quant_state_sync_offset(clbnb_quant_state *qs, cl_command_queue queue);
 

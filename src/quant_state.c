@@ -146,35 +146,68 @@ clbnb_status clbnb_quantize_state(clbnb_context *ctx, cl_command_queue queue, co
     return s;
 }
 
-clbnb_status clbnb_dequantize_state(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *data,
-                                    const clbnb_quant_state *qs, const clbnb_vector *out, cl_uint num_events,
-                                    const cl_event *wait_list, cl_event *event) {
+/* Elements [first, first + count) (validated by the callers): the data and statistics of those
+ * blocks as sub-vectors, then the dequantizer of the state's type. */
+static clbnb_status dequantize_range(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *data,
+                                     const clbnb_quant_state *qs, size_t first, size_t count, const clbnb_vector *out,
+                                     cl_uint num_events, const cl_event *wait_list, cl_event *event) {
+    const int four = qs->quant_type != CLBNB_QUANT_BLOCKWISE8;
+    const size_t b0 = first / qs->blocksize, nb = clbnb_blocks_count(count, qs->blocksize);
+    clbnb_vector part = *data;
+    part.offset += four ? first / 2 : first;
+    part.n = four ? clbnb_packed_4bit_bytes(count) : count;
+    clbnb_absmax am;
+    memset(&am, 0, sizeof am);
+    if (qs->nested) {
+        const size_t bs2 = qs->nested_blocksize;
+        am.absmax = clbnb_vector_make(qs->absmax, b0, nb, CLBNB_DTYPE_U8);
+        am.absmax2 = clbnb_vector_make(qs->nested_absmax, b0 / bs2 * 4, clbnb_blocks_count(nb, bs2), CLBNB_DTYPE_F32);
+        am.code2 = vec(qs->nested_code, 256, CLBNB_DTYPE_F32);
+        am.offset = vec(qs->offset_buf, 1, CLBNB_DTYPE_F32);
+        am.blocksize2 = bs2;
+    } else {
+        am.absmax = clbnb_vector_make(qs->absmax, b0 * 4, nb, CLBNB_DTYPE_F32);
+    }
+    if (!four) {
+        clbnb_vector code = vec(qs->code, 256, CLBNB_DTYPE_F32);
+        return clbnb_dequantize_blockwise_ex(ctx, queue, &part, &am, &code, qs->blocksize, out, num_events, wait_list,
+                                             event);
+    }
+    return clbnb_dequantize_4bit(ctx, queue, &part, &am, qs->quant_type, qs->blocksize, out, num_events, wait_list,
+                                 event);
+}
+
+/* The checks both entry points share (out's length is the caller's). */
+static clbnb_status check_dequantize(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *data,
+                                     const clbnb_quant_state *qs, const clbnb_vector *out, cl_uint num_events,
+                                     const cl_event *wait_list) {
     CLBNB_TRY(clbnb_check_context_queue(ctx, queue));
     CLBNB_TRY(clbnb_check_wait_list(num_events, wait_list));
     if (!data || !out) return CLBNB_ERROR_NULL_ARGUMENT;
     CLBNB_TRY(check_state(qs));
     CLBNB_TRY(clbnb_check_vector(out, CLBNB_DT_FLOAT, 1));
-    if (out->n != qs->numel) return CLBNB_ERROR_QUANT_STATE_MISMATCH;
     CLBNB_TRY(clbnb_check_vector(data, CLBNB_DT(CLBNB_DTYPE_U8), clbnb_quant_state_data_bytes(qs)));
     if (qs->nested && qs->offset_valid && !isfinite(qs->offset)) return CLBNB_ERROR_NON_FINITE;
-    clbnb_absmax am;
-    memset(&am, 0, sizeof am);
-    if (qs->nested) {
-        am.absmax = vec(qs->absmax, qs->n_blocks, CLBNB_DTYPE_U8);
-        am.absmax2 = vec(qs->nested_absmax, clbnb_blocks_count(qs->n_blocks, qs->nested_blocksize), CLBNB_DTYPE_F32);
-        am.code2 = vec(qs->nested_code, 256, CLBNB_DTYPE_F32);
-        am.offset = vec(qs->offset_buf, 1, CLBNB_DTYPE_F32);
-        am.blocksize2 = qs->nested_blocksize;
-    } else {
-        am.absmax = vec(qs->absmax, qs->n_blocks, CLBNB_DTYPE_F32);
-    }
-    if (qs->quant_type == CLBNB_QUANT_BLOCKWISE8) {
-        clbnb_vector code = vec(qs->code, 256, CLBNB_DTYPE_F32);
-        return clbnb_dequantize_blockwise_ex(ctx, queue, data, &am, &code, qs->blocksize, out, num_events, wait_list,
-                                             event);
-    }
-    return clbnb_dequantize_4bit(ctx, queue, data, &am, qs->quant_type, qs->blocksize, out, num_events, wait_list,
-                                 event);
+    return CLBNB_SUCCESS;
+}
+
+clbnb_status clbnb_dequantize_state(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *data,
+                                    const clbnb_quant_state *qs, const clbnb_vector *out, cl_uint num_events,
+                                    const cl_event *wait_list, cl_event *event) {
+    CLBNB_TRY(check_dequantize(ctx, queue, data, qs, out, num_events, wait_list));
+    if (out->n != qs->numel) return CLBNB_ERROR_QUANT_STATE_MISMATCH;
+    return dequantize_range(ctx, queue, data, qs, 0, qs->numel, out, num_events, wait_list, event);
+}
+
+clbnb_status clbnb_dequantize_state_range(clbnb_context *ctx, cl_command_queue queue, const clbnb_vector *data,
+                                          const clbnb_quant_state *qs, size_t first, size_t count,
+                                          const clbnb_vector *out, cl_uint num_events, const cl_event *wait_list,
+                                          cl_event *event) {
+    CLBNB_TRY(check_dequantize(ctx, queue, data, qs, out, num_events, wait_list));
+    if (count == 0 || first > qs->numel || count > qs->numel - first) return CLBNB_ERROR_INVALID_SHAPE;
+    if (out->n != count) return CLBNB_ERROR_INVALID_SHAPE;
+    if (first % (qs->blocksize * (qs->nested ? qs->nested_blocksize : 1)) != 0) return CLBNB_ERROR_INVALID_ARGUMENT;
+    return dequantize_range(ctx, queue, data, qs, first, count, out, num_events, wait_list, event);
 }
 
 clbnb_status clbnb_quant_state_sync_offset(clbnb_quant_state *qs, cl_command_queue queue) {

@@ -249,6 +249,32 @@ static void check_case(clbnb_dtype dt, const char *type, int dq, const char *sto
         }
         clbnb_checkpoint_close(ck);
     }
+    /* piece by piece (--chunk 4KiB: whole blocks or rows per step): the same bytes as one piece */
+    char dqp2[600];
+    snprintf(dqp2, sizeof dqp2, "%s.pieces", dqp);
+    snprintf(args, sizeof args, "dequantize %s %s --dtype f16 --chunk 4KiB", out, dqp2);
+    rc = run(args, text, sizeof text);
+    TEST_CHECK(rc == 0, "%s dequantize --chunk exit %d:\n%s", tag, rc, text);
+    snprintf(args, sizeof args, "dequantize %s %s --dtype f16", out, dqp);
+    rc = run(args, text, sizeof text);
+    TEST_CHECK(rc == 0, "%s dequantize f16 exit %d:\n%s", tag, rc, text);
+    clbnb_checkpoint *c1 = NULL, *c2 = NULL;
+    TEST_STATUS(clbnb_checkpoint_open(&c1, dqp, &fe), CLBNB_SUCCESS);
+    TEST_STATUS(clbnb_checkpoint_open(&c2, dqp2, &fe), CLBNB_SUCCESS);
+    if (c1 && c2) {
+        for (size_t i = 0; i < NT; i++) {
+            const clbnb_st_tensor *a = clbnb_checkpoint_find(c1, model[i].name),
+                                  *b = clbnb_checkpoint_find(c2, model[i].name);
+            TEST_CHECK(a && b && a->nbytes == b->nbytes && a->dtype == b->dtype &&
+                           memcmp(a->data, b->data, a->nbytes) == 0,
+                       "%s %s: dequantized in pieces differs from one piece", tag, model[i].name);
+        }
+    }
+    clbnb_checkpoint_close(c1);
+    clbnb_checkpoint_close(c2);
+    snprintf(args, sizeof args, "dequantize %s %s --chunk 0", out, dqp2);
+    TEST_CHECK(run(args, text, sizeof text) == 2, "%s dequantize --chunk 0 refused", tag);
+    unlink(dqp2);
     clbnb_checkpoint_close(ick);
     for (size_t i = 0; i < NT; i++)
         free(vals[i]);

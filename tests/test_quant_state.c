@@ -78,6 +78,55 @@ static void run(clbnb_context *ctx, cl_command_queue q, test_rng *rng, clbnb_qua
         TEST_CHECK(bad == 0, "%s dequant to %s: %zu of %zu differ", tag, clbnb_dtype_name(od), bad, n);
         clReleaseMemObject(om);
     }
+    /* dequantization piece by piece (clbnb_dequantize_state_range): pieces of 1-3 units (blocksize,
+     * times the nested blocksize when nested), each written at its place in one poisoned buffer */
+    {
+        const size_t unit = bs * (nested ? qs->nested_blocksize : 1), oes = clbnb_dtype_size(dt);
+        cl_mem om = test_buffer(ctx, n * oes + GUARD);
+        size_t pieces = 0;
+        for (size_t first = 0; first < n; pieces++) {
+            size_t count = unit * (1 + test_rng_next(rng) % 3);
+            if (count > n - first) count = n - first;
+            clbnb_vector ov = clbnb_vector_make(om, first * oes, count, dt);
+            TEST_STATUS(clbnb_dequantize_state_range(ctx, q, &dv, qs, first, count, &ov, 0, NULL, NULL), CLBNB_SUCCESS);
+            first += count;
+        }
+        test_floats_to_dtype(deq, wo, n, dt);
+        test_download(ctx, om, 0, got, n * oes);
+        size_t diff = ref_count_diff(got, wo, n, oes, dt);
+        TEST_CHECK(diff == 0, "%s dequant in %zu pieces: %zu of %zu differ", tag, pieces, diff, n);
+        unsigned char guard[GUARD];
+        test_download(ctx, om, n * oes, guard, GUARD);
+        size_t touched = 0;
+        for (size_t i = 0; i < GUARD; i++)
+            touched += guard[i] != TEST_POISON;
+        TEST_CHECK(touched == 0, "%s pieces wrote %zu bytes past the tensor", tag, touched);
+        /* bad ranges: nothing written */
+        cl_mem pm = test_buffer(ctx, 64);
+        clbnb_vector one = clbnb_vector_make(pm, 0, 1, CLBNB_DTYPE_F32);
+        if (n > 1 && unit > 1)
+            TEST_STATUS(clbnb_dequantize_state_range(ctx, q, &dv, qs, 1, 1, &one, 0, NULL, NULL),
+                        CLBNB_ERROR_INVALID_ARGUMENT);
+        TEST_STATUS(clbnb_dequantize_state_range(ctx, q, &dv, qs, 0, 0, &one, 0, NULL, NULL),
+                    CLBNB_ERROR_INVALID_SHAPE);
+        TEST_STATUS(clbnb_dequantize_state_range(ctx, q, &dv, qs, 0, n + 1, &one, 0, NULL, NULL),
+                    CLBNB_ERROR_INVALID_SHAPE);
+        TEST_STATUS(clbnb_dequantize_state_range(ctx, q, &dv, qs, n, 1, &one, 0, NULL, NULL),
+                    CLBNB_ERROR_INVALID_SHAPE);
+        if (n > 1)
+            TEST_STATUS(clbnb_dequantize_state_range(ctx, q, &dv, qs, 0, 2, &one, 0, NULL, NULL),
+                        CLBNB_ERROR_INVALID_SHAPE);
+        TEST_STATUS(clbnb_dequantize_state_range(ctx, q, &dv, NULL, 0, 1, &one, 0, NULL, NULL),
+                    CLBNB_ERROR_NULL_ARGUMENT);
+        unsigned char pb[64];
+        test_download(ctx, pm, 0, pb, 64);
+        touched = 0;
+        for (size_t i = 0; i < 64; i++)
+            touched += pb[i] != TEST_POISON;
+        TEST_CHECK(touched == 0, "%s bad ranges wrote %zu bytes", tag, touched);
+        clReleaseMemObject(pm);
+        clReleaseMemObject(om);
+    }
     /* mismatches */
     clbnb_vector bad = xv;
     bad.n = n - 1 ? n - 1 : 2;

@@ -1,5 +1,6 @@
 /* cli_quantize.c: `clbnb quantize` (a Hugging Face checkpoint -> bitsandbytes 4-bit / 8-bit
- * safetensors) and `clbnb dequantize` (back to f16/bf16/f32). Both stream tensor by tensor. */
+ * safetensors) and `clbnb dequantize` (back to f16/bf16/f32). Both stream tensor by tensor, and
+ * within a tensor in chunks. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fnmatch.h>
@@ -384,15 +385,61 @@ static const clbnb_linear_info *owner(const clbnb_linear_info *li, size_t nl, co
     return NULL;
 }
 
+/* Dequantizes one linear weight into the writer piece by piece: at most `chunk` bytes of output
+ * per device step (whole blocks for a QuantState, whole rows for int8), so the device and host hold
+ * the quantized weight and one piece, not the whole output tensor. */
+static clbnb_status dequantize_weight(clbnb_context *ctx, cl_command_queue q, const clbnb_linear_weights *lw,
+                                      size_t rows, size_t cols, clbnb_dtype odt, uint64_t chunk, clbnb_st_writer *w,
+                                      clbnb_file_error *fe) {
+    const size_t nel = rows * cols, oes = clbnb_dtype_size(odt);
+    /* elements per piece: a multiple of the unit, at least one unit */
+    size_t unit = cols;
+    if (lw->state) unit = lw->state->blocksize * (lw->state->nested ? lw->state->nested_blocksize : 1);
+    size_t piece = (size_t)(chunk / oes) / unit * unit;
+    if (piece < unit) piece = unit;
+    if (piece > nel) piece = nel;
+    cl_int e = CL_SUCCESS;
+    cl_mem om = clCreateBuffer(clbnb_context_cl_context(ctx), CL_MEM_READ_WRITE, piece * oes, NULL, &e);
+    if (e != CL_SUCCESS) return (clbnb_status)e;
+    void *host = malloc(piece * oes);
+    clbnb_status s = host ? CLBNB_SUCCESS : CLBNB_ERROR_OUT_OF_HOST_MEMORY;
+    for (size_t first = 0; first < nel && s == CLBNB_SUCCESS; first += piece) {
+        const size_t count = nel - first < piece ? nel - first : piece;
+        if (lw->state) {
+            clbnb_vector pv = clbnb_vector_make(lw->weight, 0, clbnb_quant_state_data_bytes(lw->state), CLBNB_DTYPE_U8);
+            clbnb_vector ov = clbnb_vector_make(om, 0, count, odt);
+            s = clbnb_dequantize_state_range(ctx, q, &pv, lw->state, first, count, &ov, 0, NULL, NULL);
+        } else {
+            const size_t r0 = first / cols, nr = count / cols;
+            clbnb_matrix qmat = clbnb_matrix_make(lw->weight, first, nr, cols, CLBNB_DTYPE_I8);
+            clbnb_matrix omat = clbnb_matrix_make(om, 0, nr, cols, odt);
+            clbnb_vector sv = clbnb_vector_make(lw->scb, r0 * 4, nr, CLBNB_DTYPE_F32);
+            s = clbnb_dequantize_rowwise(ctx, q, &qmat, &sv, &omat, CLBNB_ROWWISE_LLM_INT8, 0, NULL, NULL);
+        }
+        if (s == CLBNB_SUCCESS)
+            s = (clbnb_status)clEnqueueReadBuffer(q, om, CL_TRUE, 0, count * oes, host, 0, NULL, NULL);
+        if (s == CLBNB_SUCCESS) s = clbnb_st_writer_write(w, host, count * oes, fe);
+    }
+    free(host);
+    clReleaseMemObject(om);
+    return s;
+}
+
 int cli_dequantize(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *dtype = NULL, *device = NULL;
+    uint64_t chunk = (uint64_t)64 << 20;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if ((v = cli_option(argc, argv, &i, "--dtype")))
             dtype = v;
         else if ((v = cli_option(argc, argv, &i, "--device")))
             device = v;
-        else if (argv[i][0] == '-') {
+        else if ((v = cli_option(argc, argv, &i, "--chunk"))) {
+            if (!(chunk = parse_size(v)) || chunk > ((uint64_t)1 << 32)) {
+                fprintf(stderr, "clbnb dequantize: bad --chunk '%s' (e.g. 64MiB, 4KiB; at most 4GiB)\n", v);
+                return 2;
+            }
+        } else if (argv[i][0] == '-') {
             fprintf(stderr, "clbnb dequantize: unknown option %s\n", argv[i]);
             return 2;
         } else if (!in)
@@ -409,7 +456,9 @@ int cli_dequantize(int argc, char **argv) {
                  : strcmp(dtype, "f32") == 0  ? CLBNB_DTYPE_F32
                                               : -2;
     if (!in || !out || forced == -2) {
-        fprintf(stderr, "usage: clbnb dequantize IN OUT [--dtype f16|bf16|f32] [--device SEL]\n");
+        fprintf(stderr,
+                "usage: clbnb dequantize IN OUT [--dtype f16|bf16|f32] [--device SEL] [--chunk SIZE (output per "
+                "device step, default 64MiB)]\n");
         return 2;
     }
     clbnb_file_error fe;
@@ -460,30 +509,8 @@ int cli_dequantize(int argc, char **argv) {
             clbnb_linear_weights lw;
             s = clbnb_checkpoint_load_linear(ck, ctx, q, own[i]->prefix, &lw, &fe);
             clbnb_dtype odt = (clbnb_dtype)clbnb_st_dtype_to_clbnb(decls[k].dtype);
-            size_t rows = own[i]->out_features, cols = own[i]->in_features, nel = rows * cols;
-            size_t ob = nel * clbnb_dtype_size(odt);
-            cl_int e = CL_SUCCESS;
-            cl_mem om = NULL;
-            if (s == CLBNB_SUCCESS) {
-                om = clCreateBuffer(clbnb_context_cl_context(ctx), CL_MEM_READ_WRITE, ob, NULL, &e);
-                s = (clbnb_status)e;
-            }
-            if (s == CLBNB_SUCCESS && lw.state) {
-                clbnb_vector pv = clbnb_vector_make(lw.weight, 0, clbnb_packed_4bit_bytes(nel), CLBNB_DTYPE_U8);
-                clbnb_vector ov = clbnb_vector_make(om, 0, nel, odt);
-                s = clbnb_dequantize_state(ctx, q, &pv, lw.state, &ov, 0, NULL, NULL);
-            } else if (s == CLBNB_SUCCESS) {
-                clbnb_matrix qmat = clbnb_matrix_make(lw.weight, 0, rows, cols, CLBNB_DTYPE_I8);
-                clbnb_matrix omat = clbnb_matrix_make(om, 0, rows, cols, odt);
-                clbnb_vector sv = clbnb_vector_make(lw.scb, 0, rows, CLBNB_DTYPE_F32);
-                s = clbnb_dequantize_rowwise(ctx, q, &qmat, &sv, &omat, CLBNB_ROWWISE_LLM_INT8, 0, NULL, NULL);
-            }
-            void *host = s == CLBNB_SUCCESS ? malloc(ob ? ob : 1) : NULL;
-            if (s == CLBNB_SUCCESS && !host) s = CLBNB_ERROR_OUT_OF_HOST_MEMORY;
-            if (s == CLBNB_SUCCESS) s = (clbnb_status)clEnqueueReadBuffer(q, om, CL_TRUE, 0, ob, host, 0, NULL, NULL);
-            if (s == CLBNB_SUCCESS) s = clbnb_st_writer_write(w, host, ob, &fe);
-            free(host);
-            if (om) clReleaseMemObject(om);
+            if (s == CLBNB_SUCCESS)
+                s = dequantize_weight(ctx, q, &lw, own[i]->out_features, own[i]->in_features, odt, chunk, w, &fe);
             clbnb_linear_weights_release(&lw);
         }
         if (role[i] != 2) k++;

@@ -18,7 +18,7 @@ static void usage(FILE *f) {
         "  quantize IN OUT --type nf4|fp4|int8 [--blocksize N] [--double-quant]\n"
         "           [--quant-storage u8|f16|bf16|f32] [--skip PATTERN]... [--device SEL]\n"
         "                              quantize the linear weights of a safetensors checkpoint (bitsandbytes layout)\n"
-        "  dequantize IN OUT [--dtype f16|bf16|f32] [--device SEL]\n"
+        "  dequantize IN OUT [--dtype f16|bf16|f32] [--device SEL] [--chunk SIZE]\n"
         "                              restore full-precision weights from a bitsandbytes checkpoint\n"
         "  inspect FILE                tensors, dtypes, shapes, sizes and quant states of a checkpoint\n"
         "  version                     print the library version\n"
