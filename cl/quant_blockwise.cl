@@ -399,25 +399,19 @@ quantize_4bit_generic_big(__global const uchar *x, ulong x_off, int x_al, ulong 
 
 // ---- cpu shape: explicit 8-lane vectors (PoCL maps them to AVX registers; its work-item loop
 // cannot vectorize a kernel with per-work-item loops, so the SIMD is written out here) ----------
-// NF4: code = #{ j : x > t_j } as 15 vector compares (NaN fails all -> 0).
+// NF4: code = #{ j : x > t_j } as a 4-level binary search over the sorted thresholds, with vector
+// selects (4 compares and 11 selects; NaN fails every compare -> 0). PoCL, 4M f16 bs64: 2128-2196
+// us with 15 compares and adds, 1965-1973 us this way.
 inline uint8 quant_nf4_v(float8 x) {
-    int8 c = (int8)0;
-    c += isgreater(x, (float8)NF4_T0);
-    c += isgreater(x, (float8)NF4_T1);
-    c += isgreater(x, (float8)NF4_T2);
-    c += isgreater(x, (float8)NF4_T3);
-    c += isgreater(x, (float8)NF4_T4);
-    c += isgreater(x, (float8)NF4_T5);
-    c += isgreater(x, (float8)NF4_T6);
-    c += isgreater(x, (float8)NF4_T7);
-    c += isgreater(x, (float8)NF4_T8);
-    c += isgreater(x, (float8)NF4_T9);
-    c += isgreater(x, (float8)NF4_T10);
-    c += isgreater(x, (float8)NF4_T11);
-    c += isgreater(x, (float8)NF4_T12);
-    c += isgreater(x, (float8)NF4_T13);
-    c += isgreater(x, (float8)NF4_T14);
-    return as_uint8(-c); // isgreater gives -1 per true lane
+    const int8 hi = isgreater(x, (float8)NF4_T7);
+    float8 t = select((float8)NF4_T3, (float8)NF4_T11, hi);
+    const int8 b2 = isgreater(x, t);
+    t = select(select((float8)NF4_T1, (float8)NF4_T5, b2), select((float8)NF4_T9, (float8)NF4_T13, b2), hi);
+    const int8 b1 = isgreater(x, t);
+    const float8 t0 = select(select((float8)NF4_T0, (float8)NF4_T4, b2), select((float8)NF4_T2, (float8)NF4_T6, b2), b1);
+    const float8 t1 = select(select((float8)NF4_T8, (float8)NF4_T12, b2), select((float8)NF4_T10, (float8)NF4_T14, b2), b1);
+    const int8 b0 = isgreater(x, select(t0, t1, hi));
+    return as_uint8((hi & 8) | (b2 & 4) | (b1 & 2) | (b0 & 1));
 }
 
 // FP4: rank r = #{ literal thresholds < |x| }, low bits (r & 1) | ((4 - (r >> 1)) & 3) << 1, sign x < 0.
