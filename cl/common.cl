@@ -90,6 +90,10 @@ inline float clbnb_round_to_dtype(float v, int dtype) {
 // separate outlier-add kernels and the int8 GEMM that fuses it, so both give the same bits.
 inline float clbnb_lin8_outlier_sum(__global const uchar *x, ulong xrow, int xdt, __global const char *cbrow,
                                     float s, __global const int *ocols, int cnt);
+// One term's dequantized weight: RN_x(fl32(fl32(cb * s) * fl32(1/127))).
+inline float clbnb_lin8_outlier_weight(float cb, float s, int xdt) {
+    return clbnb_round_to_dtype(cb * s * 7.874015718698502e-3f, xdt);
+}
 
 // Generic element access by dtype code. `base` points to the start of the element array (the
 // byte offset already applied); index i counts elements. The switch is on a compile-time
@@ -122,7 +126,7 @@ inline float clbnb_lin8_outlier_sum(__global const uchar *x, ulong xrow, int xdt
             wv[j] = (float)cbrow[c];
             xv[j] = clbnb_load_float(x, xrow + c, xdt);
         }
-        for (int j = 0; j < jn; j++) acc += xv[j] * clbnb_round_to_dtype(wv[j] * s * 7.874015718698502e-3f, xdt);
+        for (int j = 0; j < jn; j++) acc += xv[j] * clbnb_lin8_outlier_weight(wv[j], s, xdt);
     }
     return acc;
 }

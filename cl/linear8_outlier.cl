@@ -53,7 +53,7 @@ lin8_outlier_add_tiled(__global uchar *out, ulong ooff, ulong ldo, int odt, __gl
             float w = 0.0f;
             if ((int)j < jn && nn < cols) {
                 const ulong c = (ulong)ocols[j0 + j];
-                w = clbnb_round_to_dtype((float)cb[cboff + nn * ldcb + c] * scb[scboff + nn] * 7.874015718698502e-3f, xdt);
+                w = clbnb_lin8_outlier_weight((float)cb[cboff + nn * ldcb + c], scb[scboff + nn], xdt);
             }
             wl[j][nl] = w;
         }

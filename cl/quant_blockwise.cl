@@ -67,7 +67,8 @@
 #define NF4_T14 as_float(0x3f5c89dau)
 
 // FP4 (spec 1.2): sign = x < 0; magnitude rank r = #{ literal thresholds < |x| }, mapped to the low
-// bits r0..r7 -> 0,1,6,7,4,5,2,3. NaN: sign 0, rank 0 -> code 0.
+// bits r0..r7 -> 0,1,6,7,4,5,2,3 by FP4_LOW_BITS (uint or uint8). NaN: sign 0, rank 0 -> code 0.
+#define FP4_LOW_BITS(r) (((r) & 1u) | (((4u - ((r) >> 1)) & 3u) << 1))
 #define FP4_T0 as_float(0x3b2aaab9u)
 #define FP4_T1 as_float(0x3db00000u)
 #define FP4_T2 as_float(0x3e555555u)
@@ -95,7 +96,6 @@ inline uint q4_cell(float x) { return min(convert_uint_sat_rtz(fabs(x) * 16.0f),
 inline uint q4_cell(float x) { return min(convert_uint_sat_rtz(fma(x, 16.0f, 16.0f)), 32u); }
 #endif
 
-inline uint fp4_low_bits(uint r) { return (r & 1u) | (((4u - (r >> 1)) & 3u) << 1); }
 
 // Entry k of the cell table (.x: NF4 count below / FP4 low bits below | above << 4; .y: the
 // threshold's bits). Work-items 0..Q4C_N-1 each fill one; published by the caller's barrier.
@@ -117,7 +117,7 @@ inline void fill_cells_4bit(__local uint2 *cells, uint lid) {
         if (k == lid) th = t[j];
     }
 #if QTYPE == 1
-    cells[lid] = (uint2)(fp4_low_bits(below) | (fp4_low_bits(below + 1) << 4), as_uint(th));
+    cells[lid] = (uint2)(FP4_LOW_BITS(below) | (FP4_LOW_BITS(below + 1u) << 4), as_uint(th));
 #else
     cells[lid] = (uint2)(below, as_uint(th));
 #endif
@@ -426,7 +426,7 @@ inline uint8 quant_fp4_v(float8 x) {
     c += isgreater(m, (float8)FP4_T5);
     c += isgreater(m, (float8)FP4_T6);
     uint8 r = as_uint8(-c);
-    uint8 low = (r & 1u) | (((4u - (r >> 1)) & 3u) << 1);
+    uint8 low = FP4_LOW_BITS(r);
     return low | (as_uint8(isless(x, (float8)0.0f)) & 8u);
 }
 
@@ -649,6 +649,9 @@ inline uint q8t_bucket(float x) {
     return (a >> 31) ? Q8T_NMB - 1u - mag : Q8T_NMB + mag;
 }
 
+// Midpoint j of a code (255: a NaN, above every x).
+inline float q8t_mid(__global const float *code, uint j) { return j < 255 ? (code[j] + code[j + 1]) * 0.5f : as_float(0x7fc00000u); }
+
 inline uint8 q8t_bucket8(float8 x) {
     uint8 a = as_uint8(x + (float8)0.0f);
     uint8 mag = clamp((a & 0x7fffffffu) >> (uint8)(23 - Q8T_M), (uint8)Q8T_LO, (uint8)Q8T_HI) - Q8T_LO;
@@ -672,16 +675,13 @@ typedef struct q8_local_tables {
 
 inline int q8_tables_fill(q8_local_tables t, __global const float *code, uint lid) {
     for (uint j = lid; j < 256; j += QWG) {
-        float m = j < 255 ? (code[j] + code[j + 1]) * 0.5f : as_float(0x7fc00000u);
+        const float m = q8t_mid(code, j);
         t.mids[j] = m;
         t.bm[j] = j < 255 ? q8t_bucket(m) : Q8T_NB;
-        if (j > 0) {
-            uint i = eyt_index(j);
-            t.eyt[j] = (code[i] + code[i + 1]) * 0.5f;
-        }
     }
     if (lid == 0) *t.dense = 0;
     barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint j = lid + 1; j < 256; j += QWG) t.eyt[j] = t.mids[eyt_index(j)];
     for (uint j = lid; j + 1 < 255; j += QWG)
         if (t.bm[j] == t.bm[j + 1]) *t.dense = 1;
     // each work-item a run of buckets: k_lo of the first by binary lifting over bm[] (nondecreasing
@@ -805,7 +805,6 @@ quantize_8bit_generic_big(Q8_ARGS) {
 }
 
 // ---- cpu shape of the 8-bit quantizer: the bucket table (q8t_bucket, above) in global memory ---
-inline float q8t_mid(__global const float *code, uint j) { return j < 255 ? (code[j] + code[j + 1]) * 0.5f : as_float(0x7fc00000u); }
 
 // Builds the table of `code` (Q8T_WORDS work-items' worth; one work-item per word).
 __kernel void q8_table_build(__global const float *code, ulong code_off, __global uint *tab) {

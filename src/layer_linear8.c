@@ -195,12 +195,10 @@ static oa_tiling oa_config(void) {
     return t;
 }
 
-/* The outlier product (unless the GEMM fused it: `fused`) and the outlier pool's marks. */
-static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matrix *x, const clbnb_matrix *out,
-                                int fused) {
+/* The outlier product added to out by lay_outlier_add or the tiled kernel (caller holds ctx->lock). */
+static clbnb_status enqueue_outlier_add_locked(clbnb_linear8 *l, cl_command_queue queue, const clbnb_matrix *x,
+                                               const clbnb_matrix *out) {
     clbnb_context *ctx = l->ctx;
-    if (fused && !l->p.pool_outliers) return CLBNB_SUCCESS;
-    CLBNB_TRY(lay_seq_step(seq));
     cl_ulong ooff = out->offset / clbnb_dtype_size(out->dtype), ldo = out->ld;
     cl_ulong xoff = x->offset / clbnb_dtype_size(x->dtype), ldx = x->ld;
     cl_ulong zero = 0, ldcb = l->k, rows = x->rows, cols = l->n;
@@ -219,28 +217,36 @@ static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matr
     size_t global[2] = {l->n, tiled ? (size_t)t.tr * ((x->rows + rows_per_group - 1) / rows_per_group) : x->rows};
     char options[96];
     snprintf(options, sizeof options, "-DOA_TN=%d -DOA_TR=%d -DOA_RPT=%d -DOA_JC=%d", t.tn, t.tr, t.rpt, t.jc);
-    pthread_mutex_lock(&ctx->lock);
     cl_kernel k = NULL;
-    clbnb_status s = CLBNB_SUCCESS;
-    if (!fused)
-        s = tiled ? clbnb_kernel_get_locked(ctx, "linear8_outlier", options, "lin8_outlier_add_tiled", &k)
-                  : clbnb_kernel_get_locked(ctx, "layers", "", "lay_outlier_add", &k);
-    if (s == CLBNB_SUCCESS && !fused)
-        s = clbnb_set_args(k, 17, CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(odt),
-                           CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(xdt), CLBNB_ARG(l->cb),
-                           CLBNB_ARG(zero), CLBNB_ARG(ldcb), CLBNB_ARG(l->scb), CLBNB_ARG(zero),
-                           CLBNB_ARG(l->ocols.mem), CLBNB_ARG(l->ocount.mem), CLBNB_ARG(rows), CLBNB_ARG(cols));
-    if (s == CLBNB_SUCCESS && !fused) s = clbnb_enqueue(seq->queue, k, 2, global, local, 0, NULL, NULL);
-    if (s == CLBNB_SUCCESS && l->p.pool_outliers) {
-        s = clbnb_kernel_get_locked(ctx, "layers", "", "lay_pool_mark", &k);
-        cl_ulong kk = l->k;
-        if (s == CLBNB_SUCCESS)
-            s = clbnb_set_args(k, 4, CLBNB_ARG(l->ocols.mem), CLBNB_ARG(l->ocount.mem), CLBNB_ARG(l->pool),
-                               CLBNB_ARG(kk));
-        size_t g1 = l->k, l1 = lay_is_cpu(ctx) ? 16 : 64;
-        if (s == CLBNB_SUCCESS) s = clbnb_enqueue(seq->queue, k, 1, &g1, &l1, 0, NULL, NULL);
-    }
-    pthread_mutex_unlock(&ctx->lock);
+    CLBNB_TRY(tiled ? clbnb_kernel_get_locked(ctx, "linear8_outlier", options, "lin8_outlier_add_tiled", &k)
+                    : clbnb_kernel_get_locked(ctx, "layers", "", "lay_outlier_add", &k));
+    CLBNB_TRY(clbnb_set_args(k, 17, CLBNB_ARG(out->mem), CLBNB_ARG(ooff), CLBNB_ARG(ldo), CLBNB_ARG(odt),
+                             CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(xdt), CLBNB_ARG(l->cb),
+                             CLBNB_ARG(zero), CLBNB_ARG(ldcb), CLBNB_ARG(l->scb), CLBNB_ARG(zero),
+                             CLBNB_ARG(l->ocols.mem), CLBNB_ARG(l->ocount.mem), CLBNB_ARG(rows), CLBNB_ARG(cols)));
+    return clbnb_enqueue(queue, k, 2, global, local, 0, NULL, NULL);
+}
+
+/* The outlier pool's marks of this forward's outlier columns (caller holds ctx->lock). */
+static clbnb_status enqueue_pool_mark_locked(clbnb_linear8 *l, cl_command_queue queue) {
+    cl_kernel k = NULL;
+    CLBNB_TRY(clbnb_kernel_get_locked(l->ctx, "layers", "", "lay_pool_mark", &k));
+    cl_ulong kk = l->k;
+    CLBNB_TRY(
+        clbnb_set_args(k, 4, CLBNB_ARG(l->ocols.mem), CLBNB_ARG(l->ocount.mem), CLBNB_ARG(l->pool), CLBNB_ARG(kk)));
+    size_t g1 = l->k, l1 = lay_is_cpu(l->ctx) ? 16 : 64;
+    return clbnb_enqueue(queue, k, 1, &g1, &l1, 0, NULL, NULL);
+}
+
+/* After the GEMM: the outlier product (unless the GEMM fused it) and the outlier pool's marks. */
+static clbnb_status outlier_add(clbnb_linear8 *l, lay_seq *seq, const clbnb_matrix *x, const clbnb_matrix *out,
+                                int fused) {
+    if (fused && !l->p.pool_outliers) return CLBNB_SUCCESS;
+    CLBNB_TRY(lay_seq_step(seq));
+    pthread_mutex_lock(&l->ctx->lock);
+    clbnb_status s = fused ? CLBNB_SUCCESS : enqueue_outlier_add_locked(l, seq->queue, x, out);
+    if (s == CLBNB_SUCCESS && l->p.pool_outliers) s = enqueue_pool_mark_locked(l, seq->queue);
+    pthread_mutex_unlock(&l->ctx->lock);
     return s;
 }
 

@@ -6,13 +6,12 @@
 
 #include "internal.h"
 
-#define QWG 256 /* generic kernels: work-group size (QWG in the .cl)                     */
-#define Q8_GROUPS_PER_CU                                                                                               \
-    8                   /* generic 8-bit quantize: resident work-groups per compute unit (2048 work-items on NVIDIA) */
-#define QEPT 8          /* generic quantize: elements per work-item and pass                    */
-#define CPU_CHUNK 256   /* cpu dequantize: elements per work-item                                */
-#define CPU_LOCAL 64    /* cpu kernels: work-group size (PoCL: fewer, larger work-groups)      */
-#define MEAN_CHUNK 4096 /* absmax mean: elements per first-stage chunk                          */
+#define QWG 256            /* generic kernels: work-group size (QWG in the .cl)                */
+#define Q8_GROUPS_PER_CU 8 /* generic 8-bit quantize: work-groups per compute unit (2048 items) */
+#define QEPT 8             /* generic quantize: elements per work-item and pass                    */
+#define CPU_CHUNK 256      /* cpu dequantize: elements per work-item                                */
+#define CPU_LOCAL 64       /* cpu kernels: work-group size (PoCL: fewer, larger work-groups)      */
+#define MEAN_CHUNK 4096    /* absmax mean: elements per first-stage chunk                          */
 #define MEAN_LANES 256
 #define Q8T_WORDS                                                                                                      \
     (2 * 2 * (((128 << 6) - ((127 - 24) << 6)) + 1) + 256) /* cpu 8-bit bucket table (Q8T_WORDS in the .cl) */
