@@ -2,7 +2,10 @@
  * (LD_PRELOAD=build/bench/libclbnb_kernel_trace.so clbnb bench --filter ...), it wraps
  * clEnqueueNDRangeKernel, keeps an event of every launch and, at exit, prints to stderr each kernel
  * name with its launch count and median / total device time from the profiling events. It shows
- * where a multi-kernel operation spends its time. Queues without profiling report no times. */
+ * where a multi-kernel operation spends its time. Queues without profiling report no times.
+ * CLBNB_TRACE_TIMELINE=N also prints the last N launches in order: each one's gap after the
+ * previous launch's end, its duration, and how long after it was queued it started (a start
+ * right after its own queueing, with a gap before it, means the host enqueued it late). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -57,7 +60,34 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static double profile_us(cl_event e, cl_profiling_info what, cl_ulong origin) {
+    cl_ulong v = 0;
+    if (clGetEventProfilingInfo(e, what, sizeof v, &v, NULL) != CL_SUCCESS) return -1;
+    return ((double)v - (double)origin) / 1e3;
+}
+
+static void timeline(size_t last) {
+    size_t first = count > last ? count - last : 0;
+    cl_ulong origin = 0;
+    if (first >= count || clGetEventProfilingInfo(launches[first].event, CL_PROFILING_COMMAND_START, sizeof origin,
+                                                  &origin, NULL) != CL_SUCCESS)
+        return;
+    fprintf(stderr, "\n%-40s %10s %10s %10s %14s\n", "timeline (last launches)", "start us", "gap us", "dur us",
+            "start-queued");
+    double prev_end = -1;
+    for (size_t i = first; i < count; i++) {
+        double q = profile_us(launches[i].event, CL_PROFILING_COMMAND_QUEUED, origin);
+        double s = profile_us(launches[i].event, CL_PROFILING_COMMAND_START, origin);
+        double e = profile_us(launches[i].event, CL_PROFILING_COMMAND_END, origin);
+        fprintf(stderr, "%-40s %10.2f %10.2f %10.2f %14.2f\n", launches[i].name, s, prev_end < 0 ? 0.0 : s - prev_end,
+                e - s, s - q);
+        prev_end = e;
+    }
+}
+
 __attribute__((destructor)) static void report(void) {
+    const char *tl = getenv("CLBNB_TRACE_TIMELINE");
+    if (tl && atoi(tl) > 0) timeline((size_t)atoi(tl));
     double *t = malloc((count ? count : 1) * sizeof *t);
     char *done = calloc(count ? count : 1, 1);
     if (!t || !done) return;

@@ -13,7 +13,9 @@
  * Thread safety: a clbnb_context may be shared by several threads. Program building, the program
  * cache and kernel argument setting are serialised by a mutex inside the context. Commands enqueued
  * on one cl_command_queue from several threads are ordered as OpenCL orders them.
- * The library keeps no global mutable state.
+ * The library keeps no global mutable state. Each context keeps a small pool of device scratch
+ * buffers (at most 8 buffers, 256 MiB together) that operations reuse once the commands of their
+ * previous user have completed; clbnb_context_free releases it.
  */
 #ifndef CLBNB_CORE_H
 #define CLBNB_CORE_H

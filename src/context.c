@@ -120,6 +120,8 @@ static clbnb_status select_device(const char *selector, cl_platform_id *plat, cl
 /* ---- context lifetime ------------------------------------------------------------------------ */
 static clbnb_status context_setup(clbnb_context *ctx) {
     if (pthread_mutex_init(&ctx->lock, NULL) != 0) return CLBNB_ERROR_OUT_OF_HOST_MEMORY;
+    if (pthread_mutex_init(&ctx->scratch_lock, NULL) != 0) return CLBNB_ERROR_OUT_OF_HOST_MEMORY;
+    ctx->scratch_lock_ready = 1;
     clbnb_cache_dir_resolve(ctx->cache_dir, sizeof ctx->cache_dir);
     const char *emulate = getenv("CLBNB_EMULATE_PTX");
     ctx->emulate_ptx = emulate && strcmp(emulate, "1") == 0;
@@ -188,6 +190,7 @@ clbnb_status clbnb_context_init_from_selector(clbnb_context **out, const char *s
 void clbnb_context_free(clbnb_context *ctx) {
     if (!ctx) return;
     clbnb_programs_release(ctx);
+    clbnb_scratch_pool_free(ctx);
     cl_mem owned[] = {ctx->dynamic_code, ctx->table_nf4, ctx->table_fp4};
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
         if (owned[i]) clReleaseMemObject(owned[i]);
@@ -195,6 +198,7 @@ void clbnb_context_free(clbnb_context *ctx) {
     if (ctx->context) clReleaseContext(ctx->context);
     if (ctx->device) clReleaseDevice(ctx->device);
     free(ctx->build_log);
+    if (ctx->scratch_lock_ready) pthread_mutex_destroy(&ctx->scratch_lock);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }

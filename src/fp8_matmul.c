@@ -31,9 +31,8 @@ static clbnb_status tensorwise_enqueue(clbnb_context *ctx, cl_command_queue queu
                                        cl_uint num_events, const cl_event *wait_list, cl_event *event) {
     const int cpu = fp8_cpu(ctx);
     const size_t count = (size_t)((x->n + FP8_CHUNK - 1) / FP8_CHUNK);
-    cl_int err = CL_SUCCESS;
-    cl_mem partial = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, count * sizeof(float), NULL, &err);
-    if (err != CL_SUCCESS) return (clbnb_status)err;
+    cl_mem partial;
+    CLBNB_TRY(clbnb_scratch_acquire(ctx, count * sizeof(float), &partial));
     cl_event e0 = NULL, e1 = NULL;
     cl_int xdt = (cl_int)x->dt, wc = codes != NULL, wo = out != NULL, codt = (cl_int)odt, r1 = rdt1, r2 = rdt2;
     cl_ulong ccount = count, ept = cpu ? FP8_CPU_EPT : 1;
@@ -70,7 +69,7 @@ static clbnb_status tensorwise_enqueue(clbnb_context *ctx, cl_command_queue queu
     pthread_mutex_unlock(&ctx->lock);
     if (e0) clReleaseEvent(e0);
     if (e1) clReleaseEvent(e1);
-    clReleaseMemObject(partial);
+    clbnb_scratch_release(ctx, queue, partial);
     return s;
 }
 
@@ -128,8 +127,7 @@ clbnb_status clbnb_dequantize_tensorwise(clbnb_context *ctx, cl_command_queue qu
 /* Matmuls                                                                                      */
 /* ============================================================================================ */
 
-/* Scratch buffers of one call, released at its end (OpenCL keeps them alive until the commands
- * using them complete). */
+/* Scratch buffers of one call (from the context's pool), handed back at its end. */
 typedef struct fp8_scratch {
     cl_mem mems[16];
     int count;
@@ -138,14 +136,14 @@ typedef struct fp8_scratch {
 
 static clbnb_status scratch_alloc(clbnb_context *ctx, fp8_scratch *sc, size_t bytes, cl_mem *out) {
     if (sc->count >= 16) return CLBNB_ERROR_INVALID_ARGUMENT;
-    CLBNB_TRY(lay_alloc(ctx, bytes, out));
+    CLBNB_TRY(clbnb_scratch_acquire(ctx, bytes, out));
     sc->mems[sc->count++] = *out;
     return CLBNB_SUCCESS;
 }
 
-static void scratch_release(fp8_scratch *sc) {
+static void scratch_release(clbnb_context *ctx, cl_command_queue queue, fp8_scratch *sc) {
     for (int i = 0; i < sc->count; i++)
-        clReleaseMemObject(sc->mems[i]);
+        clbnb_scratch_release(ctx, queue, sc->mems[i]);
     for (int i = 0; i < 4; i++)
         lay_ws_release(&sc->ws[i]);
 }
@@ -252,7 +250,7 @@ clbnb_status clbnb_matmul_fp8_forward(clbnb_context *ctx, cl_command_queue queue
     if (s == CLBNB_SUCCESS) s = lay_f32_target(ctx, out, &sc.ws[0], &res);
     if (s == CLBNB_SUCCESS) s = lay_sgemm(&seq, 0, b_trans ? 1 : 0, m, n, k, &av, &bv, 0.0f, &res);
     if (s == CLBNB_SUCCESS) s = lay_f32_finish(ctx, &seq, &res, out, NULL);
-    scratch_release(&sc);
+    scratch_release(ctx, queue, &sc);
     CLBNB_TRY(s);
     return lay_seq_end(&seq, event);
 }
@@ -319,7 +317,7 @@ clbnb_status clbnb_matmul_fp8_backward(clbnb_context *ctx, cl_command_queue queu
                         : lay_sgemm(&seq, 1, 0, k, n, m, &av, &g2, 0.0f, &res); /* grad_B [K, N] = A^T G */
         if (s == CLBNB_SUCCESS) s = lay_f32_finish(ctx, &seq, &res, grad_b, NULL);
     }
-    scratch_release(&sc);
+    scratch_release(ctx, queue, &sc);
     CLBNB_TRY(s);
     return lay_seq_end(&seq, event);
 }

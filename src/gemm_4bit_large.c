@@ -58,13 +58,10 @@ static clbnb_status clblast_status(CLBlastStatusCode code) {
     return CLBNB_ERROR_INVALID_ARGUMENT;         /* CLBlast's own codes */
 }
 
+/* f32 scratch from the context's pool (scratch_pool.c). */
 static cl_mem scratch(clbnb_context *ctx, size_t elems, clbnb_status *s) {
-    cl_int err = CL_SUCCESS;
-    cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, elems * sizeof(float), NULL, &err);
-    if (err != CL_SUCCESS) {
-        *s = (clbnb_status)err;
-        return NULL;
-    }
+    cl_mem m = NULL;
+    *s = clbnb_scratch_acquire(ctx, elems * sizeof(float), &m);
     return m;
 }
 
@@ -155,7 +152,7 @@ static void finish_event(cl_event ev, cl_event *event) {
 
 /* The common end of both chains: when `epilogue`, convert the f32 product (cm, coff, ldc) into dst
  * (adding bias); hand the last command's event to the caller (or release it); release the three
- * scratch buffers (NULL ones skipped; OpenCL frees them once the queued commands are done). */
+ * scratch buffers to the pool (NULL ones skipped). */
 static clbnb_status finish_chain(clbnb_context *ctx, g4_chain *chain, clbnb_status s, int epilogue, cl_mem cm,
                                  size_t coff, size_t ldc, const clbnb_matrix *dst, const clbnb_vector *bias,
                                  cl_event last, cl_event *event, cl_mem scratch0, cl_mem scratch1, cl_mem scratch2) {
@@ -169,7 +166,7 @@ static clbnb_status finish_chain(clbnb_context *ctx, g4_chain *chain, clbnb_stat
         clReleaseEvent(last);
     cl_mem scratch[3] = {scratch0, scratch1, scratch2};
     for (int i = 0; i < 3; i++)
-        if (scratch[i]) clReleaseMemObject(scratch[i]);
+        clbnb_scratch_release(ctx, chain->queue, scratch[i]);
     return s;
 }
 

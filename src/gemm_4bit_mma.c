@@ -12,9 +12,8 @@ clbnb_status clbnb_g4_dequant_mma(clbnb_context *ctx, cl_command_queue queue, co
     const size_t m = x->rows, k = x->cols, n = out->cols;
     size_t elems;
     if (clbnb_mul_overflows(n, k, &elems) || elems > SIZE_MAX / 2) return CLBNB_ERROR_SIZE_OVERFLOW;
-    cl_int err;
-    cl_mem w16 = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, elems * 2, NULL, &err);
-    if (err != CL_SUCCESS) return (clbnb_status)err;
+    cl_mem w16;
+    CLBNB_TRY(clbnb_scratch_acquire(ctx, elems * 2, &w16));
     clbnb_vector wv = clbnb_vector_make(w16, 0, elems, CLBNB_DTYPE_F16);
     cl_event dequantized = NULL;
     clbnb_status s =
@@ -23,6 +22,6 @@ clbnb_status clbnb_g4_dequant_mma(clbnb_context *ctx, cl_command_queue queue, co
         s = clbnb_mma_gemm_f16(ctx, queue, x->mem, x->offset, x->ld, w16, 0, k, m, n, k, out, bias, 1, &dequantized,
                                event);
     if (dequantized) clReleaseEvent(dequantized);
-    clReleaseMemObject(w16); /* freed once the queued commands are done with it */
+    clbnb_scratch_release(ctx, queue, w16);
     return s;
 }

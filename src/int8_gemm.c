@@ -146,9 +146,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     cl_event zeroed = NULL, summed = NULL;
     clbnb_status s = CLBNB_SUCCESS;
     if (splits > 1) {
-        cl_int err;
-        partial = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, (size_t)M * N * sizeof(cl_int), NULL, &err);
-        if (err != CL_SUCCESS) return (clbnb_status)err;
+        CLBNB_TRY(clbnb_scratch_acquire(ctx, (size_t)M * N * sizeof(cl_int), &partial));
         cl_int zero = 0;
         s = (clbnb_status)clEnqueueFillBuffer(queue, partial, &zero, sizeof zero, 0, (size_t)M * N * sizeof(cl_int),
                                               num_events, wait_list, &zeroed);
@@ -186,7 +184,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     pthread_mutex_unlock(&ctx->lock);
     if (zeroed) clReleaseEvent(zeroed);
     if (summed) clReleaseEvent(summed);
-    if (partial) clReleaseMemObject(partial); /* freed once the queued commands are done with it */
+    if (partial) clbnb_scratch_release(ctx, queue, partial);
     if (c->fused) *c->fused = s == CLBNB_SUCCESS && skinny && c->outliers;
     return s;
 }
@@ -221,9 +219,7 @@ clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_m
     cl_uint cfg = 4u | (cl_uint)out->dtype << 4 | (cl_uint)(bias ? bias->dtype : CLBNB_DTYPE_F16) << 16 |
                   (cl_uint)(bias != NULL) << 20;
     if (splits > 1) {
-        cl_int err;
-        partial = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, (size_t)splits * M * N * sizeof(float), NULL, &err);
-        if (err != CL_SUCCESS) return (clbnb_status)err;
+        CLBNB_TRY(clbnb_scratch_acquire(ctx, (size_t)splits * M * N * sizeof(float), &partial));
     }
     cl_event sliced = NULL;
     pthread_mutex_lock(&ctx->lock);
@@ -249,7 +245,7 @@ clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_m
     }
     pthread_mutex_unlock(&ctx->lock);
     if (sliced) clReleaseEvent(sliced);
-    if (partial) clReleaseMemObject(partial);
+    if (partial) clbnb_scratch_release(ctx, queue, partial);
     return s;
 }
 

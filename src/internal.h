@@ -26,6 +26,17 @@ struct clbnb_program_entry {
     struct clbnb_program_entry *next;
 };
 
+/* A pooled scratch buffer (scratch_pool.c). */
+#define CLBNB_SCRATCH_SLOTS 8
+#define CLBNB_SCRATCH_MAX_BYTES ((size_t)64 << 20)    /* largest pooled buffer */
+#define CLBNB_SCRATCH_TOTAL_BYTES ((size_t)256 << 20) /* most the pool holds */
+typedef struct clbnb_scratch_slot {
+    cl_mem mem;    /* NULL: empty slot */
+    size_t bytes;  /* its size (a power of two) */
+    cl_event busy; /* marker behind its last use; NULL when known idle */
+    int in_use;    /* handed out and not yet released */
+} clbnb_scratch_slot;
+
 struct clbnb_context {
     cl_context context;
     cl_device_id device;
@@ -36,13 +47,24 @@ struct clbnb_context {
     struct clbnb_program_entry *programs;
     char *build_log;
     clbnb_build_stats stats;
-    char cache_dir[4096]; /* "" when the on-disk cache is disabled */
-    cl_mem dynamic_code;  /* the built-in dynamic map (256 f32), created on first use */
-    cl_mem table_nf4;     /* 16 f32 */
-    cl_mem table_fp4;     /* 16 f32 */
-    int emulate_ptx;      /* CLBNB_EMULATE_PTX=1 (tests only): nv_mma runs with PTX emulated in OpenCL C */
-    int int8_split_k;     /* CLBNB_INT8_SPLIT_K=n forces n-way split-K in the int8 GEMM (0: automatic) */
+    char cache_dir[4096];         /* "" when the on-disk cache is disabled */
+    cl_mem dynamic_code;          /* the built-in dynamic map (256 f32), created on first use */
+    cl_mem table_nf4;             /* 16 f32 */
+    cl_mem table_fp4;             /* 16 f32 */
+    int emulate_ptx;              /* CLBNB_EMULATE_PTX=1 (tests only): nv_mma runs with PTX emulated in OpenCL C */
+    int int8_split_k;             /* CLBNB_INT8_SPLIT_K=n forces n-way split-K in the int8 GEMM (0: automatic) */
+    pthread_mutex_t scratch_lock; /* guards scratch[] (a leaf lock) */
+    int scratch_lock_ready;
+    clbnb_scratch_slot scratch[CLBNB_SCRATCH_SLOTS];
 };
+
+/* --- scratch buffers (scratch_pool.c) ---------------------------------------------------------- */
+/* A device buffer of at least `bytes` bytes for the caller's commands, from the context's pool where
+ * one is idle. Hand it back with clbnb_scratch_release after enqueueing its last use on `queue`
+ * (never clReleaseMemObject): it is reused only once that use has completed. */
+CLBNB_INTERNAL clbnb_status clbnb_scratch_acquire(clbnb_context *ctx, size_t bytes, cl_mem *out);
+CLBNB_INTERNAL void clbnb_scratch_release(clbnb_context *ctx, cl_command_queue queue, cl_mem mem);
+CLBNB_INTERNAL void clbnb_scratch_pool_free(clbnb_context *ctx);
 
 /* --- status helpers ------------------------------------------------------------------------- */
 #define CLBNB_TRY(expr)                                                                                                \

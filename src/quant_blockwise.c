@@ -207,9 +207,8 @@ static clbnb_status enqueue_q8_locked(clbnb_context *ctx, cl_command_queue queue
         return clbnb_enqueue(queue, k, 1, &global, &local, num_events, wait_list, event);
     }
     /* cpu: bucket table of the code (q8_table_build), then one work-item per block */
-    cl_int err;
-    cl_mem tab = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, Q8T_WORDS * sizeof(cl_uint), NULL, &err);
-    if (err != CL_SUCCESS) return (clbnb_status)err;
+    cl_mem tab;
+    CLBNB_TRY(clbnb_scratch_acquire(ctx, Q8T_WORDS * sizeof(cl_uint), &tab));
     cl_event e0 = NULL;
     clbnb_status s = get_kernel(ctx, "-DIN_DTYPE=0", "q8_table_build", 0, &k);
     if (s == CLBNB_SUCCESS) s = clbnb_set_args(k, 3, CLBNB_ARG(a->code), CLBNB_ARG(a->code_off), CLBNB_ARG(tab));
@@ -228,7 +227,7 @@ static clbnb_status enqueue_q8_locked(clbnb_context *ctx, cl_command_queue queue
         s = clbnb_enqueue(queue, k, 1, &global, &local, 1, &e0, event);
     }
     if (e0) clReleaseEvent(e0);
-    clReleaseMemObject(tab);
+    clbnb_scratch_release(ctx, queue, tab);
     return s;
 }
 
@@ -411,9 +410,8 @@ clbnb_status clbnb_absmax_compress(clbnb_context *ctx, cl_command_queue queue, c
     memset(&a, 0, sizeof a);
     CLBNB_TRY(clbnb_builtin_table(ctx, queue, CLBNB_QUANT_BLOCKWISE8, &a.code));
     size_t np = clbnb_blocks_count(nb, MEAN_CHUNK);
-    cl_int err;
-    cl_mem partial = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, np * sizeof(float), NULL, &err);
-    if (err != CL_SUCCESS) return (clbnb_status)err;
+    cl_mem partial;
+    CLBNB_TRY(clbnb_scratch_acquire(ctx, np * sizeof(float), &partial));
 
     cl_mem am = absmax->mem, om = offset->mem;
     cl_ulong am_off = elem_off(absmax), n64 = nb, np64 = np, o_off = elem_off(offset);
@@ -458,7 +456,7 @@ clbnb_status clbnb_absmax_compress(clbnb_context *ctx, cl_command_queue queue, c
     pthread_mutex_unlock(&ctx->lock);
     if (e1) clReleaseEvent(e1);
     if (e2) clReleaseEvent(e2);
-    clReleaseMemObject(partial);
+    clbnb_scratch_release(ctx, queue, partial);
     return s;
 }
 

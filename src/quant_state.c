@@ -125,9 +125,8 @@ clbnb_status clbnb_quantize_state(clbnb_context *ctx, cl_command_queue queue, co
                                          event);
     }
     /* nested: f32 absmax into a scratch buffer, then compressed into the state (spec 3) */
-    cl_int err;
-    cl_mem scratch = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, qs->n_blocks * sizeof(float), NULL, &err);
-    if (err != CL_SUCCESS) return (clbnb_status)err;
+    cl_mem scratch;
+    CLBNB_TRY(clbnb_scratch_acquire(ctx, qs->n_blocks * sizeof(float), &scratch));
     clbnb_vector am = vec(scratch, qs->n_blocks, CLBNB_DTYPE_F32);
     cl_event e1 = NULL;
     clbnb_status s =
@@ -142,7 +141,7 @@ clbnb_status clbnb_quantize_state(clbnb_context *ctx, cl_command_queue queue, co
         qs->offset_valid = 0;
     }
     if (e1) clReleaseEvent(e1);
-    clReleaseMemObject(scratch);
+    clbnb_scratch_release(ctx, queue, scratch);
     return s;
 }
 

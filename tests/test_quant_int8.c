@@ -441,6 +441,56 @@ static void test_global_case(clbnb_context *ctx, cl_command_queue q, clbnb_path 
     free(want);
 }
 
+/* Many global quantizations (each with its own partials scratch) enqueued back to back on two
+ * queues with no waits: the scratch pool (src/scratch_pool.c) must never hand out a buffer that a
+ * pending command still uses. Each job's data has its own scale, so partials shared between jobs
+ * give a wrong absmax; more jobs than pool slots, and a second round reusing released buffers. */
+static void test_global_pipelined(clbnb_context *ctx, cl_command_queue q, clbnb_path path) {
+    enum { JOBS = 12 };
+    cl_int err;
+    cl_command_queue q2 = clCreateCommandQueue(clbnb_context_cl_context(ctx), clbnb_context_device(ctx), 0, &err);
+    TEST_CHECK(err == CL_SUCCESS, "second queue: %d", (int)err);
+    if (err != CL_SUCCESS) return;
+    for (int round = 0; round < 2; round++) {
+        float *x[JOBS];
+        int8_t *want[JOBS];
+        float amax[JOBS];
+        dmat dx[JOBS], dq[JOBS];
+        dvec da[JOBS];
+        clbnb_status st[JOBS];
+        size_t rows[JOBS], cols[JOBS];
+        for (int j = 0; j < JOBS; j++) {
+            rows[j] = 1 + rnd(300);
+            cols[j] = 1 + rnd(700);
+            x[j] = make_data(rows[j], cols[j], CLBNB_DTYPE_F32, 0, ldexpf(1.0f, j - 6));
+            amax[j] = ref_absmax(x[j], rows[j] * cols[j]);
+            want[j] = malloc(rows[j] * cols[j]);
+            for (size_t i = 0; i < rows[j] * cols[j]; i++)
+                want[j][i] = ref_global_code(x[j][i], 1.0f / amax[j]);
+            dx[j] = upload_matrix(ctx, x[j], rows[j], cols[j], cols[j], 0, CLBNB_DTYPE_F32);
+            dq[j] = out_matrix(ctx, rows[j], cols[j], cols[j], 0, CLBNB_DTYPE_I8);
+            da[j] = out_vector(ctx, 1, 0, CLBNB_DTYPE_F32);
+        }
+        for (int j = 0; j < JOBS; j++)
+            st[j] = clbnb_quantize_global(ctx, j % 2 ? q2 : q, &dx[j].m, &dq[j].m, &da[j].v, 0, 0, NULL, NULL);
+        clFinish(q);
+        clFinish(q2);
+        for (int j = 0; j < JOBS; j++) {
+            size_t bq = check_matrix_bytes(ctx, &dq[j], want[j], "q");
+            size_t ba = check_vector_bytes(ctx, &da[j], &amax[j], 1, 1, "absmax");
+            TEST_CHECK(st[j] == CLBNB_SUCCESS && bq == 0 && ba == 0,
+                       "global pipelined %s round %d job %d %zux%zu: %s, %zu/%zu wrong", path_name_of(path), round, j,
+                       rows[j], cols[j], clbnb_status_string(st[j]), bq, ba);
+            release_m(&dx[j]);
+            release_m(&dq[j]);
+            release_v(&da[j]);
+            free(x[j]);
+            free(want[j]);
+        }
+    }
+    clReleaseCommandQueue(q2);
+}
+
 static void test_columnwise_case(clbnb_context *ctx, cl_command_queue q, clbnb_path path, size_t rows, size_t cols,
                                  clbnb_dtype dt, clbnb_dtype sdt, int contiguous) {
     layout lx = pick_layout(contiguous), lq = pick_layout(contiguous);
@@ -852,6 +902,7 @@ int main(void) {
         test_columnwise_case(ctx, q, path, 1000, 192, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 1);
         test_double_quant_case(ctx, q, path, 777, 130, CLBNB_DTYPE_F32, 0.0f, 1);
         data_mode = DATA_NORMAL;
+        test_global_pipelined(ctx, q, path);
         test_accuracy_bars(ctx, q);
         test_validation(ctx, q);
     }
