@@ -184,7 +184,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     pthread_mutex_unlock(&ctx->lock);
     if (zeroed) clReleaseEvent(zeroed);
     if (summed) clReleaseEvent(summed);
-    if (partial) clbnb_scratch_release(ctx, queue, partial);
+    clbnb_scratch_release(ctx, queue, partial); /* NULL: no split */
     if (c->fused) *c->fused = s == CLBNB_SUCCESS && skinny && c->outliers;
     return s;
 }
@@ -245,7 +245,7 @@ clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_m
     }
     pthread_mutex_unlock(&ctx->lock);
     if (sliced) clReleaseEvent(sliced);
-    if (partial) clbnb_scratch_release(ctx, queue, partial);
+    clbnb_scratch_release(ctx, queue, partial); /* NULL: no split */
     return s;
 }
 

@@ -61,7 +61,7 @@ struct clbnb_context {
 /* --- scratch buffers (scratch_pool.c) ---------------------------------------------------------- */
 /* A device buffer of at least `bytes` bytes for the caller's commands, from the context's pool where
  * one is idle. Hand it back with clbnb_scratch_release after enqueueing its last use on `queue`
- * (never clReleaseMemObject): it is reused only once that use has completed. */
+ * (never clReleaseMemObject; NULL is ignored): it is reused only once that use has completed. */
 CLBNB_INTERNAL clbnb_status clbnb_scratch_acquire(clbnb_context *ctx, size_t bytes, cl_mem *out);
 CLBNB_INTERNAL void clbnb_scratch_release(clbnb_context *ctx, cl_command_queue queue, cl_mem mem);
 CLBNB_INTERNAL void clbnb_scratch_pool_free(clbnb_context *ctx);
@@ -151,7 +151,7 @@ CLBNB_INTERNAL clbnb_status clbnb_builtin_table(clbnb_context *ctx, cl_command_q
                                                 cl_mem *out);
 
 /* clbnb_quantize_rowwise with a caller-owned outlier-flag workspace (>= cols * 4 bytes; used only
- * with threshold > 0; NULL: allocated per call). Saves a device allocation per call for layers.
+ * with threshold > 0; NULL: a pooled scratch buffer, zero-filled per call).
  * The outlier compaction leaves the flags zeroed: flags_ws_zeroed = 1 says the workspace is all
  * zero (new and filled, or last used by a call whose every command was enqueued), saving a fill. */
 CLBNB_INTERNAL clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,

@@ -83,11 +83,6 @@ static void prog_opts(char *buf, size_t size, clbnb_dtype in, clbnb_dtype out, i
     snprintf(buf, size, "-DIN_DTYPE=%d -DOUT_DTYPE=%d -DQ8_CPU=%d", (int)in, (int)out, cpu);
 }
 
-/* Scratch buffers come from the context's pool (scratch_pool.c: no host stall on release). */
-static clbnb_status scratch(clbnb_context *ctx, size_t bytes, cl_mem *out) {
-    return clbnb_scratch_acquire(ctx, bytes, out);
-}
-
 static clbnb_status check_start(const clbnb_context *ctx, cl_command_queue queue, cl_uint num_events,
                                 const cl_event *wait_list) {
     CLBNB_TRY(clbnb_check_context_queue(ctx, queue));
@@ -216,7 +211,7 @@ clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queu
         if (flags_ws)
             CLBNB_TRY(clbnb_check_region(flags_ws, 0, x->cols * sizeof(cl_uint)));
         else
-            CLBNB_TRY(scratch(ctx, x->cols * sizeof(cl_uint), &flags));
+            CLBNB_TRY(clbnb_scratch_acquire(ctx, x->cols * sizeof(cl_uint), &flags));
     }
     chain ch = chain_start(num_events, wait_list, event);
     pthread_mutex_lock(&ctx->lock);
@@ -224,7 +219,7 @@ clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queu
                                      flags ? flags : flags_ws, !flags && flags_ws_zeroed, &ch, 1);
     pthread_mutex_unlock(&ctx->lock);
     chain_end(&ch);
-    if (flags) clbnb_scratch_release(ctx, queue, flags);
+    clbnb_scratch_release(ctx, queue, flags); /* NULL: none */
     return s;
 }
 
@@ -287,9 +282,9 @@ static flat_shape flatten(const clbnb_matrix *x, const clbnb_matrix *q) {
     return f;
 }
 
-/* Number of stage-1 partials for a flat shape. */
-/* H100, 4096 x 4096 / 8192 x 8192 f16 (partials, then quantize): 264 partials 45.8 / 149.4 us,
- * 528 39.7 / 125.2, 1024 38.9 / 120.6, 2112 40.7 / 122.1, 4224 42.8 / 124.4. */
+/* Number of stage-1 partials for a flat shape. H100, global quantize of 4096 x 4096 / 8192 x 8192
+ * f16: 264 partials 45.8 / 149.4 us, 528 39.7 / 125.2, 1024 38.9 / 120.6, 2112 40.7 / 122.1,
+ * 4224 42.8 / 124.4. */
 static size_t global_partials(const clbnb_context *ctx, const flat_shape *f) {
     size_t units = (size_t)(f->rows * f->nch);
     return min_sz(units, use_cpu(ctx) ? max_sz(cus(ctx) * 8, 64) : min_sz(cus(ctx) * 8, 1024));
@@ -357,7 +352,7 @@ clbnb_status clbnb_quantize_global(clbnb_context *ctx, cl_command_queue queue, c
     flat_shape f = flatten(x, transpose ? NULL : q);
     size_t np = global_partials(ctx, &f);
     cl_mem partials;
-    CLBNB_TRY(scratch(ctx, np * sizeof(float), &partials));
+    CLBNB_TRY(clbnb_scratch_acquire(ctx, np * sizeof(float), &partials));
     chain ch = chain_start(num_events, wait_list, event);
     pthread_mutex_lock(&ctx->lock);
     clbnb_status s = enqueue_absmax_partial(ctx, queue, x, &f, partials, np, &ch);
@@ -448,7 +443,7 @@ clbnb_status clbnb_quantize_columnwise_transpose(clbnb_context *ctx, cl_command_
     size_t nseg = col_segments(ctx, x->rows, x->cols), bytes;
     if (clbnb_mul_overflows(nseg * sizeof(float), x->cols, &bytes)) return CLBNB_ERROR_SIZE_OVERFLOW;
     cl_mem partials;
-    CLBNB_TRY(scratch(ctx, bytes, &partials));
+    CLBNB_TRY(clbnb_scratch_acquire(ctx, bytes, &partials));
     chain ch = chain_start(num_events, wait_list, event);
     pthread_mutex_lock(&ctx->lock);
     clbnb_status s = enqueue_colmax(ctx, queue, x, 0.0f, partials, nseg, &ch);
@@ -483,9 +478,9 @@ clbnb_status clbnb_int8_double_quant(clbnb_context *ctx, cl_command_queue queue,
     size_t nseg = col_segments(ctx, x->rows, x->cols), bytes;
     if (clbnb_mul_overflows(nseg * sizeof(float), x->cols, &bytes)) return CLBNB_ERROR_SIZE_OVERFLOW;
     cl_mem partials = NULL, flags = NULL;
-    CLBNB_TRY(scratch(ctx, bytes, &partials));
+    CLBNB_TRY(clbnb_scratch_acquire(ctx, bytes, &partials));
     if (threshold > 0.0f) {
-        clbnb_status s = scratch(ctx, x->cols * sizeof(cl_uint), &flags);
+        clbnb_status s = clbnb_scratch_acquire(ctx, x->cols * sizeof(cl_uint), &flags);
         if (s != CLBNB_SUCCESS) {
             clbnb_scratch_release(ctx, queue, partials);
             return s;
@@ -523,6 +518,6 @@ clbnb_status clbnb_int8_double_quant(clbnb_context *ctx, cl_command_queue queue,
     pthread_mutex_unlock(&ctx->lock);
     chain_end(&ch);
     clbnb_scratch_release(ctx, queue, partials);
-    if (flags) clbnb_scratch_release(ctx, queue, flags);
+    clbnb_scratch_release(ctx, queue, flags); /* NULL: none */
     return s;
 }
