@@ -146,6 +146,13 @@ clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, s
  * or 8 warps) 75.5 - 90.1 us at 8192 x 28672.
  * Nested absmax: the 256-entry code read through the cache instead of staged in local memory
  * before a barrier: 12.0 / 25.3 / 69.6 -> 11.5 / 24.3 / 68.4 us (plain: 11.3 / 22.3 / 64.8).
+ * Session 9 at 8192 x 28672, plain / nested, against 65.0 / 68.5 us: the decode replaced by one add
+ * per word (a diagnostic, not a GEMV) 51.2 / 49.2 us, so this shape's loads alone sit at 89 % of
+ * copy and the table decode costs the rest; a byte-pair table (one 8-byte local load per byte,
+ * 16 interleaved copies, each warp its own rows) 70.1 us at best (4 warps x 4 rows), 72 - 88 us
+ * elsewhere; one base pointer and strides instead of a pointer per row (96 registers instead of
+ * 124) 66.0 - 66.6 / 66.8 - 68.5 us; the next step's chunks loaded before the current ones are
+ * used 70.4 - 81.7 us. None kept.
  * The development knob CLBNB_G4_GEMV_CONFIG="warps,rows,unroll" overrides it (read per call:
  * benchmarks sweep it). */
 static void gemv_shape(int *warps, int *rows, int *unroll) {
