@@ -146,27 +146,31 @@ __kernel void int8_gemm_epilogue(__global const int *partial, uint M, uint N, EP
 
 // ------------------------------------------------------------------------------------------------
 // Skinny GEMM for small M (token generation, small batches): memory-bound on B, so B is streamed
-// once with coalesced 16-byte loads. A work-group of SK_TEAMS teams of 32 work-items computes
-// SK_TEAMS columns n; the 32 work-items of a team stride along K over one row of B and accumulate
-// all M rows of A (A is small and stays in cache); one local-memory reduction at the end.
+// once with coalesced 16-byte loads. A work-group of SK_TEAMS teams of SK_TL work-items computes
+// SK_TEAMS columns n; the SK_TL work-items of a team stride along K over one row of B and
+// accumulate all M rows of A (A is small and stays in cache); at the end the team's partial sums
+// are folded to 32 in local memory, then one work-item per row of A adds those 32 (integer sums:
+// exact in any order).
 // ------------------------------------------------------------------------------------------------
 #ifndef SK_MAX_M
-#define SK_MAX_M 16 // largest M this kernel serves (registers: SK_MAX_M accumulators per work-item)
+#define SK_MAX_M 4 // largest M this kernel serves (registers: SK_MAX_M accumulators per work-item)
 #endif
-#ifndef SK_TEAMS
-#define SK_TEAMS 8 // output columns per work-group (teams of 32 work-items)
+#ifndef SK_TL
+#define SK_TL 32 // work-items per team (one output column): 32, 64, 128 or 256
 #endif
+#define SK_WG 256
+#define SK_TEAMS (SK_WG / SK_TL) // output columns per work-group
 #ifndef ALIGNED16
 #define ALIGNED16 0 // 1 when A and B rows start 16-byte aligned: uint4 loads
 #endif
 
-__kernel __attribute__((reqd_work_group_size(32 * SK_TEAMS, 1, 1))) void
+__kernel __attribute__((reqd_work_group_size(SK_WG, 1, 1))) void
 int8_gemm_skinny(__global const char *a_base, ulong a_off, ulong lda, __global const char *b_base, ulong b_off,
                  ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS,
                  int fuse_outliers, __global const uchar *ox, ulong ox_off, ulong ldox, int oxdt,
                  __global const int *ocols, __global const int *ocount) {
-    __local int red[SK_TEAMS][SK_MAX_M][33];
-    const uint lane = get_local_id(0) % 32, team = get_local_id(0) / 32;
+    __local int red[SK_MAX_M][SK_WG];
+    const uint lid = get_local_id(0), lane = lid % SK_TL, team = lid / SK_TL;
     const uint n = get_group_id(0) * SK_TEAMS + team;
     const uint nn = min(n, N - 1); // teams past N compute a duplicate and discard it
     __global const char *A = a_base + a_off;
@@ -176,7 +180,7 @@ int8_gemm_skinny(__global const char *a_base, ulong a_off, ulong lda, __global c
     const uint kfull = K / 16 * 16;
     // one chunk of B per lane and step: loading 2 / 4 / 8 chunks before use measured slower on the
     // H100 (M = 1, 4096 x 4096: 13.1 -> 14.9 / 15.9 / 19.7 us; M = 4, 28672 x 8192: 126 -> 135-164)
-    for (uint k = lane * 16; k < kfull; k += 32 * 16) {
+    for (uint k = lane * 16; k < kfull; k += SK_TL * 16) {
 #if ALIGNED16
         int4 b = *(__global const int4 *)(brow + k);
 #else
@@ -203,12 +207,20 @@ int8_gemm_skinny(__global const char *a_base, ulong a_off, ulong lda, __global c
         for (uint m = 0; m < SK_MAX_M; m++)
             if (m < M) acc[m] += (int)A[(ulong)m * lda + kfull + lane] * bv;
     }
-    for (uint m = 0; m < SK_MAX_M; m++) red[team][m][lane] = acc[m];
+    for (uint m = 0; m < SK_MAX_M; m++) red[m][lid] = acc[m];
     barrier(CLK_LOCAL_MEM_FENCE);
-    // work-item (team, m = lane) sums the 32 partial sums of its team for row m
+    // a tree to 32 values per team, then 32 serial adds (a tree all the way down measured
+    // slower: M = 1, 4096 x 4096: 12.5 -> 14.3 us on the H100)
+    for (uint h = SK_TL / 2; h >= 32; h >>= 1) {
+        if (lane < h)
+            for (uint m = 0; m < SK_MAX_M; m++)
+                if (m < M) red[m][lid] += red[m][lid + h];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    // work-item (team, m = lane) stores row m of its team's column
     if (lane < M && lane < SK_MAX_M && n < N) {
         int sum = 0;
-        for (uint l = 0; l < 32; l++) sum += red[team][lane][l];
+        for (uint l = 0; l < 32; l++) sum += red[lane][team * SK_TL + l];
         const int cnt = fuse_outliers ? ocount[0] : 0;
         if (cnt > 0) {
             // LLM.int8 with outlier columns (token generation): the separate add's

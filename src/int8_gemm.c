@@ -70,6 +70,21 @@ static struct mma_config mma_config(const clbnb_context *ctx) {
     return c;
 }
 
+/* Work-items per output column of the skinny kernel (SK_TL in cl/int8_gemm.cl) for M rows of A.
+ * H100 sweep, 32 / 64 / 128 / 256 lanes (64 and up with a tree reduction down to one value):
+ * M = 1, 4096 x 4096: 12.5 / 15.4 / 16.8 / 21.5 us; 28672 x 8192: 90.6 / 87.8 / 94.5 / 124.9 us.
+ * M = 4, 4096 x 4096: 21.0 / 20.5 / 19.7 / 23.6 us; 28672 x 8192: 116.0 / 103.7 / 109.8 / 142.6 us
+ * (126.5 us with the former 16 accumulators per work-item). Serving M = 16 here: 47 - 64 /
+ * 460 - 610 us, against 29 / 177 us for the mma kernel. CLBNB_INT8_SKINNY_LANES=32|64|128|256
+ * overrides it (development knob, read per call). */
+static int skinny_lanes(size_t m) {
+    int lanes = m <= 1 ? 32 : 64;
+    const char *env = getenv("CLBNB_INT8_SKINNY_LANES");
+    int v;
+    if (env && sscanf(env, "%d", &v) == 1 && (v == 32 || v == 64 || v == 128 || v == 256)) lanes = v;
+    return lanes;
+}
+
 /* How many K slices: enough work-groups to give every compute unit two, when the output tiles
  * alone cannot (small M: token generation, small batches). */
 static cl_uint choose_splits(const clbnb_context *ctx, size_t tiles, size_t K, size_t bk) {
@@ -104,10 +119,12 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
          * dot4 and nv_mma paths, the emulation on the generic path) */
         int aligned = a->offset % 16 == 0 && a->ld % 16 == 0 && b->offset % 16 == 0 && b->ld % 16 == 0;
         int dot4 = path == CLBNB_PATH_GENERIC ? (int)CLBNB_DOT4_EMULATED : (int)ctx->info.dot4_impl;
-        snprintf(options, sizeof options, "-DDOT4_IMPL=%d -DALIGNED16=%d", dot4, aligned);
+        const int lanes = skinny_lanes(M);
+        snprintf(options, sizeof options, "-DDOT4_IMPL=%d -DALIGNED16=%d -DSK_TL=%d", dot4, aligned, lanes);
         program = "int8_gemm", kernel_name = "int8_gemm_skinny";
-        local[0] = 256, tile_m = 16, tile_n = 8, bk = 16, splittable = 0, skinny = 1;
-        global[0] = (N + 7) / 8 * 256, global[1] = 1;
+        tile_n = (size_t)(256 / lanes);
+        local[0] = 256, tile_m = 4, bk = 16, splittable = 0, skinny = 1;
+        global[0] = (N + tile_n - 1) / tile_n * 256, global[1] = 1;
     } else if (path == CLBNB_PATH_NV_MMA) {
         int aligned = a->offset % 16 == 0 && a->ld % 16 == 0 && b->offset % 16 == 0 && b->ld % 16 == 0;
         struct mma_config m = mma_config(ctx);
