@@ -196,10 +196,11 @@ int main(void) {
     cl_command_queue q = test_queue(ctx);
     test_rng rng = test_rng_seeded(0);
     /* M <= 4 with K > 4096: every work-item of the skinny kernel's widest team (256 x 16 bytes of
-     * K) holds a partial sum, so a reduction that drops any of them fails */
-    static const struct shape shapes[] = {{1, 1, 1},    {1, 7, 3},      {3, 1, 5},     {2, 3, 4},
-                                          {17, 33, 65}, {64, 64, 64},   {65, 63, 100}, {1, 300, 257},
-                                          {5, 9, 4097}, {130, 129, 77}, {1, 3, 4113},  {4, 5, 8195}};
+     * K) holds a partial sum, so a reduction that drops any of them fails; M = 16: the nv_mma
+     * path's small-batch tile (16 x 128 x 128) with tails in N and K */
+    static const struct shape shapes[] = {{1, 1, 1},    {1, 7, 3},     {3, 1, 5},     {2, 3, 4},    {17, 33, 65},
+                                          {64, 64, 64}, {65, 63, 100}, {1, 300, 257}, {5, 9, 4097}, {130, 129, 77},
+                                          {1, 3, 4113}, {4, 5, 8195},  {16, 131, 515}};
     static const struct variant variants[] = {
         {EPI_INT32, CLBNB_DTYPE_I32, CLBNB_DTYPE_F32, CLBNB_DTYPE_COUNT},
         {EPI_LLM, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, CLBNB_DTYPE_F16},
