@@ -152,7 +152,7 @@ clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, s
  * 16 interleaved copies, each warp its own rows) 70.1 us at best (4 warps x 4 rows), 72 - 88 us
  * elsewhere; one base pointer and strides instead of a pointer per row (96 registers instead of
  * 124) 66.0 - 66.6 / 66.8 - 68.5 us; the next step's chunks loaded before the current ones are
- * used 70.4 - 81.7 us. None kept.
+ * used 66.3 - 81.7 us (66.3 with 4 warps and one chunk per row in flight, nested 71.2). None kept.
  * The development knob CLBNB_G4_GEMV_CONFIG="warps,rows,unroll" overrides it (read per call:
  * benchmarks sweep it). */
 static void gemv_shape(int *warps, int *rows, int *unroll) {
