@@ -96,7 +96,6 @@ inline uint q4_cell(float x) { return min(convert_uint_sat_rtz(fabs(x) * 16.0f),
 inline uint q4_cell(float x) { return min(convert_uint_sat_rtz(fma(x, 16.0f, 16.0f)), 32u); }
 #endif
 
-
 // Entry k of the cell table (.x: NF4 count below / FP4 low bits below | above << 4; .y: the
 // threshold's bits). Work-items 0..Q4C_N-1 each fill one; published by the caller's barrier.
 inline void fill_cells_4bit(__local uint2 *cells, uint lid) {

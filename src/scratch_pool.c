@@ -13,9 +13,8 @@
  * Policy: at most CLBNB_SCRATCH_SLOTS buffers of at most CLBNB_SCRATCH_MAX_BYTES each and
  * CLBNB_SCRATCH_TOTAL_BYTES together (sizes rounded up to a power of two so that calls of similar
  * size share buffers); larger requests, or requests while every slot is busy, get a buffer of
- * their own that is released as before. The
- * pool is freed with the context. Guarded by its own mutex (a leaf lock: callers may hold
- * ctx->lock). */
+ * their own, released (clReleaseMemObject) when handed back. The pool is freed with the context.
+ * Guarded by its own mutex (a leaf lock: callers may hold ctx->lock). */
 #include "internal.h"
 
 static int event_done(cl_event e) {
