@@ -76,11 +76,38 @@ typedef struct pipeline {
     cl_event read[2];
     chunk_job job[2];
     int pending[2];
+    /* CPU device sharing host memory: an unstaged chunk is handed to the kernel where it lies in
+     * the mapped file (a CL_MEM_USE_HOST_PTR buffer per chunk, released once enqueued) instead of
+     * being copied into in[s] by the runtime first, a single-threaded copy between the two-thread
+     * kernels of the in-order queue. PoCL, 2-core EPYC, 1.08 GB f16 checkpoint to NF4 + double
+     * quant, output on tmpfs (no disk): 0.52-0.69 s, median 0.57, with the copy; 0.46-0.52,
+     * median 0.47, without. */
+    size_t zero_copy;    /* 0: upload every chunk; else the device's buffer base alignment in bytes */
+    cl_mem chunk_in[2];  /* the slot's input for the quantize step: in[s], or the zero-copy buffer */
+    size_t chunk_off[2]; /* byte offset of the chunk in chunk_in[s] */
 } pipeline;
+
+/* When the device computes on host memory itself (a CPU device), so a host pointer can serve as a
+ * buffer's storage without a copy: the alignment in bytes its buffers start at (the kernels rely on
+ * it for their vector loads); else 0. */
+static size_t host_memory_alignment(const clbnb_context *ctx) {
+    cl_device_id dev = clbnb_context_device(ctx);
+    cl_device_type type = 0;
+    cl_bool unified = CL_FALSE;
+    cl_uint align_bits = 0;
+    if (clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof type, &type, NULL) != CL_SUCCESS ||
+        clGetDeviceInfo(dev, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) != CL_SUCCESS ||
+        clGetDeviceInfo(dev, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL) != CL_SUCCESS)
+        return 0;
+    size_t align = align_bits / 8 > 16 ? align_bits / 8 : 16;
+    return (type & CL_DEVICE_TYPE_CPU) && unified ? align : 0;
+}
 
 static clbnb_status pipeline_init(pipeline *p, size_t in_cap, size_t out_cap, int staged) {
     cl_int e = CL_SUCCESS;
+    p->zero_copy = staged ? 0 : host_memory_alignment(p->ctx);
     for (int s = 0; s < 2 && e == CL_SUCCESS; s++) {
+        /* in[s] also serves zero-copy pipelines, for chunks not aligned to an element */
         p->in[s] = clCreateBuffer(clbnb_context_cl_context(p->ctx), CL_MEM_READ_WRITE, in_cap, NULL, &e);
         if (e == CL_SUCCESS)
             p->out[s] = clCreateBuffer(clbnb_context_cl_context(p->ctx), CL_MEM_READ_WRITE, out_cap, NULL, &e);
@@ -116,7 +143,7 @@ static clbnb_status pipeline_drain(pipeline *p, int s) {
     return clbnb_st_writer_write(p->w, p->host_out[s], p->job[s].out_bytes, p->err);
 }
 
-/* The quantize step of one chunk: reads p->in[s], writes p->out[s] and its statistics. */
+/* The quantize step of one chunk: reads p->chunk_in[s], writes p->out[s] and its statistics. */
 typedef clbnb_status (*chunk_quantize_fn)(void *user, const pipeline *p, int s, const chunk_job *j);
 /* Fills the staging buffer from the host input (NULL: upload the input bytes as they are). */
 typedef size_t (*chunk_stage_fn)(void *user, const chunk_job *j, void *dst);
@@ -136,8 +163,27 @@ static clbnb_status pipeline_run(pipeline *p, size_t n_chunks, void (*plan)(void
         }
         /* the staging buffer of this slot was last read by the upload two chunks ago, which the
          * drain of that chunk (its read-back comes later in the in-order queue) has completed */
-        s = (clbnb_status)clEnqueueWriteBuffer(p->queue, p->in[slot], CL_FALSE, 0, up, src, 0, NULL, NULL);
+        cl_mem zc = NULL;
+        /* the buffer starts at the aligned address at or before the chunk (still inside the file's
+         * bytes: its header comes first), the chunk at an offset into it */
+        const size_t lead = p->zero_copy ? (size_t)((uintptr_t)src % p->zero_copy) : 0;
+        const unsigned char *file = p->zero_copy ? clbnb_checkpoint_file_start(p->ck, p->t) : NULL;
+        if (p->zero_copy && file && (const unsigned char *)src - lead >= file &&
+            lead % clbnb_st_dtype_size(p->t->dtype) == 0) {
+            cl_int e = CL_SUCCESS;
+            zc = clCreateBuffer(clbnb_context_cl_context(p->ctx), CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, lead + up,
+                                (void *)((const unsigned char *)src - lead), &e);
+            s = (clbnb_status)e;
+            p->chunk_in[slot] = zc;
+            p->chunk_off[slot] = lead;
+        } else {
+            s = (clbnb_status)clEnqueueWriteBuffer(p->queue, p->in[slot], CL_FALSE, 0, up, src, 0, NULL, NULL);
+            p->chunk_in[slot] = p->in[slot];
+            p->chunk_off[slot] = 0;
+        }
         if (s == CLBNB_SUCCESS) s = quantize(user, p, slot, j);
+        /* the runtime keeps the buffer until the commands using it have finished */
+        if (zc) clReleaseMemObject(zc);
         if (s == CLBNB_SUCCESS)
             s = (clbnb_status)clEnqueueReadBuffer(p->queue, p->out[slot], CL_FALSE, 0, j->out_bytes, p->host_out[slot],
                                                   0, NULL, &p->read[slot]);
@@ -171,7 +217,7 @@ static void q4_plan(void *user, size_t c, chunk_job *j) {
 static clbnb_status q4_quantize(void *user, const pipeline *p, int s, const chunk_job *j) {
     const q4_job *q = user;
     const size_t n = j->in_bytes / q->es, b0 = j->index * (q->chunk_elems / q->qs->blocksize);
-    clbnb_vector x = clbnb_vector_make(p->in[s], 0, n, q->qs->dtype);
+    clbnb_vector x = clbnb_vector_make(p->chunk_in[s], p->chunk_off[s], n, q->qs->dtype);
     clbnb_vector packed = clbnb_vector_make(p->out[s], 0, j->out_bytes, CLBNB_DTYPE_U8);
     clbnb_vector am = clbnb_vector_make(q->absmax, b0 * 4, clbnb_blocks_count(n, q->qs->blocksize), CLBNB_DTYPE_F32);
     return clbnb_quantize_4bit(p->ctx, p->queue, &x, q->qs->quant_type, q->qs->blocksize, &packed, &am, 0, NULL, NULL);
@@ -292,7 +338,7 @@ static size_t i8_stage(void *user, const chunk_job *j, void *dst) {
 static clbnb_status i8_quantize(void *user, const pipeline *p, int s, const chunk_job *j) {
     const i8_job *q = user;
     const size_t n = j->out_bytes / q->cols, r0 = j->index * q->chunk_rows;
-    clbnb_matrix x = clbnb_matrix_make(p->in[s], 0, n, q->cols, CLBNB_DTYPE_F16);
+    clbnb_matrix x = clbnb_matrix_make(p->chunk_in[s], p->chunk_off[s], n, q->cols, CLBNB_DTYPE_F16);
     clbnb_matrix cb = clbnb_matrix_make(p->out[s], 0, n, q->cols, CLBNB_DTYPE_I8);
     clbnb_vector scb = clbnb_vector_make(q->scb, r0 * 4, n, CLBNB_DTYPE_F32);
     return clbnb_quantize_rowwise(p->ctx, p->queue, &x, &cb, &scb, CLBNB_ROWWISE_LLM_INT8, 0.0f, NULL, NULL, 0, NULL,

@@ -691,6 +691,15 @@ void clbnb_checkpoint_release_range(const clbnb_checkpoint *ck, const clbnb_st_t
     }
 }
 
+const unsigned char *clbnb_checkpoint_file_start(const clbnb_checkpoint *ck, const clbnb_st_tensor *t) {
+    if (!ck || !t) return NULL;
+    for (size_t i = 0; i < ck->nshards; i++) {
+        const clbnb_safetensors *st = ck->shards[i];
+        if (t >= st->tensors && t < st->tensors + st->count) return st->base;
+    }
+    return NULL;
+}
+
 void clbnb_checkpoint_release_pages(const clbnb_checkpoint *ck, const clbnb_st_tensor *t) {
     if (t) clbnb_checkpoint_release_range(ck, t, 0, t->nbytes);
 }

@@ -2,6 +2,9 @@
  * tensors, the data follows tensor by tensor, deferred tensors (small 1-D ones whose exact length
  * is known late) go last; the header is written (again) at the end, padded with spaces to the
  * space reserved for it. Output goes to a temporary file renamed over the target at the end. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sync_file_range (the build defines it already) */
+#endif
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +42,27 @@ struct clbnb_st_writer {
     char **meta_kv;
     size_t meta_count;
     int failed;
+    uint64_t unsubmitted; /* bytes written since writeback was last started */
+    off_t writeback_from; /* file offset where that range begins */
 };
+
+/* Streamed data is handed to the disk as it comes (Linux: sync_file_range starts writeback of
+ * every WRITEBACK_STEP bytes without waiting for it), so the fsync at the end waits for less.
+ * 2-core PoCL machine, 1.08 GB checkpoint quantized to 0.29 GB: the final fsync took 0.30 s of
+ * 0.72-0.79 s before, 0.21 s of 0.69-0.74 s with it; the rest of the wait is the disk's buffered
+ * write rate (about 400 MB/s there). */
+#define WRITEBACK_STEP ((uint64_t)16 << 20)
+
+static void start_writeback(clbnb_st_writer *w) {
+#ifdef __linux__
+    if (fflush(w->f) != 0) return; /* the error shows again at the final flush */
+    off_t pos = ftello(w->f);
+    if (pos > w->writeback_from)
+        (void)sync_file_range(fileno(w->f), w->writeback_from, pos - w->writeback_from, SYNC_FILE_RANGE_WRITE);
+    w->writeback_from = pos > 0 ? pos : w->writeback_from;
+#endif
+    w->unsubmitted = 0;
+}
 
 static void writer_free(clbnb_st_writer *w) {
     if (!w) return;
@@ -271,6 +294,8 @@ clbnb_status clbnb_st_writer_write(clbnb_st_writer *w, const void *data, size_t 
         p += c;
         bytes -= c;
         w->cur_done += c;
+        w->unsubmitted += c;
+        if (w->unsubmitted >= WRITEBACK_STEP) start_writeback(w);
         if (w->cur_done == t->max_bytes) {
             w->cur++;
             w->cur_done = 0;
