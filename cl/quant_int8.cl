@@ -232,10 +232,10 @@ inline char8 row_code8(float8 v, float f, float rf, float thr, const int mode) {
 // sdt: dtype of the stats (f32 / f16).
 inline void rowwise_wg(__global const uchar *x, ulong xoff, ulong ldx, __global char *q, ulong qoff, ulong ldq,
                        __global uchar *stats, ulong soff, int sdt, ulong rows, ulong cols, float thr,
-                       __global uint *flags, uint tpr, __local float *red, const int mode) {
+                       __global uint *flags, uint tpr, __local float *red, const int mode, ulong group) {
     uint lid = get_local_id(0);
     uint t = lid & (tpr - 1);
-    ulong r = get_group_id(0) * (ulong)(WG / tpr) + lid / tpr;
+    ulong r = group * (ulong)(WG / tpr) + lid / tpr;
     bool active = r < rows;
     ulong xb = xoff + r * ldx, qb = qoff + r * ldq;
     ulong ng = active ? cols / 8 : 0; // full groups
@@ -367,7 +367,7 @@ inline void compact_flags_wg(__global uint *flags, ulong cols, __global int *oco
         ROWWISE_ARGS, uint tpr, __global int *ocols, ulong ooff, __global int *count, ulong coff, int compact) {      \
         __local float red[WG];                                                                                       \
         __local uint scan[WG];                                                                                       \
-        rowwise_wg(ROWWISE_PASS, tpr, red, mode);                                                                    \
+        rowwise_wg(ROWWISE_PASS, tpr, red, mode, get_group_id(0));                                                   \
         if (compact) {                                                                                               \
             barrier(CLK_GLOBAL_MEM_FENCE); /* the flags of every row */                                              \
             compact_flags_wg(flags, cols, ocols, ooff, count, coff, scan);                                           \
@@ -511,14 +511,14 @@ __kernel void dequant_rowwise_cpu(__global const char *q, ulong qoff, ulong ldq,
 // CHUNK is a multiple of 8, so 8-element groups of a chunk are 16-byte aligned when the row is.
 // ================================================================================================
 #if !Q8_CPU
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void absmax_partial_wg(
-    __global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong nch, __global float *partials) {
-    __local float red[WG];
+// Partial `group` of `groups`: the max of |x| over units group, group + groups, ...
+inline void absmax_partial(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong nch,
+                           __global float *partials, ulong group, ulong groups, __local float *red) {
     uint lid = get_local_id(0);
     float8 m8 = 0.0f;
     float m = 0.0f;
     ulong total = rows * nch;
-    for (ulong u = get_group_id(0); u < total; u += get_num_groups(0)) {
+    for (ulong u = group; u < total; u += groups) {
         ulong r = u / nch, c0 = (u - r * nch) * CHUNK, c1 = min(c0 + CHUNK, cols);
         ulong xb = xoff + r * ldx + c0, n8 = (c1 - c0) / 8;
         bool vec = X_ALIGNED16(xb);
@@ -526,7 +526,29 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void absmax_partial_wg(
         for (ulong c = n8 * 8 + lid; c < c1 - c0; c += WG) m = fmax(m, fabs(LOADX(xb + c)));
     }
     m = wg_max(fmax(m, hmax8(m8)), red, WG);
-    if (lid == 0) partials[get_group_id(0)] = m;
+    if (lid == 0) partials[group] = m;
+}
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void absmax_partial_wg(
+    __global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong nch, __global float *partials) {
+    __local float red[WG];
+    absmax_partial(x, xoff, ldx, rows, cols, nch, partials, get_group_id(0), get_num_groups(0), red);
+}
+
+// SwitchBack forward, stage 1 in one launch: the SwitchBack row-wise quantization of x (row_groups
+// work-groups, no threshold) and the np absmax partials of w (same dtype, flat shape), their
+// work-groups interleaved evenly so that both kinds run side by side: the row-wise groups leave
+// memory idle while they reduce, and the read-only absmax groups fill it.
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void rowwise_sb_with_absmax_wg(
+    ROWWISE_ARGS, uint tpr, ulong row_groups, __global const uchar *w, ulong woff, ulong ldw, ulong wrows, ulong wcols,
+    ulong wnch, __global float *partials, ulong np) {
+    __local float red[WG];
+    const ulong g = get_group_id(0), total = row_groups + np;
+    const ulong p_before = g * np / total; // absmax groups among 0 .. g-1
+    if ((g + 1) * np / total > p_before)
+        absmax_partial(w, woff, ldw, wrows, wcols, wnch, partials, p_before, np, red);
+    else
+        rowwise_wg(ROWWISE_PASS, tpr, red, MODE_SB, g - p_before);
 }
 #endif
 

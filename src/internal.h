@@ -154,6 +154,16 @@ CLBNB_INTERNAL clbnb_status clbnb_builtin_table(clbnb_context *ctx, cl_command_q
  * with threshold > 0; NULL: a pooled scratch buffer, zero-filled per call).
  * The outlier compaction leaves the flags zeroed: flags_ws_zeroed = 1 says the workspace is all
  * zero (new and filled, or last used by a call whose every command was enqueued), saving a fill. */
+/* SwitchBack forward inputs (global variants): x row-wise in SwitchBack mode (no threshold) into
+ * xq / x_stats and w globally (not transposed) into wq / w_absmax, as clbnb_quantize_rowwise and
+ * clbnb_quantize_global would, in fewer launches where the path allows (src/quant_int8.c). */
+CLBNB_INTERNAL clbnb_status clbnb_quantize_switchback_inputs(clbnb_context *ctx, cl_command_queue queue,
+                                                             const clbnb_matrix *x, const clbnb_matrix *xq,
+                                                             const clbnb_vector *x_stats, const clbnb_matrix *w,
+                                                             const clbnb_matrix *wq, const clbnb_vector *w_absmax,
+                                                             cl_uint num_events, const cl_event *wait_list,
+                                                             cl_event *event);
+
 CLBNB_INTERNAL clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
                                                       const clbnb_matrix *q, const clbnb_vector *row_stats,
                                                       clbnb_rowwise_mode mode, float threshold,

@@ -243,9 +243,15 @@ clbnb_status clbnb_switchback_forward(clbnb_switchback *l, cl_command_queue queu
     clbnb_matrix xq = clbnb_matrix_make(l->xq.mem, 0, m, l->k, CLBNB_DTYPE_I8), wq = sb_wq(l);
     clbnb_vector sx = clbnb_vector_make(l->sx.mem, 0, m, CLBNB_DTYPE_F16), sw = sb_sw(l);
     CLBNB_TRY(lay_seq_step(&seq));
-    CLBNB_TRY(
-        clbnb_quantize_rowwise(ctx, queue, x, &xq, &sx, CLBNB_ROWWISE_SWITCHBACK, 0.0f, NULL, NULL, 0, NULL, NULL));
-    if (!l->eval) CLBNB_TRY(quantize_w(l, &seq));
+    if (!l->eval && l->variant != CLBNB_SWITCHBACK_VECTORWISE) {
+        /* both quantizations at once: fewer launches, memory kept busy (src/quant_int8.c) */
+        clbnb_matrix w = sb_w(l);
+        CLBNB_TRY(clbnb_quantize_switchback_inputs(ctx, queue, x, &xq, &sx, &w, &wq, &sw, 0, NULL, NULL));
+    } else {
+        CLBNB_TRY(
+            clbnb_quantize_rowwise(ctx, queue, x, &xq, &sx, CLBNB_ROWWISE_SWITCHBACK, 0.0f, NULL, NULL, 0, NULL, NULL));
+        if (!l->eval) CLBNB_TRY(quantize_w(l, &seq));
+    }
     clbnb_vector bias = clbnb_vector_make(l->bias, 0, l->n, l->bias_dt);
     CLBNB_TRY(lay_seq_step(&seq));
     if (l->variant == CLBNB_SWITCHBACK_VECTORWISE)

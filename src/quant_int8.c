@@ -111,6 +111,14 @@ static clbnb_status check_outliers(float threshold, size_t cols, const clbnb_vec
 /* ================================================================================================ */
 /* Row-wise quantization (validated arguments; ctx->lock held)                                      */
 /* ================================================================================================ */
+/* GENERIC: work-items per row such that each holds at most RPT = 2 groups of 8 (cl/quant_int8.cl) */
+static size_t rowwise_tpr(size_t cols) {
+    size_t tpr = 8;
+    while (tpr < WG_GENERIC && tpr * 16 < cols)
+        tpr *= 2;
+    return tpr;
+}
+
 /* flags_zeroed: the caller vouches that `flags` is all zero (a workspace the previous call's
  * compaction cleared), so no fill is needed. */
 static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
@@ -119,10 +127,7 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
                                     int flags_zeroed, chain *ch, int last) {
     int cpu = use_cpu(ctx);
     cl_ulong rows = x->rows, cols = x->cols;
-    /* GENERIC: work-items per row such that each holds at most RPT = 2 groups of 8 (cl/quant_int8.cl) */
-    size_t tpr = 8;
-    while (tpr < WG_GENERIC && tpr * 16 < cols)
-        tpr *= 2;
+    size_t tpr = rowwise_tpr(cols);
     char opts[64];
     prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
     int outliers = thr > 0.0f;
@@ -182,6 +187,19 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
     return CLBNB_SUCCESS;
 }
 
+static clbnb_status check_rowwise(const clbnb_matrix *x, const clbnb_matrix *q, const clbnb_vector *row_stats,
+                                  clbnb_rowwise_mode mode, float threshold, const clbnb_vector *outlier_cols,
+                                  const clbnb_vector *outlier_count) {
+    if (!x || !q || !row_stats) return CLBNB_ERROR_NULL_ARGUMENT;
+    CLBNB_TRY(clbnb_check_matrix(x, CLBNB_DT_FLOAT));
+    CLBNB_TRY(clbnb_check_matrix(q, CLBNB_DT(CLBNB_DTYPE_I8)));
+    if (q->rows != x->rows || q->cols != x->cols) return CLBNB_ERROR_INVALID_SHAPE;
+    CLBNB_TRY(clbnb_check_vector(row_stats, CLBNB_DT(CLBNB_DTYPE_F32) | CLBNB_DT(CLBNB_DTYPE_F16), x->rows));
+    if (mode != CLBNB_ROWWISE_LLM_INT8 && mode != CLBNB_ROWWISE_SWITCHBACK) return CLBNB_ERROR_INVALID_ARGUMENT;
+    CLBNB_TRY(check_threshold(threshold));
+    return check_outliers(threshold, x->cols, outlier_cols, outlier_count);
+}
+
 clbnb_status clbnb_quantize_rowwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
                                     const clbnb_matrix *q, const clbnb_vector *row_stats, clbnb_rowwise_mode mode,
                                     float threshold, const clbnb_vector *outlier_cols,
@@ -197,14 +215,7 @@ clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queu
                                        const clbnb_vector *outlier_count, cl_mem flags_ws, int flags_ws_zeroed,
                                        cl_uint num_events, const cl_event *wait_list, cl_event *event) {
     CLBNB_TRY(check_start(ctx, queue, num_events, wait_list));
-    if (!x || !q || !row_stats) return CLBNB_ERROR_NULL_ARGUMENT;
-    CLBNB_TRY(clbnb_check_matrix(x, CLBNB_DT_FLOAT));
-    CLBNB_TRY(clbnb_check_matrix(q, CLBNB_DT(CLBNB_DTYPE_I8)));
-    if (q->rows != x->rows || q->cols != x->cols) return CLBNB_ERROR_INVALID_SHAPE;
-    CLBNB_TRY(clbnb_check_vector(row_stats, CLBNB_DT(CLBNB_DTYPE_F32) | CLBNB_DT(CLBNB_DTYPE_F16), x->rows));
-    if (mode != CLBNB_ROWWISE_LLM_INT8 && mode != CLBNB_ROWWISE_SWITCHBACK) return CLBNB_ERROR_INVALID_ARGUMENT;
-    CLBNB_TRY(check_threshold(threshold));
-    CLBNB_TRY(check_outliers(threshold, x->cols, outlier_cols, outlier_count));
+    CLBNB_TRY(check_rowwise(x, q, row_stats, mode, threshold, outlier_cols, outlier_count));
 
     cl_mem flags = NULL;
     if (threshold > 0.0f) {
@@ -338,18 +349,44 @@ static clbnb_status enqueue_transpose_quant(clbnb_context *ctx, cl_command_queue
     return chain_kernel(ch, queue, k, 1, &global, &local, last);
 }
 
-clbnb_status clbnb_quantize_global(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
-                                   const clbnb_matrix *q, const clbnb_vector *absmax, int transpose, cl_uint num_events,
-                                   const cl_event *wait_list, cl_event *event) {
-    CLBNB_TRY(check_start(ctx, queue, num_events, wait_list));
+static clbnb_status check_global(const clbnb_matrix *x, const clbnb_matrix *q, const clbnb_vector *absmax,
+                                 int transpose) {
     if (!x || !q || !absmax) return CLBNB_ERROR_NULL_ARGUMENT;
     CLBNB_TRY(clbnb_check_matrix(x, CLBNB_DT_FLOAT));
     CLBNB_TRY(clbnb_check_matrix(q, CLBNB_DT(CLBNB_DTYPE_I8)));
     if (transpose ? (q->rows != x->cols || q->cols != x->rows) : (q->rows != x->rows || q->cols != x->cols))
         return CLBNB_ERROR_INVALID_SHAPE;
-    CLBNB_TRY(clbnb_check_vector(absmax, CLBNB_DT(CLBNB_DTYPE_F32) | CLBNB_DT(x->dtype), 1));
+    return clbnb_check_vector(absmax, CLBNB_DT(CLBNB_DTYPE_F32) | CLBNB_DT(x->dtype), 1);
+}
 
+/* Stage 2 of the (not transposed) global quantization: the absmax from the np partials, codes. */
+static clbnb_status enqueue_global_quant(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                         const clbnb_matrix *q, const clbnb_vector *absmax, const flat_shape *f,
+                                         cl_mem partials, size_t np, chain *ch) {
     int cpu = use_cpu(ctx);
+    char opts[64];
+    prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
+    cl_int sdt = (cl_int)absmax->dtype;
+    cl_kernel k;
+    CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "global_quant_cpu" : "global_quant_wg", &k));
+    cl_ulong xoff = elem_off(x->offset, x->dtype), qoff = q->offset, aoff = elem_off(absmax->offset, absmax->dtype);
+    cl_uint npu = (cl_uint)np;
+    CLBNB_TRY(clbnb_set_args(k, 14, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(f->ldx), CLBNB_ARG(f->rows),
+                             CLBNB_ARG(f->cols), CLBNB_ARG(f->nch), CLBNB_ARG(partials), CLBNB_ARG(npu),
+                             CLBNB_ARG(q->mem), CLBNB_ARG(qoff), CLBNB_ARG(f->ldq), CLBNB_ARG(absmax->mem),
+                             CLBNB_ARG(aoff), CLBNB_ARG(sdt)));
+    size_t units = (size_t)(f->rows * f->nch);
+    size_t local = cpu ? 1 : WG_GENERIC;
+    size_t global = (cpu ? np : min_sz(units, cus(ctx) * 16)) * local;
+    return chain_kernel(ch, queue, k, 1, &global, &local, 1);
+}
+
+clbnb_status clbnb_quantize_global(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                   const clbnb_matrix *q, const clbnb_vector *absmax, int transpose, cl_uint num_events,
+                                   const cl_event *wait_list, cl_event *event) {
+    CLBNB_TRY(check_start(ctx, queue, num_events, wait_list));
+    CLBNB_TRY(check_global(x, q, absmax, transpose));
+
     flat_shape f = flatten(x, transpose ? NULL : q);
     size_t np = global_partials(ctx, &f);
     cl_mem partials;
@@ -357,26 +394,62 @@ clbnb_status clbnb_quantize_global(clbnb_context *ctx, cl_command_queue queue, c
     chain ch = chain_start(num_events, wait_list, event);
     pthread_mutex_lock(&ctx->lock);
     clbnb_status s = enqueue_absmax_partial(ctx, queue, x, &f, partials, np, &ch);
-    if (s == CLBNB_SUCCESS && transpose) {
-        s = enqueue_transpose_quant(ctx, queue, x, q, absmax, 0, partials, np, &ch, 1);
-    } else if (s == CLBNB_SUCCESS) {
-        char opts[64];
-        prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
-        cl_int sdt = (cl_int)absmax->dtype;
-        cl_kernel k;
-        s = clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "global_quant_cpu" : "global_quant_wg", &k);
-        cl_ulong xoff = elem_off(x->offset, x->dtype), qoff = q->offset, aoff = elem_off(absmax->offset, absmax->dtype);
-        cl_uint npu = (cl_uint)np;
-        if (s == CLBNB_SUCCESS)
-            s = clbnb_set_args(k, 14, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(f.ldx), CLBNB_ARG(f.rows),
-                               CLBNB_ARG(f.cols), CLBNB_ARG(f.nch), CLBNB_ARG(partials), CLBNB_ARG(npu),
-                               CLBNB_ARG(q->mem), CLBNB_ARG(qoff), CLBNB_ARG(f.ldq), CLBNB_ARG(absmax->mem),
-                               CLBNB_ARG(aoff), CLBNB_ARG(sdt));
-        size_t units = (size_t)(f.rows * f.nch);
-        size_t local = cpu ? 1 : WG_GENERIC;
-        size_t global = (cpu ? np : min_sz(units, cus(ctx) * 16)) * local;
-        if (s == CLBNB_SUCCESS) s = chain_kernel(&ch, queue, k, 1, &global, &local, 1);
+    if (s == CLBNB_SUCCESS)
+        s = transpose ? enqueue_transpose_quant(ctx, queue, x, q, absmax, 0, partials, np, &ch, 1)
+                      : enqueue_global_quant(ctx, queue, x, q, absmax, &f, partials, np, &ch);
+    pthread_mutex_unlock(&ctx->lock);
+    chain_end(&ch);
+    clbnb_scratch_release(ctx, queue, partials);
+    return s;
+}
+
+/* SwitchBack forward, global variants (internal.h). GENERIC path with x and w of one dtype: the
+ * row-wise launch of x also computes w's absmax partials (cl/quant_int8.cl,
+ * rowwise_sb_with_absmax_wg), then w's codes; otherwise the two public calls one after the other. */
+clbnb_status clbnb_quantize_switchback_inputs(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
+                                              const clbnb_matrix *xq, const clbnb_vector *x_stats,
+                                              const clbnb_matrix *w, const clbnb_matrix *wq,
+                                              const clbnb_vector *w_absmax, cl_uint num_events,
+                                              const cl_event *wait_list, cl_event *event) {
+    CLBNB_TRY(check_start(ctx, queue, num_events, wait_list));
+    CLBNB_TRY(check_rowwise(x, xq, x_stats, CLBNB_ROWWISE_SWITCHBACK, 0.0f, NULL, NULL));
+    CLBNB_TRY(check_global(w, wq, w_absmax, 0));
+    if (use_cpu(ctx) || x->dtype != w->dtype) {
+        cl_event first = NULL;
+        CLBNB_TRY(clbnb_quantize_rowwise(ctx, queue, x, xq, x_stats, CLBNB_ROWWISE_SWITCHBACK, 0.0f, NULL, NULL,
+                                         num_events, wait_list, &first));
+        clbnb_status s = clbnb_quantize_global(ctx, queue, w, wq, w_absmax, 0, 1, &first, event);
+        clReleaseEvent(first);
+        return s;
     }
+    flat_shape f = flatten(w, wq);
+    size_t np = global_partials(ctx, &f);
+    cl_mem partials;
+    CLBNB_TRY(clbnb_scratch_acquire(ctx, np * sizeof(float), &partials));
+    chain ch = chain_start(num_events, wait_list, event);
+    pthread_mutex_lock(&ctx->lock);
+    char opts[64];
+    prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, 0);
+    cl_kernel k;
+    clbnb_status s = clbnb_kernel_get_locked(ctx, PROG, opts, "rowwise_sb_with_absmax_wg", &k);
+    const size_t tpr = rowwise_tpr(x->cols);
+    const cl_ulong row_groups = ceil_div(x->rows, WG_GENERIC / tpr), npl = np;
+    cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, qoff = xq->offset, ldq = xq->ld;
+    cl_ulong soff = elem_off(x_stats->offset, x_stats->dtype), rows = x->rows, cols = x->cols;
+    cl_ulong woff = elem_off(w->offset, w->dtype);
+    cl_int sdt = (cl_int)x_stats->dtype;
+    cl_uint tpru = (cl_uint)tpr;
+    float thr = 0.0f;
+    cl_mem no_flags = NULL;
+    if (s == CLBNB_SUCCESS)
+        s = clbnb_set_args(k, 23, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(xq->mem),
+                           CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(x_stats->mem), CLBNB_ARG(soff), CLBNB_ARG(sdt),
+                           CLBNB_ARG(rows), CLBNB_ARG(cols), CLBNB_ARG(thr), CLBNB_ARG(no_flags), CLBNB_ARG(tpru),
+                           CLBNB_ARG(row_groups), CLBNB_ARG(w->mem), CLBNB_ARG(woff), CLBNB_ARG(f.ldx),
+                           CLBNB_ARG(f.rows), CLBNB_ARG(f.cols), CLBNB_ARG(f.nch), CLBNB_ARG(partials), CLBNB_ARG(npl));
+    size_t local = WG_GENERIC, global = (size_t)(row_groups + npl) * WG_GENERIC;
+    if (s == CLBNB_SUCCESS) s = chain_kernel(&ch, queue, k, 1, &global, &local, 0);
+    if (s == CLBNB_SUCCESS) s = enqueue_global_quant(ctx, queue, w, wq, w_absmax, &f, partials, np, &ch);
     pthread_mutex_unlock(&ctx->lock);
     chain_end(&ch);
     clbnb_scratch_release(ctx, queue, partials);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/internal.h" /* clbnb_quantize_switchback_inputs (the SwitchBack layer's stage 1) */
 #include "test_common.h"
 
 /* ================================================================================================ */
@@ -439,6 +440,62 @@ static void test_global_case(clbnb_context *ctx, cl_command_queue q, clbnb_path 
     release_v(&da);
     free(x);
     free(want);
+}
+
+/* The SwitchBack forward's two quantizations in one call (src/quant_int8.c): x row-wise in
+ * SwitchBack mode and w globally, every byte against the reference (GENERIC with one dtype: the
+ * fused launch, whose interleaved work-groups must cover every row of x and every chunk of w;
+ * otherwise the two public operations). */
+static void test_switchback_inputs_case(clbnb_context *ctx, cl_command_queue q, clbnb_path path, size_t xr, size_t xc,
+                                        size_t wr, size_t wc, clbnb_dtype xdt, clbnb_dtype wdt, int contiguous) {
+    layout lx = pick_layout(contiguous), lxq = pick_layout(contiguous), lw = pick_layout(contiguous),
+           lwq = pick_layout(contiguous);
+    float *x = make_data(xr, xc, xdt, 0, 1.0f), *w = make_data(wr, wc, wdt, 0, 0.25f);
+    /* w's maximum at a random place (sometimes the last element), so a skipped chunk shows */
+    float big = test_round_to_dtype(2.0f + test_rng_uniform(&rng), wdt);
+    w[rnd(3) == 0 ? wr * wc - 1 : rnd(wr * wc)] = rnd(2) ? big : -big;
+    int8_t *want_xq = malloc(xr * xc), *want_wq = malloc(wr * wc);
+    float *stats = malloc(xr * sizeof(float));
+    int ocount = 0;
+    ref_rowwise(x, xr, xc, CLBNB_ROWWISE_SWITCHBACK, 0.0f, want_xq, stats, NULL, &ocount);
+    unsigned char *want_s = malloc(xr * 2), want_a[4];
+    for (size_t r = 0; r < xr; r++)
+        store_stat(want_s, r, stats[r], CLBNB_DTYPE_F16);
+    float a = ref_absmax(w, wr * wc);
+    for (size_t i = 0; i < wr * wc; i++)
+        want_wq[i] = ref_global_code(w[i], 1.0f / a);
+    const clbnb_dtype adt = wdt == CLBNB_DTYPE_F16 ? CLBNB_DTYPE_F16 : CLBNB_DTYPE_F32; /* as the layer keeps it */
+    store_stat(want_a, 0, a, adt);
+
+    dmat dx = upload_matrix(ctx, x, xr, xc, xc + lx.ld_pad, lx.off, xdt);
+    dmat dw = upload_matrix(ctx, w, wr, wc, wc + lw.ld_pad, lw.off, wdt);
+    dmat dxq = out_matrix(ctx, xr, xc, xc + lxq.ld_pad, lxq.off, CLBNB_DTYPE_I8);
+    dmat dwq = out_matrix(ctx, wr, wc, wc + lwq.ld_pad, lwq.off, CLBNB_DTYPE_I8);
+    dvec ds = out_vector(ctx, xr, 1 + rnd(3), CLBNB_DTYPE_F16), da = out_vector(ctx, 1, rnd(3), adt);
+    cl_event ev = NULL;
+    clbnb_status s = clbnb_quantize_switchback_inputs(ctx, q, &dx.m, &dxq.m, &ds.v, &dw.m, &dwq.m, &da.v, 0, NULL, &ev);
+    if (ev) {
+        clWaitForEvents(1, &ev);
+        clReleaseEvent(ev);
+    }
+    size_t bxq = check_matrix_bytes(ctx, &dxq, want_xq, "xq"), bs = check_vector_bytes(ctx, &ds, want_s, xr, 0, "sx");
+    size_t bwq = check_matrix_bytes(ctx, &dwq, want_wq, "wq"), ba = check_vector_bytes(ctx, &da, want_a, 1, 0, "sw");
+    TEST_CHECK(s == CLBNB_SUCCESS && ev && bxq == 0 && bs == 0 && bwq == 0 && ba == 0,
+               "switchback inputs %s x %zux%zu %s, w %zux%zu %s, ld+%zu: %s; wrong: %zu xq, %zu sx, %zu wq, %zu sw",
+               path_name_of(path), xr, xc, clbnb_dtype_name(xdt), wr, wc, clbnb_dtype_name(wdt), lx.ld_pad,
+               clbnb_status_string(s), bxq, bs, bwq, ba);
+    release_m(&dx);
+    release_m(&dw);
+    release_m(&dxq);
+    release_m(&dwq);
+    release_v(&ds);
+    release_v(&da);
+    free(x);
+    free(w);
+    free(want_xq);
+    free(want_wq);
+    free(stats);
+    free(want_s);
 }
 
 /* Many global quantizations (each with its own partials scratch) enqueued back to back on two
@@ -880,6 +937,13 @@ int main(void) {
                           1);
         test_dequant_case(ctx, q, path, 1024, 1024, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, CLBNB_ROWWISE_LLM_INT8, 1);
         test_global_case(ctx, q, path, 1024, 1024, CLBNB_DTYPE_F32, 0, CLBNB_DTYPE_F32, 1);
+        /* SwitchBack stage 1: one row / many rows of x, w of one chunk up to hundreds of chunks,
+         * padded layouts, and differing dtypes (the unfused order) */
+        test_switchback_inputs_case(ctx, q, path, 1, 83, 332, 83, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 1);
+        test_switchback_inputs_case(ctx, q, path, 13, 1031, 700, 1031, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0);
+        test_switchback_inputs_case(ctx, q, path, 257, 640, 1500, 640, CLBNB_DTYPE_BF16, CLBNB_DTYPE_BF16, 1);
+        test_switchback_inputs_case(ctx, q, path, 300, 4100, 257, 4100, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 1);
+        test_switchback_inputs_case(ctx, q, path, 33, 200, 90, 200, CLBNB_DTYPE_F32, CLBNB_DTYPE_F16, 0);
         test_global_case(ctx, q, path, 1000, 1050, CLBNB_DTYPE_F16, 1, CLBNB_DTYPE_F16, 0);
         test_columnwise_case(ctx, q, path, 1050, 1000, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0);
         test_double_quant_case(ctx, q, path, 1024, 1024, CLBNB_DTYPE_F16, 6.0f, 1);
