@@ -130,3 +130,13 @@ inline float clbnb_lin8_outlier_sum(__global const uchar *x, ulong xrow, int xdt
     }
     return acc;
 }
+
+#if CLBNB_NV_CC >= 70
+// NVIDIA (inline PTX, sm_70+): v of the lane whose index is this lane's XOR lanemask, within the
+// warp (a 1-D work-group's warps are runs of 32 consecutive local ids). All 32 lanes must call it.
+inline float clbnb_nv_shfl_xor(float v, uint lanemask) {
+    float r;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(lanemask));
+    return r;
+}
+#endif

@@ -100,13 +100,6 @@ inline float g4_sum8(float8 v) {
 #endif
 #define G4_WG (32 * G4_WARPS)
 
-#if CLBNB_NV_CC >= 70
-inline float g4_shfl_xor(float v, int mask) {
-    float r;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(mask));
-    return r;
-}
-#endif
 
 // Stages the 16-entry table (and the 256-entry nested code) in local memory.
 inline void g4_stage_tables(__local float *tab, __local float *c2, __global const float *restrict code2, ulong c2off,
@@ -213,7 +206,7 @@ __kernel __attribute__((reqd_work_group_size(G4_WG, 1, 1))) void g4_gemv(CLBNB_G
 #if CLBNB_NV_CC >= 70
 #pragma unroll
     for (int i = 0; i < G4V_RN; i++) {
-        for (int msk = 1; msk < 32; msk <<= 1) acc[i] += g4_shfl_xor(acc[i], msk);
+        for (int msk = 1; msk < 32; msk <<= 1) acc[i] += clbnb_nv_shfl_xor(acc[i], (uint)msk);
         if (lane == 0) red[(uint)i * G4_WARPS + wp] = acc[i];
     }
     const uint per_row = G4_WARPS;

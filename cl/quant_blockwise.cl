@@ -272,14 +272,9 @@ inline float block_absmax(__global const uchar *am, ulong am_off, int nested, __
 // NVIDIA: butterfly shuffles within the warp (a 1-D work-group's warps are runs of 32 consecutive
 // local ids), local memory only across the warps of a segment wider than 32: no barrier for
 // blocks of up to 32 * QEPT elements. Every work-item of the group must call it.
-inline float q_shfl_xor(float v, uint lanemask) {
-    float r;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(lanemask));
-    return r;
-}
 inline void segment_max_n(__local float *red, uint lid, uint seg, float *m, const uint cnt) {
     for (uint s = min(seg, 32u) >> 1; s > 0; s >>= 1)
-        for (uint r = 0; r < cnt; r++) m[r] = fmax(m[r], q_shfl_xor(m[r], s));
+        for (uint r = 0; r < cnt; r++) m[r] = fmax(m[r], clbnb_nv_shfl_xor(m[r], s));
     if (seg <= 32) return;
     if ((lid & 31u) == 0)
         for (uint r = 0; r < cnt; r++) red[r * QWG + (lid >> 5)] = m[r];

@@ -178,9 +178,26 @@ inline uint hmax_u8(uint8 v) {
 #define CODE8(v) q_code8(v)
 #endif
 
-// Work-group max of m (GENERIC; every work-item gets the result): local partials, one tree step
-// per level down to 32 values, then every work-item reads those 32. seg: work-items per segment
-// (power of two), each segment reduced separately.
+// Work-group max of m (GENERIC; every work-item gets the result; every work-item must call it).
+// seg: work-items per segment (power of two), each segment reduced separately. The inputs are
+// never negative zeros or NaN-sensitive: the order of the maxima does not change the bits.
+#if CLBNB_NV_CC >= 70
+// NVIDIA: butterfly shuffles within each warp, then one barrier and the segment's warp maxima
+// from local memory (the tree below took four barriers and 32 local reads per work-item).
+inline float wg_max(float m, __local float *red, uint seg) {
+    for (uint s = min(seg, 32u) >> 1; s > 0; s >>= 1) m = fmax(m, clbnb_nv_shfl_xor(m, s));
+    if (seg <= 32) return m;
+    const uint lid = get_local_id(0), w0 = (lid & ~(seg - 1)) >> 5, nw = seg >> 5;
+    if ((lid & 31u) == 0) red[lid >> 5] = m;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    m = red[w0];
+    for (uint i = 1; i < nw; i++) m = fmax(m, red[w0 + i]);
+    barrier(CLK_LOCAL_MEM_FENCE); // red may be reused
+    return m;
+}
+#else
+// Portable: local partials, one tree step per level down to 32 values, then every work-item reads
+// those 32.
 inline float wg_max(float m, __local float *red, uint seg) {
     uint lid = get_local_id(0), t = lid & (seg - 1);
     red[lid] = m;
@@ -195,6 +212,7 @@ inline float wg_max(float m, __local float *red, uint seg) {
     barrier(CLK_LOCAL_MEM_FENCE); // red may be reused
     return m;
 }
+#endif
 
 // ================================================================================================
 // Row-wise quantization
