@@ -180,10 +180,11 @@ inline uint hmax_u8(uint8 v) {
 
 // Work-group max of m (GENERIC; every work-item gets the result; every work-item must call it).
 // seg: work-items per segment (power of two), each segment reduced separately. The inputs are
-// never negative zeros or NaN-sensitive: the order of the maxima does not change the bits.
+// maxima of |x| (never -0.0; fmax drops NaN), so the order of the reduction cannot change the bits.
 #if CLBNB_NV_CC >= 70
 // NVIDIA: butterfly shuffles within each warp, then one barrier and the segment's warp maxima
-// from local memory (the tree below took four barriers and 32 local reads per work-item).
+// from local memory (the tree below takes five barriers for 256 work-items and 32 local reads per
+// work-item; H100, row-wise 4096^2 32.3 -> 30.7-31.0 us, global 38.9 -> 36.4 us).
 inline float wg_max(float m, __local float *red, uint seg) {
     for (uint s = min(seg, 32u) >> 1; s > 0; s >>= 1) m = fmax(m, clbnb_nv_shfl_xor(m, s));
     if (seg <= 32) return m;
@@ -555,8 +556,9 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void absmax_partial_wg(
 
 // SwitchBack forward, stage 1 in one launch: the SwitchBack row-wise quantization of x (row_groups
 // work-groups, no threshold) and the np absmax partials of w (same dtype, flat shape), their
-// work-groups interleaved evenly so that both kinds run side by side: the row-wise groups leave
-// memory idle while they reduce, and the read-only absmax groups fill it.
+// work-groups interleaved evenly so that both kinds run side by side (the row-wise groups leave
+// memory idle while they reduce). H100, SwitchBack forward 4096^3: 52.2-52.7 us against 35.1 +
+// 19.5 us and a 1.3 us gap for the two launches.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void rowwise_sb_with_absmax_wg(
     ROWWISE_ARGS, uint tpr, ulong row_groups, __global const uchar *w, ulong woff, ulong ldw, ulong wrows, ulong wcols,
     ulong wnch, __global float *partials, ulong np) {

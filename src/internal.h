@@ -150,10 +150,6 @@ CLBNB_INTERNAL clbnb_status clbnb_int8_scaled_matmul_outliers(clbnb_context *ctx
 CLBNB_INTERNAL clbnb_status clbnb_builtin_table(clbnb_context *ctx, cl_command_queue queue, clbnb_quant_type type,
                                                 cl_mem *out);
 
-/* clbnb_quantize_rowwise with a caller-owned outlier-flag workspace (>= cols * 4 bytes; used only
- * with threshold > 0; NULL: a pooled scratch buffer, zero-filled per call).
- * The outlier compaction leaves the flags zeroed: flags_ws_zeroed = 1 says the workspace is all
- * zero (new and filled, or last used by a call whose every command was enqueued), saving a fill. */
 /* SwitchBack forward inputs (global variants): x row-wise in SwitchBack mode (no threshold) into
  * xq / x_stats and w globally (not transposed) into wq / w_absmax, as clbnb_quantize_rowwise and
  * clbnb_quantize_global would, in fewer launches where the path allows (src/quant_int8.c). */
@@ -164,6 +160,10 @@ CLBNB_INTERNAL clbnb_status clbnb_quantize_switchback_inputs(clbnb_context *ctx,
                                                              cl_uint num_events, const cl_event *wait_list,
                                                              cl_event *event);
 
+/* clbnb_quantize_rowwise with a caller-owned outlier-flag workspace (>= cols * 4 bytes; used only
+ * with threshold > 0; NULL: a pooled scratch buffer, zero-filled per call).
+ * The outlier compaction leaves the flags zeroed: flags_ws_zeroed = 1 says the workspace is all
+ * zero (new and filled, or last used by a call whose every command was enqueued), saving a fill. */
 CLBNB_INTERNAL clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
                                                       const clbnb_matrix *q, const clbnb_vector *row_stats,
                                                       clbnb_rowwise_mode mode, float threshold,
