@@ -5,6 +5,7 @@
  * written region must keep the poison); bitsandbytes' accuracy bars (spec 8.3); argument
  * validation (each error class, nothing written). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -447,13 +448,15 @@ static void test_global_case(clbnb_context *ctx, cl_command_queue q, clbnb_path 
  * fused launch, whose interleaved work-groups must cover every row of x and every chunk of w;
  * otherwise the two public operations). */
 static void test_switchback_inputs_case(clbnb_context *ctx, cl_command_queue q, clbnb_path path, size_t xr, size_t xc,
-                                        size_t wr, size_t wc, clbnb_dtype xdt, clbnb_dtype wdt, int contiguous) {
+                                        size_t wr, size_t wc, clbnb_dtype xdt, clbnb_dtype wdt, int contiguous,
+                                        size_t max_at) {
     layout lx = pick_layout(contiguous), lxq = pick_layout(contiguous), lw = pick_layout(contiguous),
            lwq = pick_layout(contiguous);
     float *x = make_data(xr, xc, xdt, 0, 1.0f), *w = make_data(wr, wc, wdt, 0, 0.25f);
-    /* w's maximum at a random place (sometimes the last element), so a skipped chunk shows */
+    /* w's maximum at max_at, or (SIZE_MAX) at a random place, sometimes the last element */
     float big = test_round_to_dtype(2.0f + test_rng_uniform(&rng), wdt);
-    w[rnd(3) == 0 ? wr * wc - 1 : rnd(wr * wc)] = rnd(2) ? big : -big;
+    if (max_at == SIZE_MAX) max_at = rnd(3) == 0 ? wr * wc - 1 : rnd(wr * wc);
+    w[max_at] = rnd(2) ? big : -big;
     int8_t *want_xq = malloc(xr * xc), *want_wq = malloc(wr * wc);
     float *stats = malloc(xr * sizeof(float));
     int ocount = 0;
@@ -939,11 +942,16 @@ int main(void) {
         test_global_case(ctx, q, path, 1024, 1024, CLBNB_DTYPE_F32, 0, CLBNB_DTYPE_F32, 1);
         /* SwitchBack stage 1: one row / many rows of x, w of one chunk up to hundreds of chunks,
          * padded layouts, and differing dtypes (the unfused order) */
-        test_switchback_inputs_case(ctx, q, path, 1, 83, 332, 83, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 1);
-        test_switchback_inputs_case(ctx, q, path, 13, 1031, 700, 1031, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0);
-        test_switchback_inputs_case(ctx, q, path, 257, 640, 1500, 640, CLBNB_DTYPE_BF16, CLBNB_DTYPE_BF16, 1);
-        test_switchback_inputs_case(ctx, q, path, 300, 4100, 257, 4100, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 1);
-        test_switchback_inputs_case(ctx, q, path, 33, 200, 90, 200, CLBNB_DTYPE_F32, CLBNB_DTYPE_F16, 0);
+        test_switchback_inputs_case(ctx, q, path, 1, 83, 332, 83, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 1, SIZE_MAX);
+        test_switchback_inputs_case(ctx, q, path, 13, 1031, 700, 1031, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0, SIZE_MAX);
+        test_switchback_inputs_case(ctx, q, path, 257, 640, 1500, 640, CLBNB_DTYPE_BF16, CLBNB_DTYPE_BF16, 1, SIZE_MAX);
+        test_switchback_inputs_case(ctx, q, path, 300, 4100, 257, 4100, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 1, SIZE_MAX);
+        test_switchback_inputs_case(ctx, q, path, 33, 200, 90, 200, CLBNB_DTYPE_F32, CLBNB_DTYPE_F16, 0, SIZE_MAX);
+        /* w of 40 chunks (4096 elements each, contiguous) with its maximum in each chunk in turn:
+         * the absmax work-groups must cover every chunk */
+        for (size_t u = 0; u < 40; u++)
+            test_switchback_inputs_case(ctx, q, path, 3, 1024, 160, 1024, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 1,
+                                        u * 4096 + rnd(4096));
         test_global_case(ctx, q, path, 1000, 1050, CLBNB_DTYPE_F16, 1, CLBNB_DTYPE_F16, 0);
         test_columnwise_case(ctx, q, path, 1050, 1000, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0);
         test_double_quant_case(ctx, q, path, 1024, 1024, CLBNB_DTYPE_F16, 6.0f, 1);
