@@ -82,30 +82,31 @@ typedef struct pipeline {
      * kernels of the in-order queue. PoCL, 2-core EPYC, 1.08 GB f16 checkpoint to NF4 + double
      * quant, output on tmpfs (no disk): 0.52-0.69 s, median 0.57, with the copy; 0.46-0.52,
      * median 0.47, without. */
-    size_t zero_copy;    /* 0: upload every chunk; else the device's buffer base alignment in bytes */
-    cl_mem chunk_in[2];  /* the slot's input for the quantize step: in[s], or the zero-copy buffer */
-    size_t chunk_off[2]; /* byte offset of the chunk in chunk_in[s] */
+    size_t zero_copy;          /* 0: upload every chunk; else the device's buffer base alignment in bytes */
+    const unsigned char *file; /* zero copy: the first readable byte of the tensor's file */
+    cl_mem chunk_in[2];        /* the slot's input for the quantize step: in[s], or the zero-copy buffer */
+    size_t chunk_off[2];       /* byte offset of the chunk in chunk_in[s] */
 } pipeline;
 
 /* When the device computes on host memory itself (a CPU device), so a host pointer can serve as a
  * buffer's storage without a copy: the alignment in bytes its buffers start at (the kernels rely on
  * it for their vector loads); else 0. */
 static size_t host_memory_alignment(const clbnb_context *ctx) {
+    if (!(clbnb_context_device_info(ctx)->type & CL_DEVICE_TYPE_CPU)) return 0;
     cl_device_id dev = clbnb_context_device(ctx);
-    cl_device_type type = 0;
     cl_bool unified = CL_FALSE;
     cl_uint align_bits = 0;
-    if (clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof type, &type, NULL) != CL_SUCCESS ||
-        clGetDeviceInfo(dev, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) != CL_SUCCESS ||
-        clGetDeviceInfo(dev, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL) != CL_SUCCESS)
+    if (clGetDeviceInfo(dev, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) != CL_SUCCESS ||
+        clGetDeviceInfo(dev, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL) != CL_SUCCESS ||
+        !unified)
         return 0;
-    size_t align = align_bits / 8 > 16 ? align_bits / 8 : 16;
-    return (type & CL_DEVICE_TYPE_CPU) && unified ? align : 0;
+    return align_bits / 8 > 16 ? align_bits / 8 : 16;
 }
 
 static clbnb_status pipeline_init(pipeline *p, size_t in_cap, size_t out_cap, int staged) {
     cl_int e = CL_SUCCESS;
-    p->zero_copy = staged ? 0 : host_memory_alignment(p->ctx);
+    p->file = staged ? NULL : clbnb_checkpoint_file_start(p->ck, p->t);
+    p->zero_copy = p->file ? host_memory_alignment(p->ctx) : 0;
     for (int s = 0; s < 2 && e == CL_SUCCESS; s++) {
         /* in[s] also serves zero-copy pipelines, for chunks not aligned to an element */
         p->in[s] = clCreateBuffer(clbnb_context_cl_context(p->ctx), CL_MEM_READ_WRITE, in_cap, NULL, &e);
@@ -167,8 +168,7 @@ static clbnb_status pipeline_run(pipeline *p, size_t n_chunks, void (*plan)(void
         /* the buffer starts at the aligned address at or before the chunk (still inside the file's
          * bytes: its header comes first), the chunk at an offset into it */
         const size_t lead = p->zero_copy ? (size_t)((uintptr_t)src % p->zero_copy) : 0;
-        const unsigned char *file = p->zero_copy ? clbnb_checkpoint_file_start(p->ck, p->t) : NULL;
-        if (p->zero_copy && file && (const unsigned char *)src - lead >= file &&
+        if (p->zero_copy && (const unsigned char *)src - lead >= p->file &&
             lead % clbnb_st_dtype_size(p->t->dtype) == 0) {
             cl_int e = CL_SUCCESS;
             zc = clCreateBuffer(clbnb_context_cl_context(p->ctx), CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, lead + up,
