@@ -119,6 +119,18 @@ static size_t rowwise_tpr(size_t cols) {
     return tpr;
 }
 
+/* Arguments 0-13 of the row-wise kernels (ROWWISE_ARGS and tpr in cl/quant_int8.cl). */
+static clbnb_status set_rowwise_args(cl_kernel k, const clbnb_matrix *x, const clbnb_matrix *q,
+                                     const clbnb_vector *stats, float thr, cl_mem flags, size_t tpr) {
+    cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, qoff = q->offset, ldq = q->ld;
+    cl_ulong soff = elem_off(stats->offset, stats->dtype), rows = x->rows, cols = x->cols;
+    cl_int sdt = (cl_int)stats->dtype;
+    cl_uint tpru = (cl_uint)tpr;
+    return clbnb_set_args(k, 14, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(q->mem), CLBNB_ARG(qoff),
+                          CLBNB_ARG(ldq), CLBNB_ARG(stats->mem), CLBNB_ARG(soff), CLBNB_ARG(sdt), CLBNB_ARG(rows),
+                          CLBNB_ARG(cols), CLBNB_ARG(thr), CLBNB_ARG(flags), CLBNB_ARG(tpru));
+}
+
 /* flags_zeroed: the caller vouches that `flags` is all zero (a workspace the previous call's
  * compaction cleared), so no fill is needed. */
 static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
@@ -137,16 +149,9 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
     cl_kernel k;
     static const char *names[2][2] = {{"rowwise_llm_wg", "rowwise_sb_wg"}, {"rowwise_llm_cpu", "rowwise_sb_cpu"}};
     CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, names[cpu][mode == CLBNB_ROWWISE_SWITCHBACK], &k));
-    cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, qoff = q->offset, ldq = q->ld;
-    cl_ulong soff = elem_off(stats->offset, stats->dtype);
     cl_ulong ooff = outliers ? elem_off(ocols->offset, CLBNB_DTYPE_I32) : 0;
     cl_ulong coff = outliers ? elem_off(ocount->offset, CLBNB_DTYPE_I32) : 0;
-    cl_mem fl = outliers ? flags : NULL;
-    cl_int sdt = (cl_int)stats->dtype;
-    cl_uint tpru = (cl_uint)tpr;
-    CLBNB_TRY(clbnb_set_args(k, 14, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(q->mem),
-                             CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(stats->mem), CLBNB_ARG(soff), CLBNB_ARG(sdt),
-                             CLBNB_ARG(rows), CLBNB_ARG(cols), CLBNB_ARG(thr), CLBNB_ARG(fl), CLBNB_ARG(tpru)));
+    CLBNB_TRY(set_rowwise_args(k, x, q, stats, thr, outliers ? flags : NULL, tpr));
     size_t local, global;
     int compact_here = 0; /* GENERIC, one work-group: the kernel compacts the flags itself */
     if (cpu) {
@@ -174,6 +179,7 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
         }
         if (zero_cols) {
             CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, "zero_outlier_cols", &k));
+            cl_ulong qoff = q->offset, ldq = q->ld;
             CLBNB_TRY(clbnb_set_args(k, 8, CLBNB_ARG(q->mem), CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(rows),
                                      CLBNB_ARG(ocols->mem), CLBNB_ARG(ooff), CLBNB_ARG(ocount->mem), CLBNB_ARG(coff)));
             size_t g2[2] = {min_sz((size_t)cols, 16), min_sz((size_t)rows, cpu ? 64 : 4096)};
@@ -302,6 +308,15 @@ static size_t global_partials(const clbnb_context *ctx, const flat_shape *f) {
     return min_sz(units, use_cpu(ctx) ? max_sz(cus(ctx) * 8, 64) : min_sz(cus(ctx) * 8, 1024));
 }
 
+/* The 7 arguments of the absmax partial kernels (x, xoff, ldx, rows, cols, nch, partials) from
+ * argument `first` on. */
+static clbnb_status set_absmax_args(cl_kernel k, int first, const clbnb_matrix *x, const flat_shape *f,
+                                    cl_mem partials) {
+    cl_ulong xoff = elem_off(x->offset, x->dtype);
+    return clbnb_set_args_from(k, first, 7, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(f->ldx), CLBNB_ARG(f->rows),
+                               CLBNB_ARG(f->cols), CLBNB_ARG(f->nch), CLBNB_ARG(partials));
+}
+
 static clbnb_status enqueue_absmax_partial(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
                                            const flat_shape *f, cl_mem partials, size_t np, chain *ch) {
     int cpu = use_cpu(ctx);
@@ -309,9 +324,7 @@ static clbnb_status enqueue_absmax_partial(clbnb_context *ctx, cl_command_queue 
     prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
     cl_kernel k;
     CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "absmax_partial_cpu" : "absmax_partial_wg", &k));
-    cl_ulong xoff = elem_off(x->offset, x->dtype);
-    CLBNB_TRY(clbnb_set_args(k, 7, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(f->ldx), CLBNB_ARG(f->rows),
-                             CLBNB_ARG(f->cols), CLBNB_ARG(f->nch), CLBNB_ARG(partials)));
+    CLBNB_TRY(set_absmax_args(k, 0, x, f, partials));
     size_t local = cpu ? 1 : WG_GENERIC, global = np * local;
     return chain_kernel(ch, queue, k, 1, &global, &local, 0);
 }
@@ -434,19 +447,10 @@ clbnb_status clbnb_quantize_switchback_inputs(clbnb_context *ctx, cl_command_que
     clbnb_status s = clbnb_kernel_get_locked(ctx, PROG, opts, "rowwise_sb_with_absmax_wg", &k);
     const size_t tpr = rowwise_tpr(x->cols);
     const cl_ulong row_groups = ceil_div(x->rows, WG_GENERIC / tpr), npl = np;
-    cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, qoff = xq->offset, ldq = xq->ld;
-    cl_ulong soff = elem_off(x_stats->offset, x_stats->dtype), rows = x->rows, cols = x->cols;
-    cl_ulong woff = elem_off(w->offset, w->dtype);
-    cl_int sdt = (cl_int)x_stats->dtype;
-    cl_uint tpru = (cl_uint)tpr;
-    float thr = 0.0f;
-    cl_mem no_flags = NULL;
-    if (s == CLBNB_SUCCESS)
-        s = clbnb_set_args(k, 23, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(xq->mem),
-                           CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(x_stats->mem), CLBNB_ARG(soff), CLBNB_ARG(sdt),
-                           CLBNB_ARG(rows), CLBNB_ARG(cols), CLBNB_ARG(thr), CLBNB_ARG(no_flags), CLBNB_ARG(tpru),
-                           CLBNB_ARG(row_groups), CLBNB_ARG(w->mem), CLBNB_ARG(woff), CLBNB_ARG(f.ldx),
-                           CLBNB_ARG(f.rows), CLBNB_ARG(f.cols), CLBNB_ARG(f.nch), CLBNB_ARG(partials), CLBNB_ARG(npl));
+    if (s == CLBNB_SUCCESS) s = set_rowwise_args(k, x, xq, x_stats, 0.0f, NULL, tpr);
+    if (s == CLBNB_SUCCESS) s = clbnb_set_args_from(k, 14, 1, CLBNB_ARG(row_groups));
+    if (s == CLBNB_SUCCESS) s = set_absmax_args(k, 15, w, &f, partials);
+    if (s == CLBNB_SUCCESS) s = clbnb_set_args_from(k, 22, 1, CLBNB_ARG(npl));
     size_t local = WG_GENERIC, global = (size_t)(row_groups + npl) * WG_GENERIC;
     if (s == CLBNB_SUCCESS) s = chain_kernel(&ch, queue, k, 1, &global, &local, 0);
     if (s == CLBNB_SUCCESS) s = enqueue_global_quant(ctx, queue, w, wq, w_absmax, &f, partials, np, &ch);
