@@ -135,6 +135,27 @@ inline float8 load_x8v(__global const uchar *x, ulong i, bool vec) {
 #endif
 }
 
+// 8 elements of x in their storage form (f16 / bf16: 16 bytes; f32: float8), converted at use, so
+// that a unit of loads held in flight across other work costs half the registers.
+#if IN_DTYPE == CLBNB_DTYPE_F32
+typedef float8 xraw8;
+inline xraw8 load_raw8(__global const uchar *x, ulong i, bool vec) { return load_x8v(x, i, vec); }
+inline float8 raw_f8(xraw8 r) { return r; }
+#else
+typedef uint4 xraw8;
+inline xraw8 load_raw8(__global const uchar *x, ulong i, bool vec) {
+    __global const ushort *p = (__global const ushort *)x + i;
+    return vec ? *(__global const uint4 *)p : as_uint4(vload8(0, p));
+}
+inline float8 raw_f8(xraw8 r) {
+#if IN_DTYPE == CLBNB_DTYPE_F16
+    return vload_half8(0, (__private const half *)&r);
+#else
+    return as_float8(convert_uint8(as_ushort8(r)) << 16);
+#endif
+}
+#endif
+
 // 8 codes to q[i]: one 8-byte store where aligned.
 inline void store_q8(__global char *q, ulong i, char8 c) {
     if ((i & 7) == 0)
@@ -259,7 +280,7 @@ inline void rowwise_wg(__global const uchar *x, ulong xoff, ulong ldx, __global 
     ulong xb = xoff + r * ldx, qb = qoff + r * ldq;
     ulong ng = active ? cols / 8 : 0; // full groups
     bool vec = X_ALIGNED16(xb);
-    float8 v[RPT];
+    xraw8 v[RPT]; // storage form: half the registers of float8 for f16 / bf16 (occupancy)
     float8 m8 = 0.0f;
     // every load before the first flag store: a store to `flags` may alias x for the compiler, so
     // a load after one waits for it (H100, f16 -> int8 SwitchBack mode, 8192 x 8192: 120.8 ->
@@ -267,11 +288,11 @@ inline void rowwise_wg(__global const uchar *x, ulong xoff, ulong ldx, __global 
     // 8192 x 8192 (registers); persistent work-groups prefetching the next row, 158.7 us)
     for (uint k = 0; k < RPT; k++) {
         ulong g = t + (ulong)k * tpr;
-        v[k] = g < ng ? load_x8v(x, xb + g * 8, vec) : (float8)0.0f;
+        v[k] = g < ng ? load_raw8(x, xb + g * 8, vec) : (xraw8)(0);
     }
     for (uint k = 0; k < RPT; k++) {
         ulong g = t + (ulong)k * tpr;
-        if (g < ng) m8 = fmax(m8, outlier_zero8(fabs(v[k]), thr, flags, g * 8));
+        if (g < ng) m8 = fmax(m8, outlier_zero8(fabs(raw_f8(v[k])), thr, flags, g * 8));
     }
     for (ulong g = t + (ulong)RPT * tpr; g < ng; g += tpr)
         m8 = fmax(m8, outlier_zero8(fabs(load_x8v(x, xb + g * 8, vec)), thr, flags, g * 8));
@@ -291,7 +312,7 @@ inline void rowwise_wg(__global const uchar *x, ulong xoff, ulong ldx, __global 
     float f = row_factor(m, mode), rf = row_rcp(m, mode);
     for (uint k = 0; k < RPT; k++) {
         ulong g = t + (ulong)k * tpr;
-        if (g < ng) store_q8(q, qb + g * 8, row_code8(v[k], f, rf, thr, mode));
+        if (g < ng) store_q8(q, qb + g * 8, row_code8(raw_f8(v[k]), f, rf, thr, mode));
     }
     for (ulong g = t + (ulong)RPT * tpr; g < ng; g += tpr)
         store_q8(q, qb + g * 8, row_code8(load_x8v(x, xb + g * 8, vec), f, rf, thr, mode));
@@ -530,19 +551,53 @@ __kernel void dequant_rowwise_cpu(__global const char *q, ulong qoff, ulong ldq,
 // CHUNK is a multiple of 8, so 8-element groups of a chunk are 16-byte aligned when the row is.
 // ================================================================================================
 #if !Q8_CPU
-// Partial `group` of `groups`: the max of |x| over units group, group + groups, ...
+// Work unit u: row u / nch, columns [c0, c0 + len) of it; xb / qb its first elements of x / q.
+// The 8-element groups of a unit are the UG groups lid + k * WG of each work-item.
+#define UG (CHUNK / 8 / WG)
+#if UG * 8 * WG != CHUNK
+#error "CHUNK must be 8 * WG * UG"
+#endif
+typedef struct unit_span {
+    ulong xb, qb, len, n8;
+} unit_span;
+inline unit_span unit_at(ulong u, ulong nch, ulong cols, ulong xoff, ulong ldx, ulong qoff, ulong ldq) {
+    const ulong r = nch == 1 ? u : u / nch, c0 = (u - r * nch) * CHUNK; // flat x: r = 0 (one long row)
+    unit_span s;
+    s.len = min((ulong)CHUNK, cols - c0);
+    s.n8 = s.len / 8;
+    s.xb = xoff + r * ldx + c0;
+    s.qb = qoff + r * ldq + c0;
+    return s;
+}
+// The UG groups of unit s that work-item lid holds (zeros past the unit's full groups).
+inline void unit_load(__global const uchar *x, unit_span s, uint lid, xraw8 *v) {
+    const bool vec = X_ALIGNED16(s.xb);
+    for (uint k = 0; k < UG; k++) {
+        const ulong g = lid + k * WG;
+        v[k] = g < s.n8 ? load_raw8(x, s.xb + g * 8, vec) : (xraw8)(0);
+    }
+}
+
+// Partial `group` of `groups`: the max of |x| over units group, group + groups, ... Two units'
+// loads are issued before either is reduced (2 * UG 16-byte loads in flight per work-item).
 inline void absmax_partial(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong nch,
                            __global float *partials, ulong group, ulong groups, __local float *red) {
-    uint lid = get_local_id(0);
+    const uint lid = get_local_id(0);
     float8 m8 = 0.0f;
     float m = 0.0f;
-    ulong total = rows * nch;
-    for (ulong u = group; u < total; u += groups) {
-        ulong r = u / nch, c0 = (u - r * nch) * CHUNK, c1 = min(c0 + CHUNK, cols);
-        ulong xb = xoff + r * ldx + c0, n8 = (c1 - c0) / 8;
-        bool vec = X_ALIGNED16(xb);
-        for (ulong g = lid; g < n8; g += WG) m8 = fmax(m8, fabs(load_x8v(x, xb + g * 8, vec)));
-        for (ulong c = n8 * 8 + lid; c < c1 - c0; c += WG) m = fmax(m, fabs(LOADX(xb + c)));
+    const ulong total = rows * nch;
+    for (ulong u = group; u < total; u += 2 * groups) {
+        const ulong u2 = u + groups;
+        const unit_span s = unit_at(u, nch, cols, xoff, ldx, 0, 0);
+        unit_span s2 = s;
+        s2.n8 = 0, s2.len = 0;
+        if (u2 < total) s2 = unit_at(u2, nch, cols, xoff, ldx, 0, 0);
+        xraw8 a[UG], b[UG];
+        unit_load(x, s, lid, a);
+        unit_load(x, s2, lid, b);
+        for (uint k = 0; k < UG; k++) m8 = fmax(m8, fmax(fabs(raw_f8(a[k])), fabs(raw_f8(b[k]))));
+        for (ulong c = s.n8 * 8 + lid; c < s.len; c += WG) m = fmax(m, fabs(LOADX(s.xb + c)));
+        for (ulong c = s2.n8 * 8 + lid; c < s2.len; c += WG) m = fmax(m, fabs(LOADX(s2.xb + c)));
     }
     m = wg_max(fmax(m, hmax8(m8)), red, WG);
     if (lid == 0) partials[group] = m;
@@ -602,19 +657,34 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void global_quant_wg(
     __global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong nch, __global const float *partials,
     uint np, __global char *q, ulong qoff, ulong ldq, __global uchar *amax, ulong aoff, int sdt) {
     __local float red[WG];
-    uint lid = get_local_id(0);
+    const uint lid = get_local_id(0);
+    const ulong total = rows * nch, groups = get_num_groups(0);
+    ulong u = get_group_id(0);
+    // the first unit's loads go out before the partials are reduced (both latencies overlap); each
+    // unit's codes are stored while the next unit's loads are in flight
+    unit_span s = unit_at(min(u, total - 1), nch, cols, xoff, ldx, qoff, ldq);
+    xraw8 v[UG];
+    unit_load(x, s, lid, v);
     float m = 0.0f;
     for (uint i = lid; i < np; i += WG) m = fmax(m, partials[i]);
-    float a = wg_max(m, red, WG);
+    const float a = wg_max(m, red, WG);
     if (get_group_id(0) == 0 && lid == 0) clbnb_store_float(amax, aoff, sdt, a);
-    float inv = global_code_factor(a);
-    ulong total = rows * nch;
-    for (ulong u = get_group_id(0); u < total; u += get_num_groups(0)) {
-        ulong r = u / nch, c0 = (u - r * nch) * CHUNK, c1 = min(c0 + CHUNK, cols);
-        ulong xb = xoff + r * ldx + c0, qb = qoff + r * ldq + c0, n8 = (c1 - c0) / 8;
-        bool vec = X_ALIGNED16(xb);
-        for (ulong g = lid; g < n8; g += WG) store_q8(q, qb + g * 8, global_code8(load_x8v(x, xb + g * 8, vec), inv));
-        for (ulong c = n8 * 8 + lid; c < c1 - c0; c += WG) q[qb + c] = global_code(LOADX(xb + c), inv);
+    const float inv = global_code_factor(a);
+    for (; u < total; u += groups) {
+        const ulong un = u + groups;
+        unit_span sn = s;
+        xraw8 vn[UG];
+        if (un < total) {
+            sn = unit_at(un, nch, cols, xoff, ldx, qoff, ldq);
+            unit_load(x, sn, lid, vn);
+        }
+        for (uint k = 0; k < UG; k++) {
+            const ulong g = lid + k * WG;
+            if (g < s.n8) store_q8(q, s.qb + g * 8, global_code8(raw_f8(v[k]), inv));
+        }
+        for (ulong c = s.n8 * 8 + lid; c < s.len; c += WG) q[s.qb + c] = global_code(LOADX(s.xb + c), inv);
+        s = sn;
+        for (uint k = 0; k < UG; k++) v[k] = vn[k];
     }
 }
 #endif
