@@ -8,6 +8,7 @@
  * maxima) are created per call and released right after enqueueing. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -119,6 +120,19 @@ static size_t rowwise_tpr(size_t cols) {
     return tpr;
 }
 
+/* Program options of the row-wise kernels: GENERIC rows longer than two groups of 8 per work-item
+ * keep four in registers (RPT in cl/quant_int8.cl). H100, 8192 x 8192 f16: LLM.int8 96.8 ->
+ * 84.7-85.1 us, SwitchBack 101.9-102.7 -> 92.4-92.7, threshold 6 123.7 -> 117.3-117.5; at
+ * 4096 x 4096 (rows of exactly two groups per work-item) four made them slower (27.4 -> 33.0 us
+ * LLM.int8: registers for empty slots), so two stay there. */
+static void rowwise_opts(char *buf, size_t size, clbnb_dtype in, size_t cols, int cpu) {
+    prog_opts(buf, size, in, CLBNB_DTYPE_F32, cpu);
+    if (!cpu && cols > 8 * 2 * (size_t)WG_GENERIC) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, " -DRPT=4");
+    }
+}
+
 /* Arguments 0-13 of the row-wise kernels (ROWWISE_ARGS and tpr in cl/quant_int8.cl). */
 static clbnb_status set_rowwise_args(cl_kernel k, const clbnb_matrix *x, const clbnb_matrix *q,
                                      const clbnb_vector *stats, float thr, cl_mem flags, size_t tpr) {
@@ -141,7 +155,7 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
     cl_ulong rows = x->rows, cols = x->cols;
     size_t tpr = rowwise_tpr(cols);
     char opts[64];
-    prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
+    rowwise_opts(opts, sizeof opts, x->dtype, (size_t)cols, cpu);
     int outliers = thr > 0.0f;
     int zero_cols = outliers && rows > 1;
     if (outliers && !flags_zeroed) CLBNB_TRY(chain_fill_zero(ch, queue, flags, 0, (size_t)cols * sizeof(cl_uint), 0));
@@ -442,7 +456,7 @@ clbnb_status clbnb_quantize_switchback_inputs(clbnb_context *ctx, cl_command_que
     chain ch = chain_start(num_events, wait_list, event);
     pthread_mutex_lock(&ctx->lock);
     char opts[64];
-    prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, 0);
+    rowwise_opts(opts, sizeof opts, x->dtype, x->cols, 0);
     cl_kernel k;
     clbnb_status s = clbnb_kernel_get_locked(ctx, PROG, opts, "rowwise_sb_with_absmax_wg", &k);
     const size_t tpr = rowwise_tpr(x->cols);

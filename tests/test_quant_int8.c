@@ -946,6 +946,7 @@ int main(void) {
         test_switchback_inputs_case(ctx, q, path, 13, 1031, 700, 1031, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0, SIZE_MAX);
         test_switchback_inputs_case(ctx, q, path, 257, 640, 1500, 640, CLBNB_DTYPE_BF16, CLBNB_DTYPE_BF16, 1, SIZE_MAX);
         test_switchback_inputs_case(ctx, q, path, 300, 4100, 257, 4100, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 1, SIZE_MAX);
+        test_switchback_inputs_case(ctx, q, path, 7, 9000, 20, 9000, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 1, SIZE_MAX);
         test_switchback_inputs_case(ctx, q, path, 33, 200, 90, 200, CLBNB_DTYPE_F32, CLBNB_DTYPE_F16, 0, SIZE_MAX);
         /* w of 40 chunks (4096 elements each, contiguous) with its maximum in each chunk in turn:
          * the absmax work-groups must cover every chunk */
@@ -959,6 +960,9 @@ int main(void) {
          * longer than the register-held part, full 64x64 transpose tiles, bf16 output) */
         test_rowwise_case(ctx, q, path, 24, 4096, CLBNB_DTYPE_F16, CLBNB_ROWWISE_LLM_INT8, 0.0f, CLBNB_DTYPE_F32, 1);
         test_rowwise_case(ctx, q, path, 16, 8200, CLBNB_DTYPE_F32, CLBNB_ROWWISE_SWITCHBACK, 6.0f, CLBNB_DTYPE_F16, 1);
+        /* rows past four register-held groups per work-item (RPT 4 on the GENERIC path), with a tail */
+        test_rowwise_case(ctx, q, path, 5, 9001, CLBNB_DTYPE_F16, CLBNB_ROWWISE_LLM_INT8, 0.0f, CLBNB_DTYPE_F32, 1);
+        test_rowwise_case(ctx, q, path, 3, 17000, CLBNB_DTYPE_BF16, CLBNB_ROWWISE_SWITCHBACK, 6.0f, CLBNB_DTYPE_F16, 0);
         test_rowwise_case(ctx, q, path, 40, 2048, CLBNB_DTYPE_BF16, CLBNB_ROWWISE_LLM_INT8, 6.0f, CLBNB_DTYPE_F32, 1);
         test_dequant_case(ctx, q, path, 64, 1024, CLBNB_DTYPE_BF16, CLBNB_DTYPE_F32, CLBNB_ROWWISE_LLM_INT8, 1);
         test_dequant_case(ctx, q, path, 64, 1040, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, CLBNB_ROWWISE_SWITCHBACK, 1);
