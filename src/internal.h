@@ -35,6 +35,7 @@ typedef struct clbnb_scratch_slot {
     size_t bytes;  /* its size (a power of two) */
     cl_event busy; /* marker behind its last use; NULL when known idle */
     int in_use;    /* handed out and not yet released */
+    size_t zero;   /* bytes from its start known zero once `busy` completes (clbnb_scratch_release_zeroed) */
 } clbnb_scratch_slot;
 
 struct clbnb_context {
@@ -64,6 +65,14 @@ struct clbnb_context {
  * (never clReleaseMemObject; NULL is ignored): it is reused only once that use has completed. */
 CLBNB_INTERNAL clbnb_status clbnb_scratch_acquire(clbnb_context *ctx, size_t bytes, cl_mem *out);
 CLBNB_INTERNAL void clbnb_scratch_release(clbnb_context *ctx, cl_command_queue queue, cl_mem mem);
+/* The same for buffers whose first `bytes` bytes must be zero (outlier column flags): *zeroed = 1
+ * when they already are (a pooled buffer handed back with clbnb_scratch_release_zeroed, the
+ * commands that cleared it complete before the caller's, as for any reuse), 0 when the caller must
+ * clear them. clbnb_scratch_release_zeroed vouches that the commands enqueued so far leave the
+ * first `zero_bytes` bytes zero. */
+CLBNB_INTERNAL clbnb_status clbnb_scratch_acquire_zeroed(clbnb_context *ctx, size_t bytes, cl_mem *out, int *zeroed);
+CLBNB_INTERNAL void clbnb_scratch_release_zeroed(clbnb_context *ctx, cl_command_queue queue, cl_mem mem,
+                                                 size_t zero_bytes);
 CLBNB_INTERNAL void clbnb_scratch_pool_free(clbnb_context *ctx);
 
 /* --- status helpers ------------------------------------------------------------------------- */

@@ -31,14 +31,16 @@ static size_t pooled_size(size_t bytes) {
     return s;
 }
 
-clbnb_status clbnb_scratch_acquire(clbnb_context *ctx, size_t bytes, cl_mem *out) {
+/* need_zero: prefer an idle buffer whose first `bytes` bytes are known zero (*zeroed = 1). */
+static clbnb_status acquire(clbnb_context *ctx, size_t bytes, cl_mem *out, int need_zero, int *zeroed) {
     *out = NULL;
+    *zeroed = 0;
     if (bytes == 0) bytes = 4;
     cl_int err = CL_SUCCESS;
     if (bytes <= CLBNB_SCRATCH_MAX_BYTES) {
         size_t want = pooled_size(bytes);
         pthread_mutex_lock(&ctx->scratch_lock);
-        int best = -1, empty = -1, idle = -1;
+        int best = -1, empty = -1, idle = -1, zero = -1;
         size_t total = 0;
         for (int i = 0; i < CLBNB_SCRATCH_SLOTS; i++) {
             clbnb_scratch_slot *sl = &ctx->scratch[i];
@@ -50,6 +52,11 @@ clbnb_status clbnb_scratch_acquire(clbnb_context *ctx, size_t bytes, cl_mem *out
             if (sl->in_use || !event_done(sl->busy)) continue;
             if (sl->bytes >= want && (best < 0 || sl->bytes < ctx->scratch[best].bytes)) best = i;
             if (idle < 0 || sl->bytes < ctx->scratch[idle].bytes) idle = i;
+            if (need_zero && sl->zero >= bytes && (zero < 0 || sl->bytes < ctx->scratch[zero].bytes)) zero = i;
+        }
+        if (zero >= 0) {
+            best = zero;
+            *zeroed = 1;
         }
         if (best < 0) {
             /* a new buffer: in an empty slot, else in place of the smallest idle one */
@@ -64,7 +71,7 @@ clbnb_status clbnb_scratch_acquire(clbnb_context *ctx, size_t bytes, cl_mem *out
                     clbnb_scratch_slot *sl = &ctx->scratch[slot];
                     if (sl->mem) clReleaseMemObject(sl->mem); /* idle: its last use has completed */
                     if (sl->busy) clReleaseEvent(sl->busy);
-                    sl->mem = m, sl->bytes = want, sl->busy = NULL;
+                    sl->mem = m, sl->bytes = want, sl->busy = NULL, sl->zero = 0;
                     best = slot;
                 }
             }
@@ -74,6 +81,7 @@ clbnb_status clbnb_scratch_acquire(clbnb_context *ctx, size_t bytes, cl_mem *out
             if (sl->busy) clReleaseEvent(sl->busy);
             sl->busy = NULL;
             sl->in_use = 1;
+            sl->zero = 0; /* the new user may write anything */
             *out = sl->mem;
         }
         pthread_mutex_unlock(&ctx->scratch_lock);
@@ -89,7 +97,16 @@ clbnb_status clbnb_scratch_acquire(clbnb_context *ctx, size_t bytes, cl_mem *out
     return CLBNB_SUCCESS;
 }
 
-void clbnb_scratch_release(clbnb_context *ctx, cl_command_queue queue, cl_mem mem) {
+clbnb_status clbnb_scratch_acquire(clbnb_context *ctx, size_t bytes, cl_mem *out) {
+    int zeroed;
+    return acquire(ctx, bytes, out, 0, &zeroed);
+}
+
+clbnb_status clbnb_scratch_acquire_zeroed(clbnb_context *ctx, size_t bytes, cl_mem *out, int *zeroed) {
+    return acquire(ctx, bytes, out, 1, zeroed);
+}
+
+static void release(clbnb_context *ctx, cl_command_queue queue, cl_mem mem, size_t zero_bytes) {
     if (!mem) return;
     pthread_mutex_lock(&ctx->scratch_lock);
     for (int i = 0; i < CLBNB_SCRATCH_SLOTS; i++) {
@@ -104,6 +121,7 @@ void clbnb_scratch_release(clbnb_context *ctx, cl_command_queue queue, cl_mem me
         }
         sl->busy = marker;
         sl->in_use = 0;
+        sl->zero = marker ? zero_bytes : 0;
         pthread_mutex_unlock(&ctx->scratch_lock);
         return;
     }
@@ -111,11 +129,17 @@ void clbnb_scratch_release(clbnb_context *ctx, cl_command_queue queue, cl_mem me
     clReleaseMemObject(mem); /* not pooled: freed once the queued commands are done with it */
 }
 
+void clbnb_scratch_release(clbnb_context *ctx, cl_command_queue queue, cl_mem mem) { release(ctx, queue, mem, 0); }
+
+void clbnb_scratch_release_zeroed(clbnb_context *ctx, cl_command_queue queue, cl_mem mem, size_t zero_bytes) {
+    release(ctx, queue, mem, zero_bytes);
+}
+
 void clbnb_scratch_pool_free(clbnb_context *ctx) {
     for (int i = 0; i < CLBNB_SCRATCH_SLOTS; i++) {
         clbnb_scratch_slot *sl = &ctx->scratch[i];
         if (sl->busy) clReleaseEvent(sl->busy);
         if (sl->mem) clReleaseMemObject(sl->mem);
-        sl->busy = NULL, sl->mem = NULL, sl->bytes = 0, sl->in_use = 0;
+        sl->busy = NULL, sl->mem = NULL, sl->bytes = 0, sl->in_use = 0, sl->zero = 0;
     }
 }
