@@ -377,6 +377,15 @@ inline void compact_flags_wg(__global uint *flags, ulong cols, __global int *oco
     ulong c0 = min((ulong)lid * per, cols), c1 = min(c0 + per, cols);
     uint n = 0;
     ulong c = c0;
+    // eight 16-byte loads in flight before any is counted (H100, 8192 columns: the kernel took
+    // 10 us with one at a time and a flag-by-flag second pass, 9 us like this: its time is not in
+    // these loads)
+    for (; c + 32 <= c1; c += 32) {
+        uint4 f[8];
+        for (uint u = 0; u < 8; u++) f[u] = vload4(0, flags + c + 4 * u);
+        for (uint u = 0; u < 8; u++)
+            n += (uint)(f[u].x != 0u) + (uint)(f[u].y != 0u) + (uint)(f[u].z != 0u) + (uint)(f[u].w != 0u);
+    }
     for (; c + 4 <= c1; c += 4) {
         const uint4 f = vload4(0, flags + c);
         n += (uint)(f.x != 0u) + (uint)(f.y != 0u) + (uint)(f.z != 0u) + (uint)(f.w != 0u);
@@ -391,12 +400,23 @@ inline void compact_flags_wg(__global uint *flags, ulong cols, __global int *oco
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     uint pos = scan[lid] - n;
-    if (n)
-        for (c = c0; c < c1; c++)
+    if (n) {
+        // the same batches of eight loads
+        for (c = c0; c + 32 <= c1; c += 32) {
+            uint f[32];
+            for (uint u = 0; u < 8; u++) vstore4(vload4(0, flags + c + 4 * u), u, f);
+            for (uint j = 0; j < 32; j++)
+                if (f[j] != 0u) {
+                    ocols[ooff + pos++] = (int)(c + j);
+                    flags[c + j] = 0u;
+                }
+        }
+        for (; c < c1; c++)
             if (flags[c] != 0u) {
                 ocols[ooff + pos++] = (int)c;
                 flags[c] = 0u;
             }
+    }
     if (lid == WG - 1) count[coff] = (int)scan[WG - 1];
 }
 
@@ -914,11 +934,34 @@ __kernel void dq_col_quant_cpu(__global const uchar *x, ulong xoff, ulong ldx, u
 // GENERIC: TILE x TILE tiles (TILE = 64, WG = 256). Loads: 8 work-items per x row, 8 elements
 // each (16-byte loads where aligned); the codes go transposed into local memory; stores: 4
 // work-items per qT row, 16 bytes each (one 16-byte store where aligned). Grid-stride over tiles.
+// The TR_K groups of 8 (storage form) that work-item (lr, lc) codes in tile (tr, tc): rows
+// lr + i * WG / 8, columns lc .. lc + 7 of the tile; groups past the rows or the last full group
+// of columns are not loaded (the coding loop reads partial groups element by element).
+inline void transpose_tile_load(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong tr,
+                                ulong tc, uint lr, uint lc, xraw8 *raw) {
+    const ulong c = tc * TILE + lc;
+    for (uint i = 0; i < TILE / (WG / 8); i++) {
+        const ulong r = tr * TILE + lr + i * (WG / 8);
+        const ulong xb = xoff + r * ldx;
+        raw[i] = r < rows && c + 8 <= cols ? load_raw8(x, xb + c, X_ALIGNED16(xb)) : (xraw8)(0);
+    }
+}
+
 inline void transpose_wg(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols,
                          __global const float *partials, ulong np, __global char *q, ulong qoff, ulong ldq,
                          __global uchar *stats, ulong soff, int sdt, __local uchar *tile, __local float *fac,
                          __local float *red, const int kind) {
     uint lid = get_local_id(0);
+    uint lc = (lid % 8) * 8, lr = lid / 8;  // load: tile column group, first tile row
+    uint oc = lid / 4, orr = (lid % 4) * 16; // store: tile column (= qT row), first tile row
+    ulong ntr = (rows + TILE - 1) / TILE, ntc = (cols + TILE - 1) / TILE;
+    // each work-item's TR_K groups of 8 of a tile (rows lr, lr + WG / 8, ..), loaded in storage
+    // form one tile ahead: the next tile's loads are in flight while this one is coded and stored,
+    // the first tile's while the global absmax is reduced
+#define TR_K (TILE / (WG / 8))
+    xraw8 raw[TR_K];
+    ulong u = get_group_id(0);
+    if (u < ntr * ntc) transpose_tile_load(x, xoff, ldx, rows, cols, u / ntc, u % ntc, lr, lc, raw);
     float inv = 0.0f;
     if (kind == 0) {
         float m = 0.0f;
@@ -927,10 +970,7 @@ inline void transpose_wg(__global const uchar *x, ulong xoff, ulong ldx, ulong r
         if (get_group_id(0) == 0 && lid == 0) clbnb_store_float(stats, soff, sdt, a);
         inv = global_code_factor(a);
     }
-    uint lc = (lid % 8) * 8, lr = lid / 8;  // load: tile column group, first tile row
-    uint oc = lid / 4, orr = (lid % 4) * 16; // store: tile column (= qT row), first tile row
-    ulong ntr = (rows + TILE - 1) / TILE, ntc = (cols + TILE - 1) / TILE;
-    for (ulong u = get_group_id(0); u < ntr * ntc; u += get_num_groups(0)) {
+    for (; u < ntr * ntc; u += get_num_groups(0)) {
         ulong tr = u / ntc, tc = u - tr * ntc;
         ulong r0 = tr * TILE, c0 = tc * TILE;
         if (kind == 1 && lid < TILE) {
@@ -943,13 +983,14 @@ inline void transpose_wg(__global const uchar *x, ulong xoff, ulong ldx, ulong r
             fac[lid] = f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint k = lr; k < TILE; k += WG / 8) {
+        for (uint i = 0; i < TR_K; i++) {
+            const uint k = lr + i * (WG / 8);
             ulong r = r0 + k, c = c0 + lc;
             if (r >= rows) break;
             ulong xb = xoff + r * ldx;
             float xv[8];
             if (c + 8 <= cols) {
-                vstore8(load_x8v(x, xb + c, X_ALIGNED16(xb)), 0, xv);
+                vstore8(raw_f8(raw[i]), 0, xv);
             } else {
                 for (uint j = 0; j < 8; j++) xv[j] = c + j < cols ? LOADX(xb + c + j) : 0.0f;
             }
@@ -959,6 +1000,8 @@ inline void transpose_wg(__global const uchar *x, ulong xoff, ulong ldx, ulong r
                 tile[(lc + j) * TP + k] = (uchar)code;
             }
         }
+        const ulong un = u + get_num_groups(0);
+        if (un < ntr * ntc) transpose_tile_load(x, xoff, ldx, rows, cols, un / ntc, un % ntc, lr, lc, raw);
         barrier(CLK_LOCAL_MEM_FENCE);
         {
             ulong c = c0 + oc, r = r0 + orr;
