@@ -633,7 +633,8 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void absmax_partial_wg(
 // work-groups, no threshold) and the np absmax partials of w (same dtype, flat shape), their
 // work-groups interleaved evenly so that both kinds run side by side (the row-wise groups leave
 // memory idle while they reduce). H100, SwitchBack forward 4096^3: 52.2-52.7 us against 35.1 +
-// 19.5 us and a 1.3 us gap for the two launches.
+// 19.5 us and a 1.3 us gap for the two launches (session 10); 40.7 us since the kernels hold
+// their loads in storage form (session 11).
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void rowwise_sb_with_absmax_wg(
     ROWWISE_ARGS, uint tpr, ulong row_groups, __global const uchar *w, ulong woff, ulong ldw, ulong wrows, ulong wcols,
     ulong wnch, __global float *partials, ulong np) {
