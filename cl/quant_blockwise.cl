@@ -177,10 +177,7 @@ inline float8 load8_in(__global const uchar *x, ulong e, int al) {
     // (PoCL: an f16 -> f32 conversion by integer operations on 8 lanes instead of vload_half8 made
     // the cpu-shape 4-bit quantize about 2x slower: 4M elements, both measured beside a busy
     // build, ~7000 against ~3600-4000 us)
-    if (al) {
-        uint4 r = ((__global const uint4 *)x)[e >> 3];
-        return vload_half8(0, (const __private half *)&r);
-    }
+    if (al) return clbnb_f8_from_16bit(((__global const uint4 *)x)[e >> 3], IN_DTYPE);
     return vload_half8(0, (__global const half *)x + e);
 #else
     uint4 r;
@@ -191,8 +188,7 @@ inline float8 load8_in(__global const uchar *x, ulong e, int al) {
         r = (uint4)((uint)h.s0 | ((uint)h.s1 << 16), (uint)h.s2 | ((uint)h.s3 << 16), (uint)h.s4 | ((uint)h.s5 << 16),
                     (uint)h.s6 | ((uint)h.s7 << 16));
     }
-    return (float8)(as_float(r.x << 16), as_float(r.x & 0xffff0000u), as_float(r.y << 16), as_float(r.y & 0xffff0000u),
-                    as_float(r.z << 16), as_float(r.z & 0xffff0000u), as_float(r.w << 16), as_float(r.w & 0xffff0000u));
+    return clbnb_f8_from_16bit(r, IN_DTYPE);
 #endif
 }
 
@@ -205,9 +201,8 @@ inline float8 load8_in_tail(__global const uchar *x, ulong e, ulong n, int al) {
 }
 
 // The same 8 elements in their storage form (f16 / bf16: 16 bytes, f32: float8), converted by
-// in8_f: a quantize pass holds its loads across the block reduction in half the registers, so more
-// work-groups fit on a compute unit (H100: the row-wise int8 kernel went from 37.0 to 31.1 us at
-// 4096 x 4096 with the same change).
+// in8_f: a quantize pass holds its loads across the block reduction in half the registers (H100,
+// NF4 32M f16: 42.5 -> 38.7 us at 2 passes, 37.1 at 4; see the tiling note in quant_blockwise.c).
 #if IN_DTYPE == CLBNB_DTYPE_F32
 typedef float8 in_raw8;
 inline in_raw8 load8_raw_tail(__global const uchar *x, ulong e, ulong n, int al) { return load8_in_tail(x, e, n, al); }
@@ -221,14 +216,7 @@ inline in_raw8 load8_raw_tail(__global const uchar *x, ulong e, ulong n, int al)
     for (int j = 0; j < 8; j++) h[j] = e + j < n ? p[j] : (ushort)0;
     return as_uint4(vload8(0, h));
 }
-inline float8 in8_f(in_raw8 r) {
-#if IN_DTYPE == CLBNB_DTYPE_F16
-    return vload_half8(0, (const __private half *)&r);
-#else
-    return (float8)(as_float(r.x << 16), as_float(r.x & 0xffff0000u), as_float(r.y << 16), as_float(r.y & 0xffff0000u),
-                    as_float(r.z << 16), as_float(r.z & 0xffff0000u), as_float(r.w << 16), as_float(r.w & 0xffff0000u));
-#endif
-}
+inline float8 in8_f(in_raw8 r) { return clbnb_f8_from_16bit(r, IN_DTYPE); }
 #endif
 #define Q_AS_IS(v) (v)
 

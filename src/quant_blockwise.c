@@ -53,16 +53,15 @@ static int valid_8bit_blocksize(size_t bs) { return clbnb_is_pow2(bs) && bs >= 1
 static int cpu_path(const clbnb_context *ctx) { return ctx->info.path[CLBNB_FAMILY_QUANT] == CLBNB_PATH_CPU; }
 
 /* Work per work-item of the generic shape: qr / qr4 = passes of the 8-bit / 4-bit quantizers (QR /
- * QR4 in the .cl); du4 / du8 =
- * 8-element units per work-item of the 4-bit / 8-bit dequantizers (DQ4_U, DQ8_U). H100 sweeps
- * (32M elements, median of 60): qr 2 (8-bit 107.8 us, NF4 59.1 us; qr 4: 110.6 / 61.3; qr 8:
- * 119.6 / 76.5); du 2 for 4-bit (nested 34.3 us with du 1, 31.2 with 2) and du 1 for 8-bit (du 2:
- * 71.7 us against 63.5). Session 9, 4-bit quantize NF4 / FP4 against 42.5 / 43.9 us: a
- * grid-stride loop with the table barrier right after the loads 47.4 / 50.6 us; persistent
- * work-groups, 4 / 8 / 16 per compute unit: 44.0 / 49.7, 42.9 / 47.0, 42.3 / 45.6 us; qr 4 with 8
- * per compute unit 43.9 / 47.1 us. None kept. Session 11: the 4-bit passes hold their loads in
- * storage form (f16: 16 bytes instead of a float8) across the block reduction; with that, qr4 1 /
- * 2 / 4 gave NF4 41.7 / 38.7-38.9 / 37.1 us and FP4 45.1 / 42.5 / 41.7 us (4 kept).
+ * QR4 in the .cl); du4 / du8 = 8-element units per work-item of the 4-bit / 8-bit dequantizers
+ * (DQ4_U, DQ8_U). H100 sweeps (32M elements, median of 60): qr 2 (8-bit 107.8 us, NF4 59.1 us; qr
+ * 4: 110.6 / 61.3; qr 8: 119.6 / 76.5); du 2 for 4-bit (nested 34.3 us with du 1, 31.2 with 2) and
+ * du 1 for 8-bit (du 2: 71.7 us against 63.5). Session 9, 4-bit quantize NF4 / FP4 against 42.5 /
+ * 43.9 us: a grid-stride loop with the table barrier right after the loads 47.4 / 50.6 us;
+ * persistent work-groups, 4 / 8 / 16 per compute unit: 44.0 / 49.7, 42.9 / 47.0, 42.3 / 45.6 us;
+ * qr 4 with 8 per compute unit 43.9 / 47.1 us. None kept. Session 11: the 4-bit passes hold their
+ * loads in storage form (f16: 16 bytes instead of a float8) across the block reduction; with that,
+ * qr4 1 / 2 / 4 gave NF4 41.7 / 38.7-38.9 / 37.1 us and FP4 45.1 / 42.5 / 41.7 us (4 kept).
  * CLBNB_QUANT_CONFIG="qr,du" (each 1, 2, 4 or 8; qr sets both pass counts, du both unit counts)
  * overrides them for kernel development. */
 typedef struct quant_tiling {
