@@ -13,7 +13,10 @@
  * Policy: at most CLBNB_SCRATCH_SLOTS buffers of at most CLBNB_SCRATCH_MAX_BYTES each and
  * CLBNB_SCRATCH_TOTAL_BYTES together (sizes rounded up to a power of two so that calls of similar
  * size share buffers); larger requests, or requests while every slot is busy, get a buffer of
- * their own, released (clReleaseMemObject) when handed back. The pool is freed with the context.
+ * their own, released (clReleaseMemObject) when handed back. A buffer handed back with
+ * clbnb_scratch_release_zeroed keeps a mark of how many leading bytes its user left zero, so the
+ * next clbnb_scratch_acquire_zeroed of that size needs no fill (outlier column flags); any other
+ * acquire clears the mark. The pool is freed with the context.
  * Guarded by its own mutex (a leaf lock: callers may hold ctx->lock). */
 #include "internal.h"
 
