@@ -95,9 +95,6 @@ inline float clbnb_lin8_outlier_weight(float cb, float s, int xdt) {
     return clbnb_round_to_dtype(cb * s * 7.874015718698502e-3f, xdt);
 }
 
-// Generic element access by dtype code. `base` points to the start of the element array (the
-// byte offset already applied); index i counts elements. The switch is on a compile-time
-// constant in every call site, so it folds away.
 // Eight consecutive f16 or bf16 values (dtype; element 0 in the low half of .x) as floats. Kernels
 // that hold loads across a reduction keep them in this 16-byte form and convert at use.
 inline float8 clbnb_f8_from_16bit(uint4 r, int dtype) {
@@ -105,6 +102,9 @@ inline float8 clbnb_f8_from_16bit(uint4 r, int dtype) {
     return as_float8(convert_uint8(as_ushort8(r)) << 16);
 }
 
+// Generic element access by dtype code. `base` points to the start of the element array (the
+// byte offset already applied); index i counts elements. The switch is on a compile-time
+// constant in every call site, so it folds away.
 inline float clbnb_load_float(__global const uchar *base, ulong i, int dtype) {
     if (dtype == CLBNB_DTYPE_F32) return ((__global const float *)base)[i];
     if (dtype == CLBNB_DTYPE_F16) return vload_half(i, (__global const half *)base);

@@ -100,7 +100,6 @@ inline float g4_sum8(float8 v) {
 #endif
 #define G4_WG (32 * G4_WARPS)
 
-
 // Stages the 16-entry table (and the 256-entry nested code) in local memory.
 inline void g4_stage_tables(__local float *tab, __local float *c2, __global const float *restrict code2, ulong c2off,
                             int nested, int qtype) {

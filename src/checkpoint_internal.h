@@ -4,11 +4,11 @@
 
 #include "internal.h"
 
-/* Fills err (if not NULL) and returns status. */
 /* Start of the readable bytes holding tensor t: its shard's whole file (mapped or in memory), which
  * begins with the header; NULL when t is not in ck. */
 CLBNB_INTERNAL const unsigned char *clbnb_checkpoint_file_start(const clbnb_checkpoint *ck, const clbnb_st_tensor *t);
 
+/* Fills err (if not NULL) and returns status. */
 CLBNB_INTERNAL clbnb_status clbnb_ferr(clbnb_file_error *err, clbnb_status status, clbnb_file_error_code code,
                                        const char *tensor, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 

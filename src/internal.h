@@ -170,7 +170,8 @@ CLBNB_INTERNAL clbnb_status clbnb_quantize_switchback_inputs(clbnb_context *ctx,
                                                              cl_event *event);
 
 /* clbnb_quantize_rowwise with a caller-owned outlier-flag workspace (>= cols * 4 bytes; used only
- * with threshold > 0; NULL: a pooled scratch buffer, zero-filled per call).
+ * with threshold > 0; NULL: a pooled scratch buffer, zero-filled unless the pool hands back one
+ * a previous call left zeroed).
  * The outlier compaction leaves the flags zeroed: flags_ws_zeroed = 1 says the workspace is all
  * zero (new and filled, or last used by a call whose every command was enqueued), saving a fill. */
 CLBNB_INTERNAL clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,

@@ -5,7 +5,8 @@
  * Every operation validates all of its arguments first; then, holding ctx->lock, enqueues a chain
  * of commands (fills and kernels, each waiting for the previous one; the caller's wait list goes
  * to the first, the caller's event comes from the last). Scratch buffers (column flags, partial
- * maxima) are created per call and released right after enqueueing. */
+ * maxima) come from the context's pool (scratch_pool.c) and go back to it right after enqueueing;
+ * flags go back marked zero, as the outlier compaction clears them. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,7 +113,8 @@ static clbnb_status check_outliers(float threshold, size_t cols, const clbnb_vec
 /* ================================================================================================ */
 /* Row-wise quantization (validated arguments; ctx->lock held)                                      */
 /* ================================================================================================ */
-/* GENERIC: work-items per row such that each holds at most RPT = 2 groups of 8 (cl/quant_int8.cl) */
+/* GENERIC: work-items per row (up to WG) such that two groups of 8 each cover the row where they
+ * can; longer rows keep RPT = 4 groups in registers (rowwise_opts, cl/quant_int8.cl) */
 static size_t rowwise_tpr(size_t cols) {
     size_t tpr = 8;
     while (tpr < WG_GENERIC && tpr * 16 < cols)

@@ -74,7 +74,7 @@ static clbnb_status acquire(clbnb_context *ctx, size_t bytes, cl_mem *out, int n
                     clbnb_scratch_slot *sl = &ctx->scratch[slot];
                     if (sl->mem) clReleaseMemObject(sl->mem); /* idle: its last use has completed */
                     if (sl->busy) clReleaseEvent(sl->busy);
-                    sl->mem = m, sl->bytes = want, sl->busy = NULL, sl->zero = 0;
+                    sl->mem = m, sl->bytes = want, sl->busy = NULL;
                     best = slot;
                 }
             }
