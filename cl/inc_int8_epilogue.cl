@@ -28,23 +28,31 @@
     __global uchar *out_base, ulong out_off, ulong ldc, __global const uchar *sa_base, ulong sa_off,                   \
         __global const uchar *sb_base, ulong sb_off, __global const uchar *bias_base, ulong bias_off, uint cfg
 
-// The value of output (m, n) from the exact int32 accumulator, before its rounding to the output
-// dtype (epilogues 1-3).
+// The epilogue's inputs split by what they depend on, so a kernel that writes many outputs of the
+// same rows and columns loads each once: the row factor sa[m] (epilogues 1-3), the column factors
+// (.x: sb[n], or sb[0] for epilogue 2; .y: bias[n] or 0), and the combination.
+inline float epilogue_row(__global const uchar *sa, uint cfg, uint m) {
+    uint kind = EPI_KIND(cfg);
+    return kind >= 1 && kind <= 3 ? clbnb_load_float(sa, m, (int)EPI_SA(cfg)) : 0.0f;
+}
+inline float2 epilogue_col(__global const uchar *sb, __global const uchar *bias, uint cfg, uint n) {
+    uint kind = EPI_KIND(cfg);
+    float w = kind >= 1 && kind <= 3 ? clbnb_load_float(sb, kind == 2 ? 0 : n, (int)EPI_SB(cfg)) : 0.0f;
+    return (float2)(w, EPI_HAS_BIAS(cfg) ? clbnb_load_float(bias, n, (int)EPI_BIAS(cfg)) : 0.0f);
+}
+// The value of an output from its exact int32 accumulator and factors, before its rounding to the
+// output dtype (epilogues 1-3).
+inline float epilogue_combine(uint cfg, int acc, float sa_m, float2 col) {
+    if (EPI_KIND(cfg) == 1) return fma(((float)acc * sa_m) * col.x, CLBNB_INV_127SQ, col.y);
+    float c = col.x * (sa_m * ((float)acc * CLBNB_INV_127SQ));
+    if (EPI_OUT(cfg) == CLBNB_DTYPE_F16) c = clbnb_round_f16(c);
+    return c + col.y;
+}
+
+// The value of output (m, n) from the exact int32 accumulator (epilogues 1-3).
 inline float epilogue_value(__global const uchar *sa, __global const uchar *sb, __global const uchar *bias, uint cfg,
                             uint m, uint n, int acc) {
-    uint kind = EPI_KIND(cfg);
-    float b = EPI_HAS_BIAS(cfg) ? clbnb_load_float(bias, n, (int)EPI_BIAS(cfg)) : 0.0f;
-    float sa_m = clbnb_load_float(sa, m, (int)EPI_SA(cfg));
-    float v;
-    if (kind == 1) {
-        v = fma(((float)acc * sa_m) * clbnb_load_float(sb, n, (int)EPI_SB(cfg)), CLBNB_INV_127SQ, b);
-    } else {
-        float w = clbnb_load_float(sb, kind == 2 ? 0 : n, (int)EPI_SB(cfg));
-        float c = w * (sa_m * ((float)acc * CLBNB_INV_127SQ));
-        if (EPI_OUT(cfg) == CLBNB_DTYPE_F16) c = clbnb_round_f16(c);
-        v = c + b;
-    }
-    return v;
+    return epilogue_combine(cfg, acc, epilogue_row(sa, cfg, m), epilogue_col(sb, bias, cfg, n));
 }
 
 // Writes output (m, n) from the exact int32 accumulator.
@@ -55,4 +63,15 @@ inline void epilogue_store(__global uchar *out, ulong ldc, __global const uchar 
         ((__global int *)out)[idx] = acc;
     else
         clbnb_store_float(out, idx, (int)EPI_OUT(cfg), epilogue_value(sa, sb, bias, cfg, m, n, acc));
+}
+
+// Writes float outputs idx and idx + 1 (idx even, the output aligned to two elements) with one
+// store: the tensor-core kernels' lanes each hold two adjacent outputs.
+inline void epilogue_store_pair(__global uchar *out, ulong idx, int dtype, float v0, float v1) {
+    if (dtype == CLBNB_DTYPE_F32)
+        vstore2((float2)(v0, v1), idx / 2, (__global float *)out);
+    else if (dtype == CLBNB_DTYPE_F16)
+        vstore_half2_rte((float2)(v0, v1), idx / 2, (__global half *)out);
+    else
+        ((__global uint *)out)[idx / 2] = (uint)clbnb_f32_to_bf16(v0) | ((uint)clbnb_f32_to_bf16(v1) << 16);
 }

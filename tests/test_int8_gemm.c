@@ -47,7 +47,9 @@ static size_t check_one(clbnb_context *ctx, cl_command_queue q, const struct sha
     size_t lda = K + 3, ldb = K + 5, a_off = 7, b_off = 3; /* odd: exercises the unaligned loads */
     if (test_rng_next(rng) & 1) lda = (K + 15) / 16 * 16, ldb = lda, a_off = 32, b_off = 64; /* aligned */
     size_t ldc = N + 2, es = v->epilogue == EPI_INT32 ? 4 : clbnb_dtype_size(v->out);
-    size_t c_off = 2 * es;
+    /* N = 2 mod 4: an output offset of one element, so the tensor-core kernel's paired stores of
+     * two adjacent outputs must fall back to single ones (odd N gives odd ldc, the other fallback) */
+    size_t c_off = (N % 4 == 2 ? 1 : 2) * es;
     int8_t *A = malloc(a_off + M * lda), *B = malloc(b_off + N * ldb);
     for (size_t i = 0; i < a_off + M * lda; i++)
         A[i] = (int8_t)(test_rng_next(rng) & 0xff);
@@ -198,9 +200,9 @@ int main(void) {
     /* M <= 4 with K > 4096: every work-item of the skinny kernel's widest team (256 x 16 bytes of
      * K) holds a partial sum, so a reduction that drops any of them fails; M = 16: the nv_mma
      * path's small-batch tile (16 x 128 x 128) with tails in N and K */
-    static const struct shape shapes[] = {{1, 1, 1},    {1, 7, 3},     {3, 1, 5},     {2, 3, 4},    {17, 33, 65},
-                                          {64, 64, 64}, {65, 63, 100}, {1, 300, 257}, {5, 9, 4097}, {130, 129, 77},
-                                          {1, 3, 4113}, {4, 5, 8195},  {16, 131, 515}};
+    static const struct shape shapes[] = {{1, 1, 1},    {1, 7, 3},     {3, 1, 5},      {2, 3, 4},    {17, 33, 65},
+                                          {64, 64, 64}, {65, 63, 100}, {1, 300, 257},  {5, 9, 4097}, {130, 129, 77},
+                                          {1, 3, 4113}, {4, 5, 8195},  {16, 131, 515}, {9, 12, 33},  {6, 10, 40}};
     static const struct variant variants[] = {
         {EPI_INT32, CLBNB_DTYPE_I32, CLBNB_DTYPE_F32, CLBNB_DTYPE_COUNT},
         {EPI_LLM, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, CLBNB_DTYPE_F16},
@@ -245,7 +247,7 @@ static void run_paths(clbnb_context *ctx, cl_command_queue q, test_rng *rng, con
             const struct shape *sh = &shapes[si];
             if (emulated && ((sh->M + 127) / 128) * ((sh->N + 127) / 128) * ((sh->K + 63) / 64) > 8) continue;
             for (size_t vi = 0; vi < nvariants; vi++) {
-                if (emulated && vi % 3 != 0 && si % 2) continue;
+                if (emulated && vi % 3 != 0 && si % 2 && sh->M * sh->N > 256) continue;
                 check_one(ctx, q, &shapes[si], &variants[vi], rng, name);
             }
         }
