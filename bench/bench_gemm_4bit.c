@@ -96,6 +96,9 @@ void bench_gemm_4bit(bench_session *s) {
      * which AUTO's choice is checked */
     for (size_t i = 0; !cpu && i < nshapes; i += 2)
         run_one(s, "gemm_4bit_nf4_m128_fused", 128, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_SMALL_BATCH);
+    /* GPUs: dequantize + GEMM at M = 128, the route AUTO leaves for larger M */
+    for (size_t i = 0; !cpu && i < nshapes; i += 2)
+        run_one(s, "dequant_gemm_4bit_m128", 128, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
     for (size_t i = 0; !cpu && i < nshapes; i += 2)
         run_one(s, "gemm_4bit_nf4_m4", 4, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);
     for (size_t i = 0; !cpu && i < nshapes; i += 2)

@@ -75,3 +75,11 @@ inline void epilogue_store_pair(__global uchar *out, ulong idx, int dtype, float
     else
         ((__global uint *)out)[idx / 2] = (uint)clbnb_f32_to_bf16(v0) | ((uint)clbnb_f32_to_bf16(v1) << 16);
 }
+
+// The same for a pair of 2-byte outputs (f16 or bf16) staged in local memory (dst 4-byte aligned).
+inline void epilogue_stage_pair16(__local uchar *dst, int dtype, float v0, float v1) {
+    if (dtype == CLBNB_DTYPE_F16)
+        vstore_half2_rte((float2)(v0, v1), 0, (__local half *)dst);
+    else
+        *(__local uint *)dst = (uint)clbnb_f32_to_bf16(v0) | ((uint)clbnb_f32_to_bf16(v1) << 16);
+}

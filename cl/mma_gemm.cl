@@ -136,6 +136,20 @@ typedef int acc_t;
 #define GEMM_MMA_KERNEL int8_gemm_mma
 #endif
 
+// A lane's two adjacent outputs from their accumulators, before rounding to the output dtype.
+inline float2 mma_out_pair(uint cfg, acc_t a0, acc_t a1, float rowf, float2 col0, float2 col1) {
+#if MMA_F16
+    return (float2)(a0 + col0.y, a1 + col1.y); // f32 sum + bias, one rounding
+#else
+    return (float2)(epilogue_combine(cfg, a0, rowf, col0), epilogue_combine(cfg, a1, rowf, col1));
+#endif
+}
+
+// Local memory row of the staged output tile (2-byte outputs): 16 bytes of padding put the 8 rows
+// a warp's pair stores touch at once in 8 different bank groups.
+#define STAGE_ROW (BN * 2 + 16)
+#define STAGE_FITS (BM * STAGE_ROW <= STAGES * (A_STAGE_BYTES + B_STAGE_BYTES))
+
 // K counts bytes of a row (f16: twice the elements). Split-K (work-group z covers K bytes
 // [z * k_chunk, ...)): int8 adds exact partial sums atomically into partial[M, N]; f16 (no float
 // atomics in OpenCL 1.2) writes slice z's f32 tile to partial[z][M][N], and
@@ -242,7 +256,8 @@ PRAGMA_UNROLL
     }
     // Every row factor, column factor and bias this lane needs is loaded before the first store, so
     // the loads overlap: loaded per output, their latencies added up to 16.5 us of each work-group's
-    // 76 us on the H100 (the group's tensor cores idle meanwhile). Adjacent outputs go out in pairs.
+    // 76 us on the H100 (the group's tensor cores idle meanwhile). 4-byte outputs go out as the
+    // lanes' pairs of adjacent outputs.
     float rowf[MT][2];
     float2 colf[NT][2];
 PRAGMA_UNROLL
@@ -253,6 +268,46 @@ PRAGMA_UNROLL
         for (uint e = 0; e < 2; e++) colf[j][e] = epilogue_col(sb, bias, cfg, min(nw + 8 * j + e, N - 1));
     const uint kind = EPI_KIND(cfg), odt = EPI_OUT(cfg);
     const uint esize = kind == 0 || odt == CLBNB_DTYPE_F32 ? 4u : 2u;
+    // 2-byte outputs go through local memory: the work-group's tile is staged row-major, then
+    // written as 16-byte pieces of rows, whole 32-byte sectors (a lane's own pairs fill 16 bytes of
+    // each sector they touch). The barriers are outside the branches (PoCL 3.1 mis-ran this code
+    // with them inside a branch and an early return: a bounds test passed with n >= N).
+#if STAGE_FITS
+    const int staged = esize == 2;
+    barrier(CLK_LOCAL_MEM_FENCE); // every warp is done reading the last K stage
+    if (staged) {
+PRAGMA_UNROLL
+        for (int i = 0; i < MT; i++)
+PRAGMA_UNROLL
+            for (int j = 0; j < NT; j++)
+                for (int h = 0; h < 2; h++) {
+                    const uint r = wm * MT * 16 + 16 * i + 8 * h + g, c = wn * NT * 8 + 8 * j + 2 * t;
+                    const float2 v = mma_out_pair(cfg, acc[i][j][2 * h], acc[i][j][2 * h + 1], rowf[i][h], colf[j][0],
+                                                  colf[j][1]);
+                    epilogue_stage_pair16(smem + r * STAGE_ROW + c * 2, (int)odt, v.x, v.y);
+                }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (staged) {
+        const int vec = out_off % 16 == 0 && ldc % 8 == 0;
+        for (uint q = tid; q < BM * BN / 8; q += THREADS) {
+            const uint r = q / (BN / 8), c = q % (BN / 8) * 8;
+            const uint m = m0 + r, n = n0 + c;
+            if (m >= M || n >= N) continue;
+            const uint4 v = vload4(0, (__local const uint *)(smem + r * STAGE_ROW + c * 2));
+            const ulong idx = (ulong)m * ldc + n;
+            if (vec && n + 8 <= N) {
+                vstore4(v, 0, (__global uint *)(out + idx * 2));
+            } else {
+                for (uint e = 0; e < min(8u, N - n); e++) {
+                    const uint w = e < 2 ? v.x : e < 4 ? v.y : e < 6 ? v.z : v.w;
+                    ((__global ushort *)out)[idx + e] = (ushort)(w >> (16 * (e & 1)));
+                }
+            }
+        }
+        return;
+    }
+#endif
     const int pairs = out_off % (2 * esize) == 0 && ldc % 2 == 0;
 PRAGMA_UNROLL
     for (int i = 0; i < MT; i++)
@@ -264,9 +319,7 @@ PRAGMA_UNROLL
                 const ulong idx = (ulong)m * ldc + n;
                 const acc_t a0 = acc[i][j][2 * h], a1 = acc[i][j][2 * h + 1];
                 const int both = n + 1 < N;
-#if MMA_F16
-                const float v0 = a0 + colf[j][0].y, v1 = a1 + colf[j][1].y; // f32 sum + bias, one rounding
-#else
+#if !MMA_F16
                 if (kind == 0) { // int32 out
                     if (pairs && both)
                         vstore2((int2)(a0, a1), idx / 2, (__global int *)out);
@@ -276,14 +329,13 @@ PRAGMA_UNROLL
                     }
                     continue;
                 }
-                const float v0 = epilogue_combine(cfg, a0, rowf[i][h], colf[j][0]);
-                const float v1 = epilogue_combine(cfg, a1, rowf[i][h], colf[j][1]);
 #endif
+                const float2 v = mma_out_pair(cfg, a0, a1, rowf[i][h], colf[j][0], colf[j][1]);
                 if (pairs && both)
-                    epilogue_store_pair(out, idx, (int)odt, v0, v1);
+                    epilogue_store_pair(out, idx, (int)odt, v.x, v.y);
                 else {
-                    clbnb_store_float(out, idx, (int)odt, v0);
-                    if (both) clbnb_store_float(out, idx + 1, (int)odt, v1);
+                    clbnb_store_float(out, idx, (int)odt, v.x);
+                    if (both) clbnb_store_float(out, idx + 1, (int)odt, v.y);
                 }
             }
 }

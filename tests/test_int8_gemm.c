@@ -47,9 +47,13 @@ static size_t check_one(clbnb_context *ctx, cl_command_queue q, const struct sha
     size_t lda = K + 3, ldb = K + 5, a_off = 7, b_off = 3; /* odd: exercises the unaligned loads */
     if (test_rng_next(rng) & 1) lda = (K + 15) / 16 * 16, ldb = lda, a_off = 32, b_off = 64; /* aligned */
     size_t ldc = N + 2, es = v->epilogue == EPI_INT32 ? 4 : clbnb_dtype_size(v->out);
-    /* N = 2 mod 4: an output offset of one element, so the tensor-core kernel's paired stores of
-     * two adjacent outputs must fall back to single ones (odd N gives odd ldc, the other fallback) */
+    /* The tensor-core kernel writes 2-byte outputs in 16-byte pieces where the output allows it and
+     * 4-byte ones as pairs of adjacent outputs; each layout below takes a different branch.
+     * N = 2 mod 4: an output offset of one element (pairs unaligned); N = 0 or 3 mod 8: ldc a multiple
+     * of 8 at a 16-byte offset (pieces aligned; N = 3 mod 8 ends each row with a partial piece);
+     * odd N: odd ldc. */
     size_t c_off = (N % 4 == 2 ? 1 : 2) * es;
+    if (N % 8 == 0 || N % 8 == 3) ldc = (N + 8) / 8 * 8, c_off = 8 * es;
     int8_t *A = malloc(a_off + M * lda), *B = malloc(b_off + N * ldb);
     for (size_t i = 0; i < a_off + M * lda; i++)
         A[i] = (int8_t)(test_rng_next(rng) & 0xff);
@@ -202,7 +206,8 @@ int main(void) {
      * path's small-batch tile (16 x 128 x 128) with tails in N and K */
     static const struct shape shapes[] = {{1, 1, 1},    {1, 7, 3},     {3, 1, 5},      {2, 3, 4},    {17, 33, 65},
                                           {64, 64, 64}, {65, 63, 100}, {1, 300, 257},  {5, 9, 4097}, {130, 129, 77},
-                                          {1, 3, 4113}, {4, 5, 8195},  {16, 131, 515}, {9, 12, 33},  {6, 10, 40}};
+                                          {1, 3, 4113}, {4, 5, 8195},  {16, 131, 515}, {9, 12, 33},  {6, 10, 40},
+                                          {5, 11, 40},  {7, 16, 40}};
     static const struct variant variants[] = {
         {EPI_INT32, CLBNB_DTYPE_I32, CLBNB_DTYPE_F32, CLBNB_DTYPE_COUNT},
         {EPI_LLM, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, CLBNB_DTYPE_F16},
