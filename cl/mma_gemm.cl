@@ -6,6 +6,8 @@
 // Both consume 16 x 32-byte A tiles and 8 x 32-byte B tiles with identical fragment layouts, so one
 // kernel body serves both: rows are handled as bytes (K counts bytes: 2 per f16 element).
 // ldmatrix loads the fragments, cp.async copies global -> local (STAGES-deep pipeline).
+// The epilogue applies the dequantization and bias in registers; 2-byte outputs (f16, bf16) are then
+// staged in the K-stage buffers and written as 16-byte pieces of rows.
 //
 // Work-group: WARPS_M x WARPS_N warps of 32; each warp owns a (16*MT) x (8*NT) tile of C held in
 // registers (MT*NT*4 ints). The work-group's tile is BM x BN; K advances BK bytes per stage.

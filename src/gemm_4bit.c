@@ -124,9 +124,10 @@ static clbnb_gemm_4bit_variant auto_variant_for(const clbnb_context *ctx, size_t
     /* CPU devices: CLBlast SGEMM on PoCL runs at a few GFLOP/s, slower than decoding the weight
      * once per 8 rows of x for any M measured (M = 128: ~6x), so the fused kernel serves every M */
     if (m <= 64 || (ctx && (ctx->info.type & CL_DEVICE_TYPE_CPU))) return CLBNB_GEMM_4BIT_SMALL_BATCH;
-    /* nv_mma with f16 x: the fused tensor-core kernel up to M = 128 (H100, M = 128: 69.6 / 732 us at
-     * 4096 x 4096 / 8192 x 28672 against 73.2 / 769 us for dequantize + GEMM, after the GEMM's staged
-     * epilogue; M = 96: 54.4 / 675 against 64.3 / 735 us) */
+    /* nv_mma with f16 x: the fused tensor-core kernel up to M = 128 (H100, M = 128: 69.6-70.4 / 731-733
+     * us at 4096 x 4096 / 8192 x 28672 against 73.0-73.2 / 616-769 us for dequantize + GEMM after the
+     * GEMM's staged epilogue: the dequantize route's time varies between runs; M = 96: 54.4 / 675
+     * against 64.3 / 735 us) */
     if (m <= 128 && ctx && ctx->info.path[CLBNB_FAMILY_GEMM_4BIT] == CLBNB_PATH_NV_MMA && xdt == CLBNB_DTYPE_F16)
         return CLBNB_GEMM_4BIT_SMALL_BATCH;
     return CLBNB_GEMM_4BIT_DEQUANT_SGEMM;
