@@ -49,10 +49,15 @@ inline float epilogue_combine(uint cfg, int acc, float sa_m, float2 col) {
     return c + col.y;
 }
 
-// The value of output (m, n) from the exact int32 accumulator (epilogues 1-3).
+// The value of output (m, n) from the exact int32 accumulator (epilogues 1-3), for kernels that
+// write one output at a time: the same loads as before the split, without epilogue_row /
+// epilogue_col's tests of the epilogue kind.
 inline float epilogue_value(__global const uchar *sa, __global const uchar *sb, __global const uchar *bias, uint cfg,
                             uint m, uint n, int acc) {
-    return epilogue_combine(cfg, acc, epilogue_row(sa, cfg, m), epilogue_col(sb, bias, cfg, n));
+    float b = EPI_HAS_BIAS(cfg) ? clbnb_load_float(bias, n, (int)EPI_BIAS(cfg)) : 0.0f;
+    float sa_m = clbnb_load_float(sa, m, (int)EPI_SA(cfg));
+    float w = clbnb_load_float(sb, EPI_KIND(cfg) == 2 ? 0 : n, (int)EPI_SB(cfg));
+    return epilogue_combine(cfg, acc, sa_m, (float2)(w, b));
 }
 
 // Writes output (m, n) from the exact int32 accumulator.
