@@ -50,12 +50,15 @@ inline float epilogue_combine(uint cfg, int acc, float sa_m, float2 col) {
 }
 
 // The value of output (m, n) from the exact int32 accumulator (epilogues 1-3), for kernels that
-// write one output at a time: the same loads as before the split, without epilogue_row /
-// epilogue_col's tests of the epilogue kind.
+// write one output at a time. Epilogue 1 loads sb[n] in a branch of its own: with one load at the
+// index `kind == 2 ? 0 : n` for all three, PoCL's CPU GEMM (vectorized across work-items) took
+// 29.4-30.1 ms at 1024^3 against 26.8-27.8 ms.
 inline float epilogue_value(__global const uchar *sa, __global const uchar *sb, __global const uchar *bias, uint cfg,
                             uint m, uint n, int acc) {
     float b = EPI_HAS_BIAS(cfg) ? clbnb_load_float(bias, n, (int)EPI_BIAS(cfg)) : 0.0f;
     float sa_m = clbnb_load_float(sa, m, (int)EPI_SA(cfg));
+    if (EPI_KIND(cfg) == 1)
+        return epilogue_combine(cfg, acc, sa_m, (float2)(clbnb_load_float(sb, n, (int)EPI_SB(cfg)), b));
     float w = clbnb_load_float(sb, EPI_KIND(cfg) == 2 ? 0 : n, (int)EPI_SB(cfg));
     return epilogue_combine(cfg, acc, sa_m, (float2)(w, b));
 }
