@@ -258,8 +258,9 @@ PRAGMA_UNROLL
     }
     // Every row factor, column factor and bias this lane needs is loaded before the first store, so
     // the loads overlap: loaded per output, their latencies added up to 16.5 us of each work-group's
-    // 76 us on the H100 (the group's tensor cores idle meanwhile). 4-byte outputs go out as the
-    // lanes' pairs of adjacent outputs.
+    // 76 us on the H100 (the group's tensor cores idle meanwhile). Outputs that are not staged below
+    // (4-byte ones, and 2-byte ones where the tile does not fit) go out as the lanes' pairs of
+    // adjacent outputs.
     float rowf[MT][2];
     float2 colf[NT][2];
 PRAGMA_UNROLL

@@ -252,6 +252,8 @@ static void run_paths(clbnb_context *ctx, cl_command_queue q, test_rng *rng, con
             const struct shape *sh = &shapes[si];
             if (emulated && ((sh->M + 127) / 128) * ((sh->N + 127) / 128) * ((sh->K + 63) / 64) > 8) continue;
             for (size_t vi = 0; vi < nvariants; vi++) {
+                /* odd shapes run a third of the variants there, except the tiny ones (every store
+                 * branch of the tensor-core epilogue must see every output dtype) */
                 if (emulated && vi % 3 != 0 && si % 2 && sh->M * sh->N > 256) continue;
                 check_one(ctx, q, &shapes[si], &variants[vi], rng, name);
             }
