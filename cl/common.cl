@@ -133,7 +133,10 @@ inline float clbnb_lin8_outlier_sum(__global const uchar *x, ulong xrow, int xdt
             wv[j] = (float)cbrow[c];
             xv[j] = clbnb_load_float(x, xrow + c, xdt);
         }
-        for (int j = 0; j < jn; j++) acc += xv[j] * clbnb_lin8_outlier_weight(wv[j], s, xdt);
+        // a constant trip count keeps xv and wv in registers (indexed up to jn, they went to the stack)
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            if (j < jn) acc += xv[j] * clbnb_lin8_outlier_weight(wv[j], s, xdt);
     }
     return acc;
 }

@@ -150,7 +150,43 @@ inline float2 mma_out_pair(uint cfg, acc_t a0, acc_t a1, float rowf, float2 col0
 // Local memory row of the staged output tile (2-byte outputs): 16 bytes of padding put the 8 rows
 // a warp's pair stores touch at once in 8 different bank groups.
 #define STAGE_ROW (BN * 2 + 16)
-#define STAGE_FITS (BM * STAGE_ROW <= STAGES * (A_STAGE_BYTES + B_STAGE_BYTES))
+#define SMEM_BYTES (STAGES * (A_STAGE_BYTES + B_STAGE_BYTES))
+#define STAGE_FITS (BM * STAGE_ROW <= SMEM_BYTES)
+#define PIECES (BM * BN / 8)                           // 16-byte pieces of rows in the staged tile
+#define PIECE_ITERS ((PIECES + THREADS - 1) / THREADS) // pieces per work-item
+
+// ---- the LLM.int8 outlier product, fused (OUTLIERS=1: int8, epilogue 1, f16 / bf16 out) ----------
+// out[m, n] = RN_out(RN_out(v) + sum_j x[m, c_j] * w(n, c_j)) over the ocount[0] outlier columns
+// c_j of x (ascending, read on the device), w as in clbnb_lin8_outlier_weight: the bits of the
+// separate add (cl/linear8_outlier.cl), without its pass over the output (on the H100 it read and
+// rewrote the 2048 x 4096 f16 output of the threshold-6 forward in ~40 us). Per pass of OL_JC
+// columns the work-group stages the dequantized weights of its BN columns and the x values of its
+// BM rows in local memory, all its loads issued together. Every piece of a work-item lies in the
+// same 8 columns (THREADS is a multiple of BN / 8), so a work-item loads its 8 weights once per
+// column and multiplies them into the sums of all its pieces, held in registers. H100, that
+// forward (2048 x 4096^2, 8 columns): 209-211 us with the separate add, 200-203 fused. Measured
+// and dropped: with the f32 (unstaged) outputs fused too, the accumulators stayed live across the
+// sums (220 registers instead of 128, one work-group per SM: 277 us), so src/int8_gemm.c leaves
+// them to the separate add; the sums in an array indexed in a loop went to the stack (246 us); the
+// first pass's operands gathered by a kernel of their own and copied by cp.async with the first K
+// stage, so the epilogue loads nothing: 210-211 us (the gather took 5.6 us and the GEMM no less).
+#ifndef OUTLIERS
+#define OUTLIERS 0
+#endif
+#if OUTLIERS
+#define OUTLIER_PARAMS                                                                                                 \
+    , __global const uchar *ox, ulong ox_off, ulong ldox, int oxdt, __global const int *ocols,                         \
+        __global const int *ocount
+// OL_JC: outlier columns per pass, set by src/int8_gemm.c (as many as fit in 48 KiB beside the
+// stage buffers, NVIDIA's OpenCL cap, at most 32), which fuses only where the tile allows it
+#if !defined(OL_JC) || OL_JC < 1 || (BM + BN) * OL_JC * 4 + SMEM_BYTES > 49152 || THREADS % (BN / 8) != 0 || !STAGE_FITS
+#error "OUTLIERS=1 with a tile that does not allow it"
+#endif
+#define OL_W_PER ((OL_JC * BN + THREADS - 1) / THREADS) // staged weights per work-item and pass
+#define OL_X_PER ((BM * OL_JC + THREADS - 1) / THREADS) // staged x values per work-item and pass
+#else
+#define OUTLIER_PARAMS
+#endif
 
 // K counts bytes of a row (f16: twice the elements). Split-K (work-group z covers K bytes
 // [z * k_chunk, ...)): int8 adds exact partial sums atomically into partial[M, N]; f16 (no float
@@ -158,8 +194,11 @@ inline float2 mma_out_pair(uint cfg, acc_t a0, acc_t a1, float rowf, float2 col0
 // f16_gemm_splitk_reduce sums the slices in order (deterministic) and applies bias and dtype.
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
 GEMM_MMA_KERNEL(__global const uchar *a_base, ulong a_off, ulong lda, __global const uchar *b_base, ulong b_off,
-                ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS) {
-    __local uchar smem[STAGES * (A_STAGE_BYTES + B_STAGE_BYTES)] __attribute__((aligned(16)));
+                ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS OUTLIER_PARAMS) {
+    __local uchar smem[SMEM_BYTES] __attribute__((aligned(16)));
+#if OUTLIERS
+    __local float4 ol_stage[(BM + BN) * OL_JC / 4]; // weights wl[OL_JC][BN], x values xl[BM][OL_JC]
+#endif
 #if CLBNB_PTX_EMULATE
     __local uint scratch[WARPS_M * WARPS_N * 32 * 6];
 #else
@@ -275,8 +314,11 @@ PRAGMA_UNROLL
     // written as 16-byte pieces of rows, whole 32-byte sectors (a lane's own pairs fill 16 bytes of
     // each sector they touch). The barriers are outside the branches (PoCL 3.1 mis-ran this code
     // with them inside a branch and an early return: a bounds test passed with n >= N).
+#if OUTLIERS
+    const int ocnt = ocount[0];
+#endif
 #if STAGE_FITS
-    const int staged = esize == 2;
+    const int staged = OUTLIERS || esize == 2; // OUTLIERS: the host passes 2-byte outputs only
     barrier(CLK_LOCAL_MEM_FENCE); // every warp is done reading the last K stage
     if (staged) {
 PRAGMA_UNROLL
@@ -290,14 +332,93 @@ PRAGMA_UNROLL
                     epilogue_stage_pair16(smem + r * STAGE_ROW + c * 2, (int)odt, v.x, v.y);
                 }
     }
+#if OUTLIERS
+    // this work-item's pieces: rows r0 + it * OL_RSTEP, columns c8 .. c8 + 7 of the tile
+    const uint c8 = tid % (BN / 8) * 8, r0 = tid / (BN / 8);
+#define OL_RSTEP (THREADS / (BN / 8))
+    float osum[PIECE_ITERS][8];
+PRAGMA_UNROLL
+    for (int it = 0; it < PIECE_ITERS; it++)
+PRAGMA_UNROLL
+        for (int e = 0; e < 8; e++) osum[it][e] = 0.0f;
+    __local float *wl = (__local float *)ol_stage, *xl = wl + OL_JC * BN;
+    // the trip count is the same for the whole work-group: every work-item meets every barrier
+    for (int j0 = 0; j0 < (staged ? ocnt : 0); j0 += OL_JC) {
+        // this work-item's share of the pass, all loads issued before any is used (in a loop that
+        // stored each value before loading the next, their latencies added up)
+        int wc[OL_W_PER], xc[OL_X_PER];
+        float wv[OL_W_PER], ws[OL_W_PER], xv[OL_X_PER];
+PRAGMA_UNROLL
+        for (int i = 0; i < OL_W_PER; i++) {
+            const uint e = tid + i * THREADS, j = e / BN;
+            wc[i] = e < OL_JC * BN && j0 + (int)j < ocnt ? ocols[j0 + j] : -1;
+        }
+PRAGMA_UNROLL
+        for (int i = 0; i < OL_X_PER; i++) {
+            const uint e = tid + i * THREADS, j = e % OL_JC;
+            xc[i] = e < BM * OL_JC && j0 + (int)j < ocnt ? ocols[j0 + j] : -1;
+        }
+PRAGMA_UNROLL
+        for (int i = 0; i < OL_W_PER; i++) {
+            const uint n = n0 + (tid + i * THREADS) % BN;
+            const int ok = wc[i] >= 0 && n < N;
+            wv[i] = ok ? (float)((__global const char *)B)[(ulong)n * ldb + wc[i]] : 0.0f;
+            ws[i] = ok ? clbnb_load_float(sb, n, (int)EPI_SB(cfg)) : 0.0f;
+        }
+PRAGMA_UNROLL
+        for (int i = 0; i < OL_X_PER; i++) {
+            const uint m = m0 + (tid + i * THREADS) / OL_JC;
+            xv[i] = xc[i] >= 0 && m < M ? clbnb_load_float(ox, ox_off + (ulong)m * ldox + xc[i], oxdt) : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); // the staged tile is written; the previous pass is done
+PRAGMA_UNROLL
+        for (int i = 0; i < OL_W_PER; i++) {
+            const uint e = tid + i * THREADS;
+            if (e < OL_JC * BN) wl[e] = wc[i] >= 0 ? clbnb_lin8_outlier_weight(wv[i], ws[i], oxdt) : 0.0f;
+        }
+PRAGMA_UNROLL
+        for (int i = 0; i < OL_X_PER; i++) {
+            const uint e = tid + i * THREADS;
+            if (e < BM * OL_JC) xl[e] = xv[i];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const int jn = min(OL_JC, ocnt - j0);
+        for (int j = 0; j < jn; j++) {
+            const float4 w0 = ol_stage[(j * BN + c8) / 4], w1 = ol_stage[(j * BN + c8) / 4 + 1];
+PRAGMA_UNROLL
+            for (int it = 0; it < PIECE_ITERS; it++) {
+                const float x = xl[min(r0 + it * OL_RSTEP, (uint)BM - 1) * OL_JC + j];
+                osum[it][0] += x * w0.x;
+                osum[it][1] += x * w0.y;
+                osum[it][2] += x * w0.z;
+                osum[it][3] += x * w0.w;
+                osum[it][4] += x * w1.x;
+                osum[it][5] += x * w1.y;
+                osum[it][6] += x * w1.z;
+                osum[it][7] += x * w1.w;
+            }
+        }
+    }
+#endif
     barrier(CLK_LOCAL_MEM_FENCE);
     if (staged) {
         const int vec = out_off % 16 == 0 && ldc % 8 == 0;
-        for (uint q = tid; q < BM * BN / 8; q += THREADS) {
-            const uint r = q / (BN / 8), c = q % (BN / 8) * 8;
+PRAGMA_UNROLL
+        for (int it = 0; it < PIECE_ITERS; it++) {
+            const uint q = tid + it * THREADS, r = q / (BN / 8), c = q % (BN / 8) * 8;
             const uint m = m0 + r, n = n0 + c;
-            if (m >= M || n >= N) continue;
-            const uint4 v = vload4(0, (__local const uint *)(smem + r * STAGE_ROW + c * 2));
+            if (q >= PIECES || m >= M || n >= N) continue;
+            __local uchar *piece = smem + r * STAGE_ROW + c * 2;
+#if OUTLIERS
+            if (ocnt > 0) { // RN_out(staged + sum), back into the piece
+                const float8 f = clbnb_f8_from_16bit(vload4(0, (__local const uint *)piece), (int)odt);
+                epilogue_stage_pair16(piece, (int)odt, f.s0 + osum[it][0], f.s1 + osum[it][1]);
+                epilogue_stage_pair16(piece + 4, (int)odt, f.s2 + osum[it][2], f.s3 + osum[it][3]);
+                epilogue_stage_pair16(piece + 8, (int)odt, f.s4 + osum[it][4], f.s5 + osum[it][5]);
+                epilogue_stage_pair16(piece + 12, (int)odt, f.s6 + osum[it][6], f.s7 + osum[it][7]);
+            }
+#endif
+            const uint4 v = vload4(0, (__local const uint *)piece);
             const ulong idx = (ulong)m * ldc + n;
             if (vec && n + 8 <= N) {
                 vstore4(v, 0, (__global uint *)(out + idx * 2));

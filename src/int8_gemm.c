@@ -3,6 +3,7 @@
  * compile-time option of the same kernels, so every path produces the same bits. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -78,6 +79,22 @@ static struct mma_config mma_config(const clbnb_context *ctx, size_t int8_rows) 
     return c;
 }
 
+/* Outlier columns per pass (OL_JC) of the tile's fused LLM.int8 outlier product into an output of
+ * dtype `out` (cl/mma_gemm.cl, OUTLIERS), or 0 where it does not fuse it. It fuses for 2-byte
+ * outputs staged in local memory, with a column of the outlier operands beside the stage buffers
+ * in 48 KiB, each work-item's 16-byte pieces of the staged tile in the same columns, and their sums
+ * (8 per piece) in registers. */
+static int mma_outlier_columns(const struct mma_config *m, clbnb_dtype out) {
+    const int threads = 32 * m->warps_m * m->warps_n, bm = 16 * m->mt * m->warps_m, bn = 8 * m->nt * m->warps_n;
+    const int row_bytes = m->swizzle ? m->bk : m->bk + 16, smem = m->stages * (bm + bn) * row_bytes;
+    const int pieces_per_item = (bm * bn / 8 + threads - 1) / threads;
+    const int jc = (49152 - smem) / ((bm + bn) * 4);
+    if ((out != CLBNB_DTYPE_F16 && out != CLBNB_DTYPE_BF16) || bm * (2 * bn + 16) > smem || threads % (bn / 8) != 0 ||
+        pieces_per_item > 8 || jc < 1)
+        return 0;
+    return jc < 32 ? jc : 32;
+}
+
 /* Work-items per output column of the skinny kernel (SK_TL in cl/int8_gemm.cl) for M rows of A.
  * H100 sweep, 32 / 64 / 128 / 256 lanes (64 and up with a tree reduction down to one value):
  * M = 1, 4096 x 4096: 12.5 / 15.4 / 16.8 / 21.5 us; 28672 x 8192: 90.6 / 87.8 / 94.5 / 124.9 us.
@@ -121,7 +138,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     const char *program, *kernel_name;
     size_t local[3] = {1, 1, 1}, global[3];
     size_t tile_m, tile_n, bk;
-    int splittable = 1, skinny = 0;
+    int splittable = 1, skinny = 0, mma_jc = 0;
     if (path != CLBNB_PATH_CPU && M <= 4) {
         /* small M: memory-bound on B, the skinny kernel streams B once (DOT4 of the device on the
          * dot4 and nv_mma paths, the emulation on the generic path) */
@@ -142,6 +159,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
                  aligned, !ctx->info.nv_ptx_mma, m.warps_m, m.warps_n, m.mt, m.nt, m.bk, m.stages, m.swizzle, m.unroll,
                  m.asm_volatile);
         program = "mma_gemm", kernel_name = "int8_gemm_mma";
+        mma_jc = mma_outlier_columns(&m, out->dtype);
         tile_m = (size_t)16 * m.mt * m.warps_m, tile_n = (size_t)8 * m.nt * m.warps_n, bk = (size_t)m.bk;
         local[0] = (size_t)32 * m.warps_m * m.warps_n;
         global[0] = (N + tile_n - 1) / tile_n * local[0], global[1] = (M + tile_m - 1) / tile_m;
@@ -163,6 +181,16 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     cl_uint k_chunk = (cl_uint)(((K + splits - 1) / splits + bk - 1) / bk * bk);
     splits = (K + k_chunk - 1) / k_chunk;
     global[2] = splits;
+    /* the tensor-core kernel fuses the LLM.int8 outlier product into its epilogue (a variant built
+     * with OUTLIERS=1 and six more arguments) unless K is split: the slices' sums are only complete
+     * in int8_gemm_epilogue */
+    const char *fuse_env = getenv("CLBNB_INT8_FUSE_OUTLIERS"); /* development knob: "0" for the separate add */
+    const int mma_outliers = mma_jc > 0 && splits == 1 && c->outliers && c->epilogue == EPI_LLM_INT8 &&
+                             !(fuse_env && strcmp(fuse_env, "0") == 0);
+    if (mma_outliers) {
+        const size_t used = strlen(options);
+        snprintf(options + used, sizeof options - used, " -DOUTLIERS=1 -DOL_JC=%d", mma_jc);
+    }
 
     cl_ulong a_off = a->offset, lda = a->ld, b_off = b->offset, ldb = b->ld, out_off = out->offset, ldc = out->ld;
     cl_ulong sa_off = byte_offset(c->sa), sb_off = byte_offset(c->sb), bias_off = byte_offset(c->bias);
@@ -191,6 +219,11 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
         s = clbnb_set_args_from(k, 21, 7, CLBNB_ARG(fuse), CLBNB_ARG(o->x), CLBNB_ARG(o->x_off), CLBNB_ARG(o->ldx),
                                 CLBNB_ARG(o->xdt), CLBNB_ARG(o->ocols), CLBNB_ARG(o->ocount));
     }
+    if (s == CLBNB_SUCCESS && mma_outliers) {
+        const clbnb_outlier_product *o = c->outliers;
+        s = clbnb_set_args_from(k, 21, 6, CLBNB_ARG(o->x), CLBNB_ARG(o->x_off), CLBNB_ARG(o->ldx), CLBNB_ARG(o->xdt),
+                                CLBNB_ARG(o->ocols), CLBNB_ARG(o->ocount));
+    }
     if (s == CLBNB_SUCCESS) {
         if (partial)
             s = clbnb_enqueue(queue, k, 3, global, local, 1, &zeroed, &summed);
@@ -210,7 +243,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     if (zeroed) clReleaseEvent(zeroed);
     if (summed) clReleaseEvent(summed);
     clbnb_scratch_release(ctx, queue, partial); /* NULL: no split */
-    if (c->fused) *c->fused = s == CLBNB_SUCCESS && skinny && c->outliers;
+    if (c->fused) *c->fused = s == CLBNB_SUCCESS && (skinny || mma_outliers) && c->outliers;
     return s;
 }
 

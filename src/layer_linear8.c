@@ -1,8 +1,9 @@
 /* layer_linear8.c: Linear8bitLt (LLM.int8() with the outlier decomposition, spec 5.5).
  * Forward: x -> f16 -> row-wise int8 with outlier detection (columns and count stay on the device)
  * -> fused scaled int8 matmul with bias -> outlier product added by lay_outlier_add or the tiled
- * kernel of linear8_outlier.cl (on GPUs at up to 4 rows, fused into the int8 GEMM), which read the
- * outlier count on the device (no host read-back, nothing blocks).
+ * kernel of linear8_outlier.cl, or fused into the int8 GEMM (on GPUs at up to 4 rows; on the
+ * tensor-core path for f16 / bf16 outputs where K is not split), all reading the outlier count on
+ * the device (no host read-back, nothing blocks).
  * Backward: grad_x = G (CB * SCB/127) through f32 dequantized weight tiles and CLBlast SGEMM. */
 #include <stdio.h>
 #include <stdlib.h>

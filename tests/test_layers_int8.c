@@ -570,6 +570,26 @@ int main(void) {
             for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
                 run_case(ctx, q, &rng, &shapes[i], pn);
         }
+        /* the epilogue's fused outlier product (cl/mma_gemm.cl, OUTLIERS) where each work-item has
+         * two 16-byte pieces of the staged tile: 2,1,1,4 (32 x 32) stages 32 outlier columns per
+         * pass, 2,2,2,2 with BK 128 and 3 stages (64 x 32) 20, so 45 columns take 2 and 3 passes.
+         * Edges, 8 / 20 / 45 columns, all output dtypes (f32 outputs take the separate add). */
+        if (mma && !clbnb_context_device_info(ctx)->nv_ptx_mma) {
+            static const char *const tiles[2] = {"2,1,1,4,32,2,1,1,0", "2,2,2,2,128,3,0,1,0"};
+            for (int t = 0; t < 2; t++) {
+                setenv("CLBNB_INT8_MMA_CONFIG", tiles[t], 1);
+                for (int d = 0; d < 3; d++) {
+                    l8case shapes[] = {
+                        {37, 130, 67, dts[d], 6.0f, 8, 1, 0, 0, 0},
+                        {70, 300, 67, dts[d], 6.0f, 45, 1, 0, 0, 0},
+                        {150, 200, 300, dts[d], 6.0f, 20, 0, 0, 0, 0},
+                    };
+                    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+                        run_case(ctx, q, &rng, &shapes[i], pn);
+                }
+            }
+            setenv("CLBNB_INT8_MMA_CONFIG", "1,2,1,2,32,2,1,1,0", 1);
+        }
         /* test_linear_no_igemmlt: 1024 -> 3072, threshold 6, x randn(3, 1024) fp16. bitsandbytes
          * checks one draw (9216 outputs: at most 2 outside). Outside counts are correlated within a
          * row (one row's absmax sets its step), so they are pooled over 48 draws per path: with 12
