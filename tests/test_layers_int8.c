@@ -109,6 +109,8 @@ typedef struct l8case {
     int fp16w;
     int bnb_matmullt; /* apply test_matmullt's bars */
     int bnb_no_igemmlt;
+    int sparse; /* outlier columns hold outliers in about a third of the rows (at least one), so the
+                   row-wise codes of their other rows are not zero until the columns are zeroed */
 } l8case;
 
 static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, const l8case *c, const char *path) {
@@ -125,11 +127,12 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, test_rng *rng, cons
     }
     fill_normal(rng, x, m * k, 1.0f);
     for (int o = 0; o < c->outlier_cols; o++) {
-        size_t col = (size_t)(test_rng_next(rng) % k);
+        size_t col = (size_t)(test_rng_next(rng) % k), first = (size_t)(test_rng_next(rng) % m);
         for (size_t r = 0; r < m; r++)
-            x[r * k + col] =
-                c->bnb_matmullt ? 6.0f
-                                : (test_rng_uniform(rng) < 0.5f ? -1.0f : 1.0f) * (6.0f + 2.0f * test_rng_uniform(rng));
+            if (!c->sparse || r == first || test_rng_next(rng) % 3 == 0)
+                x[r * k + col] = c->bnb_matmullt ? 6.0f
+                                                 : (test_rng_uniform(rng) < 0.5f ? -1.0f : 1.0f) *
+                                                       (6.0f + 2.0f * test_rng_uniform(rng));
     }
     fill_normal(rng, g, m * n, 1.0f);
     if (c->bnb_matmullt) {
@@ -551,21 +554,24 @@ int main(void) {
         for (int d = 0; d < 3; d++) {
             /* test_matmullt: A 64x32, B 48x32, threshold 0 and 6 with 4 columns at 6.0 */
             for (int it = 0; it < 2; it++) {
-                l8case c1 = {64, 32, 48, dts[d], 0.0f, 0, 1, 0, 1, 0};
+                l8case c1 = {64, 32, 48, dts[d], 0.0f, 0, 1, 0, 1, 0, 0};
                 run_case(ctx, q, &rng, &c1, pn);
-                l8case c2 = {64, 32, 48, dts[d], 6.0f, 4, 1, 0, 1, 0};
+                l8case c2 = {64, 32, 48, dts[d], 6.0f, 4, 1, 0, 1, 0, 0};
                 run_case(ctx, q, &rng, &c2, pn);
             }
             l8case shapes[] = {
-                {1, 33, 7, dts[d], 6.0f, 2, 1, 0, 0, 0},     /* batch 1 with outliers */
-                {1, 1, 1, dts[d], 0.0f, 0, 0, 0, 0, 0},      /* 1x1x1 */
-                {13, 83, 83, dts[d], 6.0f, 3, 1, 1, 0, 0},   /* odd dims, has_fp16_weights */
-                {13, 83, 83, dts[d], 6.0f, 0, 0, 0, 0, 0},   /* threshold without outliers */
-                {37, 130, 67, dts[d], 6.0f, 8, 1, 0, 0, 0},  /* 8 outlier columns */
-                {70, 300, 67, dts[d], 6.0f, 45, 1, 0, 0, 0}, /* > 32 outlier columns, > 64 rows: GPU kernel passes */
-                {5, 257, 3, dts[d], 0.0f, 0, 1, 1, 0, 0},
+                {1, 33, 7, dts[d], 6.0f, 2, 1, 0, 0, 0, 0},     /* batch 1 with outliers */
+                {1, 1, 1, dts[d], 0.0f, 0, 0, 0, 0, 0, 0},      /* 1x1x1 */
+                {13, 83, 83, dts[d], 6.0f, 3, 1, 1, 0, 0, 0},   /* odd dims, has_fp16_weights */
+                {13, 83, 83, dts[d], 6.0f, 0, 0, 0, 0, 0, 0},   /* threshold without outliers */
+                {37, 130, 67, dts[d], 6.0f, 8, 1, 0, 0, 0, 0},  /* 8 outlier columns */
+                {70, 300, 67, dts[d], 6.0f, 45, 1, 0, 0, 0, 0}, /* > 32 outlier columns, > 64 rows: GPU kernel passes */
+                {5, 257, 3, dts[d], 0.0f, 0, 1, 1, 0, 0, 0},
                 /* several work-group tiles of the tensor-core kernel with edges, 20 outlier columns */
-                {150, 200, 300, dts[d], 6.0f, 20, 1, 0, 0, 0},
+                {150, 200, 300, dts[d], 6.0f, 20, 1, 0, 0, 0, 0},
+                /* outliers in some rows of their columns */
+                {37, 130, 67, dts[d], 6.0f, 8, 1, 0, 0, 0, 1},
+                {150, 200, 300, dts[d], 6.0f, 20, 0, 0, 0, 0, 1},
             };
             for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
                 run_case(ctx, q, &rng, &shapes[i], pn);
@@ -580,9 +586,9 @@ int main(void) {
                 setenv("CLBNB_INT8_MMA_CONFIG", tiles[t], 1);
                 for (int d = 0; d < 3; d++) {
                     l8case shapes[] = {
-                        {37, 130, 67, dts[d], 6.0f, 8, 1, 0, 0, 0},
-                        {70, 300, 67, dts[d], 6.0f, 45, 1, 0, 0, 0},
-                        {150, 200, 300, dts[d], 6.0f, 20, 0, 0, 0, 0},
+                        {37, 130, 67, dts[d], 6.0f, 8, 1, 0, 0, 0, 0},
+                        {70, 300, 67, dts[d], 6.0f, 45, 1, 0, 0, 0, 0},
+                        {150, 200, 300, dts[d], 6.0f, 20, 0, 0, 0, 0, 0},
                     };
                     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
                         run_case(ctx, q, &rng, &shapes[i], pn);
@@ -595,7 +601,7 @@ int main(void) {
          * row (one row's absmax sets its step), so they are pooled over 48 draws per path: with 12
          * the pooled count (mean ~1.4e-4) still crossed the bar in about 1 run in 25. */
         run_repeated_forward(ctx, q, &rng, pn);
-        l8case li = {3, 1024, 3072, CLBNB_DTYPE_F16, 6.0f, 0, 1, 0, 0, 1};
+        l8case li = {3, 1024, 3072, CLBNB_DTYPE_F16, 6.0f, 0, 1, 0, 0, 1, 0};
         for (int it = 0; it < (mma ? 0 : 48); it++) /* M = 3 takes the skinny kernel on nv_mma too */
             run_case(ctx, q, &rng, &li, pn);
     }
