@@ -184,6 +184,7 @@ inline float2 mma_out_pair(uint cfg, acc_t a0, acc_t a1, float rowf, float2 col0
 #endif
 #define OL_W_PER ((OL_JC * BN + THREADS - 1) / THREADS) // staged weights per work-item and pass
 #define OL_X_PER ((BM * OL_JC + THREADS - 1) / THREADS) // staged x values per work-item and pass
+#define OL_RSTEP (THREADS / (BN / 8))                     // rows between a work-item's pieces
 #else
 #define OUTLIER_PARAMS
 #endif
@@ -335,7 +336,6 @@ PRAGMA_UNROLL
 #if OUTLIERS
     // this work-item's pieces: rows r0 + it * OL_RSTEP, columns c8 .. c8 + 7 of the tile
     const uint c8 = tid % (BN / 8) * 8, r0 = tid / (BN / 8);
-#define OL_RSTEP (THREADS / (BN / 8))
     float osum[PIECE_ITERS][8];
 PRAGMA_UNROLL
     for (int it = 0; it < PIECE_ITERS; it++)

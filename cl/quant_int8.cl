@@ -674,9 +674,10 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void global_quant_wg(
     ulong u = get_group_id(0);
     // the first unit's loads go out before the partials are reduced (both latencies overlap); each
     // unit's codes are stored while the next unit's loads are in flight. Units are taken from the
-    // last one down (RUNIT): the absmax pass read them upwards, so its latest reads may still be in L2.
-#define RUNIT(u) (total - 1 - (u))
-    unit_span s = unit_at(RUNIT(min(u, total - 1)), nch, cols, xoff, ldx, qoff, ldq);
+    // last one down (unit `last - u`): the absmax pass read them upwards, so its latest reads may
+    // still be in L2.
+    const ulong last = total - 1;
+    unit_span s = unit_at(last - min(u, last), nch, cols, xoff, ldx, qoff, ldq);
     xraw8 v[UG];
     unit_load(x, s, lid, v);
     float m = 0.0f;
@@ -689,7 +690,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void global_quant_wg(
         unit_span sn = s;
         xraw8 vn[UG];
         if (un < total) {
-            sn = unit_at(RUNIT(un), nch, cols, xoff, ldx, qoff, ldq);
+            sn = unit_at(last - un, nch, cols, xoff, ldx, qoff, ldq);
             unit_load(x, sn, lid, vn);
         }
         for (uint k = 0; k < UG; k++) {

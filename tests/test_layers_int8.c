@@ -541,6 +541,8 @@ int main(void) {
     cl_command_queue q = test_queue(ctx);
     test_rng rng = test_rng_seeded(0);
     const clbnb_path paths[3] = {CLBNB_PATH_GENERIC, CLBNB_PATH_CPU, CLBNB_PATH_NV_MMA};
+    /* the tensor-core tile of the emulated nv_mma path (why: where it is set below) */
+    static const char *const emulated_tile = "1,2,1,2,32,2,1,1,0";
     const clbnb_dtype dts[3] = {CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16, CLBNB_DTYPE_F32};
     for (int pi = 0; pi < 3; pi++) {
         const int mma = paths[pi] == CLBNB_PATH_NV_MMA;
@@ -549,8 +551,7 @@ int main(void) {
         const char *pn = clbnb_path_name(paths[pi]);
         /* emulated tensor cores: a small tile (16 x 32, 2 warps) keeps PoCL's build of the unrolled
          * kernel short and gives the cases many work-groups; test_int8_gemm covers the default tile */
-        if (mma && !clbnb_context_device_info(ctx)->nv_ptx_mma)
-            setenv("CLBNB_INT8_MMA_CONFIG", "1,2,1,2,32,2,1,1,0", 1);
+        if (mma && !clbnb_context_device_info(ctx)->nv_ptx_mma) setenv("CLBNB_INT8_MMA_CONFIG", emulated_tile, 1);
         for (int d = 0; d < 3; d++) {
             /* test_matmullt: A 64x32, B 48x32, threshold 0 and 6 with 4 columns at 6.0 */
             for (int it = 0; it < 2; it++) {
@@ -594,7 +595,7 @@ int main(void) {
                         run_case(ctx, q, &rng, &shapes[i], pn);
                 }
             }
-            setenv("CLBNB_INT8_MMA_CONFIG", "1,2,1,2,32,2,1,1,0", 1);
+            setenv("CLBNB_INT8_MMA_CONFIG", emulated_tile, 1);
         }
         /* test_linear_no_igemmlt: 1024 -> 3072, threshold 6, x randn(3, 1024) fp16. bitsandbytes
          * checks one draw (9216 outputs: at most 2 outside). Outside counts are correlated within a
