@@ -164,7 +164,10 @@ inline float2 mma_out_pair(uint cfg, acc_t a0, acc_t a1, float rowf, float2 col0
 // BM rows in local memory, all its loads issued together. Every piece of a work-item lies in the
 // same 8 columns (THREADS is a multiple of BN / 8), so a work-item loads its 8 weights once per
 // column and multiplies them into the sums of all its pieces, held in registers. H100, that
-// forward (2048 x 4096^2, 8 columns): 209-211 us with the separate add, 200-203 fused. Measured
+// forward (2048 x 4096^2, 8 columns): 209-211 us with the separate add, 200-203 fused, 172.5 with
+// the build's constants (EPI_CFG_LOW, OL_XDT below). A per-phase %globaltimer trace of each
+// work-group (tid 0) showed where the fused epilogue's time went before them: staging 5.8 us
+// (plain build 5.0), the pass's loads 5.0, its sums 3.3, the write-out 11.2-12.3 (plain 3.7-4.8). Measured
 // and dropped: with the f32 (unstaged) outputs fused too, the accumulators stayed live across the
 // sums (220 registers instead of 128, one work-group per SM: 277 us), so src/int8_gemm.c leaves
 // them to the separate add; the sums in an array indexed in a loop went to the stack (246 us); the
@@ -185,6 +188,39 @@ inline float2 mma_out_pair(uint cfg, acc_t a0, acc_t a1, float rowf, float2 col0
 #define OL_W_PER ((OL_JC * BN + THREADS - 1) / THREADS) // staged weights per work-item and pass
 #define OL_X_PER ((BM * OL_JC + THREADS - 1) / THREADS) // staged x values per work-item and pass
 #define OL_RSTEP (THREADS / (BN / 8))                     // rows between a work-item's pieces
+// This work-item's share of the operands of the pass of columns j0 .. j0 + OL_JC - 1 into wc / xc
+// (columns, -1 past the count), wv / ws (weight codes and scales) and xv (x values), every load
+// issued before any is used (in a loop that stored each value before loading the next, their
+// latencies added up). The column list is read whether or not the count reaches it (ocols holds K
+// entries), so its loads do not wait for the count's (one dependent load less; H100, threshold-6
+// forward: 199.2-201.1 against 200.7-201.6 us, within the noise).
+#define OL_LOAD_PASS(j0)                                                                                               \
+    do {                                                                                                               \
+        PRAGMA_UNROLL                                                                                                  \
+        for (int i = 0; i < OL_W_PER; i++) {                                                                           \
+            const uint e = tid + i * THREADS, j = (j0) + e / BN;                                                       \
+            const int col = e < OL_JC * BN && j < K ? ocols[j] : -1;                                                   \
+            wc[i] = (int)j < ocnt ? col : -1;                                                                          \
+        }                                                                                                              \
+        PRAGMA_UNROLL                                                                                                  \
+        for (int i = 0; i < OL_X_PER; i++) {                                                                           \
+            const uint e = tid + i * THREADS, j = (j0) + e % OL_JC;                                                    \
+            const int col = e < BM * OL_JC && j < K ? ocols[j] : -1;                                                   \
+            xc[i] = (int)j < ocnt ? col : -1;                                                                          \
+        }                                                                                                              \
+        PRAGMA_UNROLL                                                                                                  \
+        for (int i = 0; i < OL_W_PER; i++) {                                                                           \
+            const uint n = n0 + (tid + i * THREADS) % BN;                                                              \
+            const int ok = wc[i] >= 0 && n < N;                                                                        \
+            wv[i] = ok ? (float)((__global const char *)B)[(ulong)n * ldb + wc[i]] : 0.0f;                             \
+            ws[i] = ok ? clbnb_load_float(sb, n, (int)EPI_SB(cfg)) : 0.0f;                                             \
+        }                                                                                                              \
+        PRAGMA_UNROLL                                                                                                  \
+        for (int i = 0; i < OL_X_PER; i++) {                                                                           \
+            const uint m = m0 + (tid + i * THREADS) / OL_JC;                                                           \
+            xv[i] = xc[i] >= 0 && m < M ? clbnb_load_float(ox, ox_off + (ulong)m * ldox + xc[i], oxdt) : 0.0f;         \
+        }                                                                                                              \
+    } while (0)
 #else
 #define OUTLIER_PARAMS
 #endif
@@ -196,6 +232,19 @@ inline float2 mma_out_pair(uint cfg, acc_t a0, acc_t a1, float rowf, float2 col0
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
 GEMM_MMA_KERNEL(__global const uchar *a_base, ulong a_off, ulong lda, __global const uchar *b_base, ulong b_off,
                 ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS OUTLIER_PARAMS) {
+#ifdef EPI_CFG_LOW
+// The epilogue's kind and output dtype (the low 8 bits of cfg) are constants of this build
+// (src/int8_gemm.c passes the argument's bits; a macro is not expanded inside its own expansion, so
+// the cfg on the right is the argument): the compiler folds the kind and dtype tests of each of a
+// work-item's outputs, which were branches around every conversion and store. H100, against the
+// runtime tests (3 alternations): LLM.int8 f16 4096^3 262.1-263.7 -> 251.3-251.4 us, 8192^3
+// 2120-2123 -> 2068-2069 us; the threshold-6 forward (2048 x 4096^2, fused outlier product,
+// where x's dtype is a constant too) 198.1-199.4 -> 172.5 us, threshold 0 149.1-151.0 -> 143.6-143.9.
+#define cfg ((cfg & ~0xFFu) | (uint)EPI_CFG_LOW)
+#endif
+#if OUTLIERS && defined(OL_XDT)
+#define oxdt OL_XDT // x's dtype, likewise
+#endif
     __local uchar smem[SMEM_BYTES] __attribute__((aligned(16)));
 #if OUTLIERS
     __local float4 ol_stage[(BM + BN) * OL_JC / 4]; // weights wl[OL_JC][BN], x values xl[BM][OL_JC]
@@ -344,32 +393,9 @@ PRAGMA_UNROLL
     __local float *wl = (__local float *)ol_stage, *xl = wl + OL_JC * BN;
     // the trip count is the same for the whole work-group: every work-item meets every barrier
     for (int j0 = 0; j0 < (staged ? ocnt : 0); j0 += OL_JC) {
-        // this work-item's share of the pass, all loads issued before any is used (in a loop that
-        // stored each value before loading the next, their latencies added up)
         int wc[OL_W_PER], xc[OL_X_PER];
         float wv[OL_W_PER], ws[OL_W_PER], xv[OL_X_PER];
-PRAGMA_UNROLL
-        for (int i = 0; i < OL_W_PER; i++) {
-            const uint e = tid + i * THREADS, j = e / BN;
-            wc[i] = e < OL_JC * BN && j0 + (int)j < ocnt ? ocols[j0 + j] : -1;
-        }
-PRAGMA_UNROLL
-        for (int i = 0; i < OL_X_PER; i++) {
-            const uint e = tid + i * THREADS, j = e % OL_JC;
-            xc[i] = e < BM * OL_JC && j0 + (int)j < ocnt ? ocols[j0 + j] : -1;
-        }
-PRAGMA_UNROLL
-        for (int i = 0; i < OL_W_PER; i++) {
-            const uint n = n0 + (tid + i * THREADS) % BN;
-            const int ok = wc[i] >= 0 && n < N;
-            wv[i] = ok ? (float)((__global const char *)B)[(ulong)n * ldb + wc[i]] : 0.0f;
-            ws[i] = ok ? clbnb_load_float(sb, n, (int)EPI_SB(cfg)) : 0.0f;
-        }
-PRAGMA_UNROLL
-        for (int i = 0; i < OL_X_PER; i++) {
-            const uint m = m0 + (tid + i * THREADS) / OL_JC;
-            xv[i] = xc[i] >= 0 && m < M ? clbnb_load_float(ox, ox_off + (ulong)m * ldox + xc[i], oxdt) : 0.0f;
-        }
+        OL_LOAD_PASS(j0);
         barrier(CLK_LOCAL_MEM_FENCE); // the staged tile is written; the previous pass is done
 PRAGMA_UNROLL
         for (int i = 0; i < OL_W_PER; i++) {
@@ -421,7 +447,10 @@ PRAGMA_UNROLL
             const uint4 v = vload4(0, (__local const uint *)piece);
             const ulong idx = (ulong)m * ldc + n;
             if (vec && n + 8 <= N) {
-                vstore4(v, 0, (__global uint *)(out + idx * 2));
+                // 16-byte aligned here (vec, n a multiple of 8): a uint4 store is one 16-byte store,
+                // where vstore4 (4-byte alignment) compiled to four 4-byte ones; H100, threshold-6
+                // forward 200.8-201.9 -> 199.2-199.7 us, 4096^3 263.7-263.8 -> 261.5-262.4 us
+                *(__global uint4 *)(out + idx * 2) = v;
             } else {
                 for (uint e = 0; e < min(8u, N - n); e++) {
                     const uint w = e < 2 ? v.x : e < 4 ? v.y : e < 6 ? v.z : v.w;
@@ -462,6 +491,8 @@ PRAGMA_UNROLL
                     if (both) clbnb_store_float(out, idx + 1, (int)odt, v.y);
                 }
             }
+#undef cfg
+#undef oxdt
 }
 
 #if MMA_F16

@@ -95,6 +95,17 @@ static int mma_outlier_columns(const struct mma_config *m, clbnb_dtype out) {
     return jc < 32 ? jc : 32;
 }
 
+/* Whether the tensor-core kernel is built for the call's epilogue kind and output dtype (and, with
+ * the outlier product fused, x's dtype): constants in place of the kernel's tests of its cfg
+ * argument, see cl/mma_gemm.cl. On where the device runs the PTX; off under the PTX emulation, where
+ * each of the test suite's eight combinations would cost a ~30 s PoCL build for the same bits.
+ * CLBNB_INT8_MMA_SPECIALIZE=0|1 overrides (development knob, read per call). */
+static int mma_specialize(const clbnb_context *ctx) {
+    const char *env = getenv("CLBNB_INT8_MMA_SPECIALIZE");
+    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0)) return env[0] == '1';
+    return ctx->info.nv_ptx_mma != 0;
+}
+
 /* Work-items per output column of the skinny kernel (SK_TL in cl/int8_gemm.cl) for M rows of A.
  * H100 sweep, 32 / 64 / 128 / 256 lanes (64 and up with a tree reduction down to one value):
  * M = 1, 4096 x 4096: 12.5 / 15.4 / 16.8 / 21.5 us; 28672 x 8192: 90.6 / 87.8 / 94.5 / 124.9 us.
@@ -138,7 +149,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     const char *program, *kernel_name;
     size_t local[3] = {1, 1, 1}, global[3];
     size_t tile_m, tile_n, bk;
-    int splittable = 1, skinny = 0, mma_jc = 0;
+    int splittable = 1, skinny = 0, mma_jc = 0, specialize = 0;
     if (path != CLBNB_PATH_CPU && M <= 4) {
         /* small M: memory-bound on B, the skinny kernel streams B once (DOT4 of the device on the
          * dot4 and nv_mma paths, the emulation on the generic path) */
@@ -158,6 +169,11 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
                  "-DSWIZZLE=%d -DUNROLL=%d -DASM_VOLATILE=%d",
                  aligned, !ctx->info.nv_ptx_mma, m.warps_m, m.warps_n, m.mt, m.nt, m.bk, m.stages, m.swizzle, m.unroll,
                  m.asm_volatile);
+        specialize = mma_specialize(ctx);
+        if (specialize) {
+            const size_t used = strlen(options);
+            snprintf(options + used, sizeof options - used, " -DEPI_CFG_LOW=%uu", (unsigned)(cfg & 0xFFu));
+        }
         program = "mma_gemm", kernel_name = "int8_gemm_mma";
         mma_jc = mma_outlier_columns(&m, out->dtype);
         tile_m = (size_t)16 * m.mt * m.warps_m, tile_n = (size_t)8 * m.nt * m.warps_n, bk = (size_t)m.bk;
@@ -190,6 +206,10 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     if (mma_outliers) {
         const size_t used = strlen(options);
         snprintf(options + used, sizeof options - used, " -DOUTLIERS=1 -DOL_JC=%d", mma_jc);
+        if (specialize) {
+            const size_t more = strlen(options);
+            snprintf(options + more, sizeof options - more, " -DOL_XDT=%d", (int)c->outliers->xdt);
+        }
     }
 
     cl_ulong a_off = a->offset, lda = a->ld, b_off = b->offset, ldb = b->ld, out_off = out->offset, ldc = out->ld;

@@ -224,6 +224,19 @@ int main(void) {
     test_validation(ctx, q);
     clbnb_context_free(ctx);
 
+    /* the tensor-core kernel built for its epilogue kind and output dtype (the default where the
+     * device runs the PTX, off under the emulation: see src/int8_gemm.c), two of the combinations
+     * (each is a build of its own, ~30 s on PoCL) */
+    setenv("CLBNB_INT8_MMA_SPECIALIZE", "1", 1);
+    ctx = test_context();
+    q = test_queue(ctx);
+    static const struct shape spec_shapes[] = {{17, 33, 65}};
+    const struct variant spec_variants[] = {variants[1], variants[7]};
+    const clbnb_path mma_path[] = {CLBNB_PATH_NV_MMA};
+    run_paths(ctx, q, &rng, mma_path, 1, spec_shapes, 1, spec_variants, 2, " specialized");
+    unsetenv("CLBNB_INT8_MMA_SPECIALIZE");
+    clbnb_context_free(ctx);
+
     /* split-K: the same checks with K cut into 3 slices summed through atomics (the automatic choice
      * splits only large K with few output tiles, which a CPU device never sees) */
     setenv("CLBNB_INT8_SPLIT_K", "3", 1);

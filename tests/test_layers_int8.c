@@ -596,6 +596,13 @@ int main(void) {
                 }
             }
             setenv("CLBNB_INT8_MMA_CONFIG", emulated_tile, 1);
+            /* built for its epilogue kind, output dtype and x's dtype (the default where the device
+             * runs the PTX: see src/int8_gemm.c), one case (a build of its own, ~30 s on PoCL):
+             * bf16, 45 columns in two passes, outliers in some rows */
+            setenv("CLBNB_INT8_MMA_SPECIALIZE", "1", 1);
+            l8case spec = {70, 300, 67, CLBNB_DTYPE_BF16, 6.0f, 45, 1, 0, 0, 0, 1};
+            run_case(ctx, q, &rng, &spec, pn);
+            unsetenv("CLBNB_INT8_MMA_SPECIALIZE");
         }
         /* test_linear_no_igemmlt: 1024 -> 3072, threshold 6, x randn(3, 1024) fp16. bitsandbytes
          * checks one draw (9216 outputs: at most 2 outside). Outside counts are correlated within a
