@@ -167,12 +167,14 @@ inline float2 mma_out_pair(uint cfg, acc_t a0, acc_t a1, float rowf, float2 col0
 // forward (2048 x 4096^2, 8 columns): 209-211 us with the separate add, 200-203 fused, 172.5 with
 // the build's constants (EPI_CFG_LOW, OL_XDT below). A per-phase %globaltimer trace of each
 // work-group (tid 0) showed where the fused epilogue's time went before them: staging 5.8 us
-// (plain build 5.0), the pass's loads 5.0, its sums 3.3, the write-out 11.2-12.3 (plain 3.7-4.8). Measured
-// and dropped: with the f32 (unstaged) outputs fused too, the accumulators stayed live across the
-// sums (220 registers instead of 128, one work-group per SM: 277 us), so src/int8_gemm.c leaves
-// them to the separate add; the sums in an array indexed in a loop went to the stack (246 us); the
-// first pass's operands gathered by a kernel of their own and copied by cp.async with the first K
-// stage, so the epilogue loads nothing: 210-211 us (the gather took 5.6 us and the GEMM no less).
+// (plain build 5.0), the pass's loads 5.0, its sums 3.3, the write-out 11.2-12.3 (plain 3.7-4.8).
+// Measured and dropped: with the f32 (unstaged) outputs fused too, the accumulators stayed live
+// across the sums (220 registers instead of 128, one work-group per SM: 277 us), so src/int8_gemm.c
+// leaves them to the separate add; the sums in an array indexed in a loop went to the stack (246
+// us); the first pass's operands gathered by a kernel of their own and copied by cp.async with the
+// first K stage, so the epilogue loads nothing: 210-211 us (the gather took 5.6 us and the GEMM no
+// less); the first pass's loads issued before the staging, to overlap it: 280-282 us (their values
+// live across the staging).
 #ifndef OUTLIERS
 #define OUTLIERS 0
 #endif
@@ -188,39 +190,6 @@ inline float2 mma_out_pair(uint cfg, acc_t a0, acc_t a1, float rowf, float2 col0
 #define OL_W_PER ((OL_JC * BN + THREADS - 1) / THREADS) // staged weights per work-item and pass
 #define OL_X_PER ((BM * OL_JC + THREADS - 1) / THREADS) // staged x values per work-item and pass
 #define OL_RSTEP (THREADS / (BN / 8))                     // rows between a work-item's pieces
-// This work-item's share of the operands of the pass of columns j0 .. j0 + OL_JC - 1 into wc / xc
-// (columns, -1 past the count), wv / ws (weight codes and scales) and xv (x values), every load
-// issued before any is used (in a loop that stored each value before loading the next, their
-// latencies added up). The column list is read whether or not the count reaches it (ocols holds K
-// entries), so its loads do not wait for the count's (one dependent load less; H100, threshold-6
-// forward: 199.2-201.1 against 200.7-201.6 us, within the noise).
-#define OL_LOAD_PASS(j0)                                                                                               \
-    do {                                                                                                               \
-        PRAGMA_UNROLL                                                                                                  \
-        for (int i = 0; i < OL_W_PER; i++) {                                                                           \
-            const uint e = tid + i * THREADS, j = (j0) + e / BN;                                                       \
-            const int col = e < OL_JC * BN && j < K ? ocols[j] : -1;                                                   \
-            wc[i] = (int)j < ocnt ? col : -1;                                                                          \
-        }                                                                                                              \
-        PRAGMA_UNROLL                                                                                                  \
-        for (int i = 0; i < OL_X_PER; i++) {                                                                           \
-            const uint e = tid + i * THREADS, j = (j0) + e % OL_JC;                                                    \
-            const int col = e < BM * OL_JC && j < K ? ocols[j] : -1;                                                   \
-            xc[i] = (int)j < ocnt ? col : -1;                                                                          \
-        }                                                                                                              \
-        PRAGMA_UNROLL                                                                                                  \
-        for (int i = 0; i < OL_W_PER; i++) {                                                                           \
-            const uint n = n0 + (tid + i * THREADS) % BN;                                                              \
-            const int ok = wc[i] >= 0 && n < N;                                                                        \
-            wv[i] = ok ? (float)((__global const char *)B)[(ulong)n * ldb + wc[i]] : 0.0f;                             \
-            ws[i] = ok ? clbnb_load_float(sb, n, (int)EPI_SB(cfg)) : 0.0f;                                             \
-        }                                                                                                              \
-        PRAGMA_UNROLL                                                                                                  \
-        for (int i = 0; i < OL_X_PER; i++) {                                                                           \
-            const uint m = m0 + (tid + i * THREADS) / OL_JC;                                                           \
-            xv[i] = xc[i] >= 0 && m < M ? clbnb_load_float(ox, ox_off + (ulong)m * ldox + xc[i], oxdt) : 0.0f;         \
-        }                                                                                                              \
-    } while (0)
 #else
 #define OUTLIER_PARAMS
 #endif
@@ -393,9 +362,37 @@ PRAGMA_UNROLL
     __local float *wl = (__local float *)ol_stage, *xl = wl + OL_JC * BN;
     // the trip count is the same for the whole work-group: every work-item meets every barrier
     for (int j0 = 0; j0 < (staged ? ocnt : 0); j0 += OL_JC) {
+        // this work-item's share of the pass, all loads issued before any is used (in a loop that
+        // stored each value before loading the next, their latencies added up). The column list
+        // is read whether or not the count reaches it (ocols holds K entries), so those loads do
+        // not wait for the count's: one dependent load less (H100, threshold-6 forward 199.2-201.1
+        // against 200.7-201.6 us, within the noise)
         int wc[OL_W_PER], xc[OL_X_PER];
         float wv[OL_W_PER], ws[OL_W_PER], xv[OL_X_PER];
-        OL_LOAD_PASS(j0);
+PRAGMA_UNROLL
+        for (int i = 0; i < OL_W_PER; i++) {
+            const uint e = tid + i * THREADS, j = j0 + e / BN;
+            const int col = e < OL_JC * BN && j < K ? ocols[j] : -1;
+            wc[i] = (int)j < ocnt ? col : -1;
+        }
+PRAGMA_UNROLL
+        for (int i = 0; i < OL_X_PER; i++) {
+            const uint e = tid + i * THREADS, j = j0 + e % OL_JC;
+            const int col = e < BM * OL_JC && j < K ? ocols[j] : -1;
+            xc[i] = (int)j < ocnt ? col : -1;
+        }
+PRAGMA_UNROLL
+        for (int i = 0; i < OL_W_PER; i++) {
+            const uint n = n0 + (tid + i * THREADS) % BN;
+            const int ok = wc[i] >= 0 && n < N;
+            wv[i] = ok ? (float)((__global const char *)B)[(ulong)n * ldb + wc[i]] : 0.0f;
+            ws[i] = ok ? clbnb_load_float(sb, n, (int)EPI_SB(cfg)) : 0.0f;
+        }
+PRAGMA_UNROLL
+        for (int i = 0; i < OL_X_PER; i++) {
+            const uint m = m0 + (tid + i * THREADS) / OL_JC;
+            xv[i] = xc[i] >= 0 && m < M ? clbnb_load_float(ox, ox_off + (ulong)m * ldox + xc[i], oxdt) : 0.0f;
+        }
         barrier(CLK_LOCAL_MEM_FENCE); // the staged tile is written; the previous pass is done
 PRAGMA_UNROLL
         for (int i = 0; i < OL_W_PER; i++) {

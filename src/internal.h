@@ -141,7 +141,8 @@ CLBNB_INTERNAL clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_qu
 /* clbnb_int8_scaled_matmul with the LLM.int8 outlier product of cl/common.cl's
  * clbnb_lin8_outlier_sum fused where the chosen kernel supports it (the small-M kernel of the GPU
  * paths): x (element offset x_off, leading dim ldx, dtype xdt) holds the activations in their own
- * precision, ocols / ocount the outlier columns, b is the weight the product reads. *fused says
+ * precision, ocols / ocount the outlier columns (ocols holds K entries: the tensor-core kernel reads
+ * the list past the count), b is the weight the product reads. *fused says
  * whether the product was included; when 0 the caller adds it. Arguments as the public call. */
 typedef struct clbnb_outlier_product {
     cl_mem x, ocols, ocount;
