@@ -361,7 +361,8 @@ PRAGMA_UNROLL
         for (int e = 0; e < 8; e++) osum[it][e] = 0.0f;
     __local float *wl = (__local float *)ol_stage, *xl = wl + OL_JC * BN;
     // the trip count is the same for the whole work-group: every work-item meets every barrier
-    for (int j0 = 0; j0 < (staged ? ocnt : 0); j0 += OL_JC) {
+    // (and the tile is staged: the kernel's #error requires STAGE_FITS with OUTLIERS)
+    for (int j0 = 0; j0 < ocnt; j0 += OL_JC) {
         // this work-item's share of the pass, all loads issued before any is used (in a loop that
         // stored each value before loading the next, their latencies added up). The column list
         // is read whether or not the count reaches it (ocols holds K entries), so those loads do

@@ -170,10 +170,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
                  aligned, !ctx->info.nv_ptx_mma, m.warps_m, m.warps_n, m.mt, m.nt, m.bk, m.stages, m.swizzle, m.unroll,
                  m.asm_volatile);
         specialize = mma_specialize(ctx);
-        if (specialize) {
-            const size_t used = strlen(options);
-            snprintf(options + used, sizeof options - used, " -DEPI_CFG_LOW=%uu", (unsigned)(cfg & 0xFFu));
-        }
+        if (specialize) clbnb_options_append(options, sizeof options, " -DEPI_CFG_LOW=%uu", (unsigned)(cfg & 0xFFu));
         program = "mma_gemm", kernel_name = "int8_gemm_mma";
         mma_jc = mma_outlier_columns(&m, out->dtype);
         tile_m = (size_t)16 * m.mt * m.warps_m, tile_n = (size_t)8 * m.nt * m.warps_n, bk = (size_t)m.bk;
@@ -204,12 +201,8 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     const int mma_outliers = mma_jc > 0 && splits == 1 && c->outliers && c->epilogue == EPI_LLM_INT8 &&
                              !(fuse_env && strcmp(fuse_env, "0") == 0);
     if (mma_outliers) {
-        const size_t used = strlen(options);
-        snprintf(options + used, sizeof options - used, " -DOUTLIERS=1 -DOL_JC=%d", mma_jc);
-        if (specialize) {
-            const size_t more = strlen(options);
-            snprintf(options + more, sizeof options - more, " -DOL_XDT=%d", (int)c->outliers->xdt);
-        }
+        clbnb_options_append(options, sizeof options, " -DOUTLIERS=1 -DOL_JC=%d", mma_jc);
+        if (specialize) clbnb_options_append(options, sizeof options, " -DOL_XDT=%d", (int)c->outliers->xdt);
     }
 
     cl_ulong a_off = a->offset, lda = a->ld, b_off = b->offset, ldb = b->ld, out_off = out->offset, ldc = out->ld;

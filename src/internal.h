@@ -95,6 +95,9 @@ CLBNB_INTERNAL clbnb_status clbnb_kernel_get_locked(clbnb_context *ctx, const ch
 CLBNB_INTERNAL void clbnb_programs_release(clbnb_context *ctx);
 CLBNB_INTERNAL clbnb_status clbnb_program_build_locked(clbnb_context *ctx, const char *name, const char *options,
                                                        struct clbnb_program_entry **out);
+/* Appends printf-formatted text to the build options in buf (size bytes, NUL-terminated). */
+CLBNB_INTERNAL void clbnb_options_append(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Compile-test: 1 when `source` builds with `options` on the device (served from cache too). */
 CLBNB_INTERNAL int clbnb_compile_test(clbnb_context *ctx, const char *source, const char *options);
 
@@ -140,10 +143,11 @@ CLBNB_INTERNAL clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_qu
 
 /* clbnb_int8_scaled_matmul with the LLM.int8 outlier product of cl/common.cl's
  * clbnb_lin8_outlier_sum fused where the chosen kernel supports it (the small-M kernel of the GPU
- * paths): x (element offset x_off, leading dim ldx, dtype xdt) holds the activations in their own
- * precision, ocols / ocount the outlier columns (ocols holds K entries: the tensor-core kernel reads
- * the list past the count), b is the weight the product reads. *fused says
- * whether the product was included; when 0 the caller adds it. Arguments as the public call. */
+ * paths; the tensor-core kernel for f16 / bf16 outputs where K is not split): x (element offset
+ * x_off, leading dim ldx, dtype xdt) holds the activations in their own precision, ocols / ocount
+ * the outlier columns (ocols holds K entries: the tensor-core kernel reads the list past the
+ * count), b is the weight the product reads. *fused says whether the product was included; when 0
+ * the caller adds it. Arguments as the public call. */
 typedef struct clbnb_outlier_product {
     cl_mem x, ocols, ocount;
     cl_ulong x_off, ldx;

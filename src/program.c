@@ -1,5 +1,6 @@
 /* program.c: builds OpenCL programs once per context and options, through the on-disk binary
  * cache, and hands out their kernels. Callers hold ctx->lock. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,14 @@
 
 #include "internal.h"
 #include "kernel_sources.h"
+
+void clbnb_options_append(char *buf, size_t size, const char *fmt, ...) {
+    const size_t used = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, size - used, fmt, ap);
+    va_end(ap);
+}
 
 static double now_ms(void) {
     struct timespec ts;

@@ -9,7 +9,6 @@
  * flags go back marked zero, as the outlier compaction clears them. */
 #include <math.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "internal.h"
 
@@ -129,10 +128,7 @@ static size_t rowwise_tpr(size_t cols) {
  * LLM.int8: registers for empty slots), so two stay there. */
 static void rowwise_opts(char *buf, size_t size, clbnb_dtype in, size_t cols, int cpu) {
     prog_opts(buf, size, in, CLBNB_DTYPE_F32, cpu);
-    if (!cpu && cols > 8 * 2 * (size_t)WG_GENERIC) {
-        size_t len = strlen(buf);
-        snprintf(buf + len, size - len, " -DRPT=4");
-    }
+    if (!cpu && cols > 8 * 2 * (size_t)WG_GENERIC) clbnb_options_append(buf, size, " -DRPT=4");
 }
 
 /* Arguments 0-13 of the row-wise kernels (ROWWISE_ARGS and tpr in cl/quant_int8.cl). */
