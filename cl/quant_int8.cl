@@ -231,7 +231,7 @@ inline float wg_max(float m, __local float *red, uint seg) {
 // ================================================================================================
 #ifndef RPT
 #define RPT 2 // GENERIC row-wise: 8-element groups per work-item kept in registers between the passes
-              // (the host builds 4 for rows longer than 2 * 8 * WG: rowwise_opts in quant_int8.c)
+              // (the host builds 4 for rows longer than 2 * 8 * WG / 2: rowwise_rpt in quant_int8.c)
 #endif
 
 // |x| of 8 elements from column c with outliers (|x| >= thr > 0) flagged and replaced by 0.

@@ -112,23 +112,31 @@ static clbnb_status check_outliers(float threshold, size_t cols, const clbnb_vec
 /* ================================================================================================ */
 /* Row-wise quantization (validated arguments; ctx->lock held)                                      */
 /* ================================================================================================ */
-/* GENERIC: work-items per row (up to WG) such that two groups of 8 each cover the row where they
- * can; longer rows keep RPT = 4 groups in registers (rowwise_opts, cl/quant_int8.cl) */
+/* GENERIC row-wise shape: 8-element groups per work-item kept in registers between the max pass and
+ * the code pass (RPT in cl/quant_int8.cl), and work-items per row (a power of two up to WG) such
+ * that RPT groups each cover the row where they can. Four groups for rows longer than two groups
+ * of 8 on half a work-group, two below. H100, f16 (medians, 30-50 runs):
+ * - 8192 x 8192, RPT 2 -> 4 (256 work-items per row both): LLM.int8 96.8 -> 84.7-85.1 us,
+ *   SwitchBack 101.9-102.7 -> 92.4-92.7, threshold 6 123.7 -> 117.3-117.5; RPT 8 (128 per row)
+ *   87.0-87.6 / 98.6-99.1 / 117.3-117.5 (session 15).
+ * - 4096 x 4096, RPT 2 with 256 work-items per row -> 4 with 128 (two rows per work-group):
+ *   LLM.int8 27.4-27.7 -> 24.6-24.8 us, SwitchBack 29.4-29.7 -> 26.9-27.1, threshold 6
+ *   45.6-45.8 -> 42.5-43.0; RPT 8 with 64: 26.9 / 29.7 / 45.1-45.3 (session 15). RPT 4 with 256
+ *   per row (half its slots empty) was slower: 27.4 -> 33.0 us LLM.int8. */
+static size_t rowwise_rpt(size_t cols) { return cols > 8 * 2 * (size_t)(WG_GENERIC / 2) ? 4 : 2; }
+
 static size_t rowwise_tpr(size_t cols) {
+    const size_t per = 8 * rowwise_rpt(cols);
     size_t tpr = 8;
-    while (tpr < WG_GENERIC && tpr * 16 < cols)
+    while (tpr < WG_GENERIC && tpr * per < cols)
         tpr *= 2;
     return tpr;
 }
 
-/* Program options of the row-wise kernels: GENERIC rows longer than two groups of 8 per work-item
- * keep four in registers (RPT in cl/quant_int8.cl). H100, 8192 x 8192 f16: LLM.int8 96.8 ->
- * 84.7-85.1 us, SwitchBack 101.9-102.7 -> 92.4-92.7, threshold 6 123.7 -> 117.3-117.5; at
- * 4096 x 4096 (rows of exactly two groups per work-item) four made them slower (27.4 -> 33.0 us
- * LLM.int8: registers for empty slots), so two stay there. */
+/* Program options of the row-wise kernels: the GENERIC kernels' RPT (rowwise_rpt). */
 static void rowwise_opts(char *buf, size_t size, clbnb_dtype in, size_t cols, int cpu) {
     prog_opts(buf, size, in, CLBNB_DTYPE_F32, cpu);
-    if (!cpu && cols > 8 * 2 * (size_t)WG_GENERIC) clbnb_options_append(buf, size, " -DRPT=4");
+    if (!cpu && rowwise_rpt(cols) != 2) clbnb_options_append(buf, size, " -DRPT=%d", (int)rowwise_rpt(cols));
 }
 
 /* Arguments 0-13 of the row-wise kernels (ROWWISE_ARGS and tpr in cl/quant_int8.cl). */

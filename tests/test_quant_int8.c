@@ -964,6 +964,9 @@ int main(void) {
         test_rowwise_case(ctx, q, path, 5, 9001, CLBNB_DTYPE_F16, CLBNB_ROWWISE_LLM_INT8, 0.0f, CLBNB_DTYPE_F32, 1);
         test_rowwise_case(ctx, q, path, 3, 17000, CLBNB_DTYPE_BF16, CLBNB_ROWWISE_SWITCHBACK, 6.0f, CLBNB_DTYPE_F16, 0);
         test_rowwise_case(ctx, q, path, 40, 2048, CLBNB_DTYPE_BF16, CLBNB_ROWWISE_LLM_INT8, 6.0f, CLBNB_DTYPE_F32, 1);
+        /* just past 2048 columns (RPT 4 with 128 work-items per row, two rows per work-group) */
+        test_rowwise_case(ctx, q, path, 9, 3001, CLBNB_DTYPE_F16, CLBNB_ROWWISE_SWITCHBACK, 6.0f, CLBNB_DTYPE_F16, 1);
+        test_rowwise_case(ctx, q, path, 3, 2049, CLBNB_DTYPE_F32, CLBNB_ROWWISE_LLM_INT8, 0.0f, CLBNB_DTYPE_F32, 0);
         test_dequant_case(ctx, q, path, 64, 1024, CLBNB_DTYPE_BF16, CLBNB_DTYPE_F32, CLBNB_ROWWISE_LLM_INT8, 1);
         test_dequant_case(ctx, q, path, 64, 1040, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, CLBNB_ROWWISE_SWITCHBACK, 1);
         test_global_case(ctx, q, path, 192, 1024, CLBNB_DTYPE_F16, 1, CLBNB_DTYPE_F32, 1);
