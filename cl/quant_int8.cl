@@ -725,7 +725,8 @@ __kernel void global_quant_cpu(__global const uchar *x, ulong xoff, ulong ldx, u
 
 // ================================================================================================
 // Column maxima: partials[seg * cols + c] = max over rows [seg*rps, (seg+1)*rps) of |x[r,c]|,
-// outlier elements (|x| >= thr > 0) counted as 0 (int8_double_quant); thr = 0 for columnwise.
+// outlier elements (|x| >= thr > 0) counted as 0 and their columns flagged (int8_double_quant);
+// thr = 0 (flags unused) for columnwise.
 // colmax_reduce then folds the segments into partials[c] (the stage-2 kernels read one value).
 // ================================================================================================
 // GENERIC: work-group of CG 8-column groups x (WG / CG) row lanes per (column block, row segment):
@@ -735,25 +736,34 @@ __kernel void global_quant_cpu(__global const uchar *x, ulong xoff, ulong ldx, u
 #if !Q8_CPU
 __kernel __attribute__((reqd_work_group_size(CG, CH, 1))) void colmax_wg(
     __global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong rps, float thr,
-    __global float *partials) {
+    __global float *partials, __global uint *flags) {
     __local float8 red[CH][CG];
     uint tx = get_local_id(0), ty = get_local_id(1);
     ulong c = (get_group_id(0) * CG + tx) * 8, seg = get_group_id(1);
     ulong r0 = seg * rps, r1 = min(r0 + rps, rows);
     float8 m = 0.0f;
     if (c + 8 <= cols) {
-        for (ulong r = r0 + ty; r < r1; r += CH) {
-            ulong xb = xoff + r * ldx;
-            float8 a = fabs(load_x8v(x, xb + c, X_ALIGNED16(xb)));
-            if (thr > 0.0f) a = select(a, (float8)0.0f, a >= thr);
-            m = fmax(m, a);
-        }
+        // without a threshold, a loop with no flag stores (a store to flags may alias x for the
+        // compiler, which then cannot issue the next rows' loads ahead of it)
+        if (thr > 0.0f)
+            for (ulong r = r0 + ty; r < r1; r += CH) {
+                ulong xb = xoff + r * ldx;
+                m = fmax(m, outlier_zero8(fabs(load_x8v(x, xb + c, X_ALIGNED16(xb))), thr, flags, c));
+            }
+        else
+            for (ulong r = r0 + ty; r < r1; r += CH) {
+                ulong xb = xoff + r * ldx;
+                m = fmax(m, fabs(load_x8v(x, xb + c, X_ALIGNED16(xb))));
+            }
     } else if (c < cols) {
         float mv[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
         for (ulong r = r0 + ty; r < r1; r += CH)
             for (uint k = 0; c + k < cols; k++) {
                 float a = fabs(LOADX(xoff + r * ldx + c + k));
-                if (!is_outlier(a, thr)) mv[k] = fmax(mv[k], a);
+                if (is_outlier(a, thr))
+                    flag_col(flags, c + k);
+                else
+                    mv[k] = fmax(mv[k], a);
             }
         m = vload8(0, mv);
     }
@@ -775,7 +785,7 @@ __kernel __attribute__((reqd_work_group_size(CG, CH, 1))) void colmax_wg(
 // CPU: one work-item per row segment, all columns: streams its rows, keeping the running maxima
 // in its (cache-resident) partials row.
 __kernel void colmax_cpu(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong rps,
-                         float thr, __global float *partials) {
+                         float thr, __global float *partials, __global uint *flags) {
     ulong seg = get_global_id(0);
     ulong r0 = seg * rps, r1 = min(r0 + rps, rows);
     if (r0 >= rows) return;
@@ -784,14 +794,14 @@ __kernel void colmax_cpu(__global const uchar *x, ulong xoff, ulong ldx, ulong r
     for (ulong c = 0; c < cols; c++) p[c] = 0.0f;
     for (ulong r = r0; r < r1; r++) {
         ulong xb = xoff + r * ldx;
-        for (ulong c = 0; c < c8; c += 8) {
-            float8 a = fabs(LOADX8(xb + c));
-            if (thr > 0.0f) a = select(a, (float8)0.0f, a >= thr);
-            vstore8(fmax(vload8(0, p + c), a), 0, p + c);
-        }
+        for (ulong c = 0; c < c8; c += 8)
+            vstore8(fmax(vload8(0, p + c), outlier_zero8(fabs(LOADX8(xb + c)), thr, flags, c)), 0, p + c);
         for (ulong c = c8; c < cols; c++) {
             float a = fabs(LOADX(xb + c));
-            if (!is_outlier(a, thr)) p[c] = fmax(p[c], a);
+            if (is_outlier(a, thr))
+                flag_col(flags, c);
+            else
+                p[c] = fmax(p[c], a);
         }
     }
 }
@@ -812,13 +822,15 @@ __kernel void colmax_reduce(__global float *partials, ulong nseg, ulong cols) {
 // ---- int8_double_quant column part (not transposed) ------------------------------------------
 // out_col = rint(fl32(RN_in(x * 127)) / col_stats[c]); outliers 0. RN_in: rounding to x's dtype
 // (fp16 for the f16 inputs bitsandbytes takes, as PyTorch's A.mul(127.0) rounds).
-// Round to the nearest fp16 value (ties to even), returned as float: rint at the fp16 quantum of
-// v's binade (2^-24 below 2^-14); the scalings are exact powers of two. Overflow -> +-Inf.
+// Round to the nearest fp16 value (ties to even), returned as float: a round trip through a half
+// in private memory (IEEE conversions: overflow -> +-Inf, NaN stays NaN). H100, int8_double_quant
+// 8192 x 8192 f16 (session 15): 283.4 -> 271.5 us against rint at the fp16 quantum of v's binade
+// (A/B on a version dividing through column reciprocals, since dropped); the rounding left out
+// altogether, as a diagnostic, 220.7-221.2 against 222.2-222.5 us now.
 inline float round_to_f16(float v) {
-    float a = fabs(v);
-    if (!(a < 65520.0f)) return isnan(v) ? v : copysign(INFINITY, v);
-    uint e = max(as_uint(a) >> 23, 113u);
-    return rint(v * as_float((264u - e) << 23)) * as_float((e - 10u) << 23);
+    ushort h;
+    vstore_half_rte(v, 0, (__private half *)&h);
+    return vload_half(0, (__private const half *)&h);
 }
 
 inline float round_in_dtype(float v) {
@@ -853,67 +865,141 @@ inline float8 round_in_dtype8(float8 v) {
 
 #endif
 
-// Code of the column part (outliers 0): per element, and for 8 elements of one row (m: the
-// 8 column maxima).
+// Code of the column part (outliers 0) of one element, m its column's maximum.
+// (A division by a reciprocal per column, clbnb_div_rcp, made int8_double_quant slower on the
+// H100, 238.5 -> 283.4 us at 8192 x 8192 f16, and on PoCL, 3650 -> 4507 us at 2048 x 2048;
+// the column-wise transpose too, 166.0 -> 178.2 us on the H100: session 15.)
 inline char dq_col_code(float v, float m, float thr) {
     return is_outlier(fabs(v), thr) ? (char)0 : q_code(clbnb_div(round_in_dtype(v * 127.0f), m));
 }
 
-// GENERIC: grid-stride over (8-column group, row), dimension 0 along the row: 16-byte loads,
-// 8-byte stores. m: the reduced column maxima (partials[c]); row lane 0 writes col_stats (f32).
+// ---- int8_double_quant, second pass: both parts from one read of x -----------------------------
+// After the column pass (colmax_* with the threshold: column maxima without the outliers, the
+// outlier columns flagged, the segments folded into m), each row: the row part as rowwise_wg /
+// rowwise_cpu in LLM.int8 mode (f32 row stats, outliers left out of the maximum) with every element
+// of a flagged column coded 0 (what zero_outlier_cols does after the row-wise kernels), and the
+// column part against m. The outlier compaction runs after this pass: it clears the flags it reads.
+// H100, 8192 x 8192 f16 without threshold: 222.2-222.5 us (column pass 56, fold 7, this pass 156),
+// against 269 us for the row-wise kernel, the column pass and a third pass for the column part
+// (session 14). The column part's code costs 66 us of it: this pass writing the row codes to both
+// outputs instead took 156.5-156.8 us in all (a diagnostic), and neither a plain division nor the
+// fp16 rounding left out changed it.
+inline float8 outlier_drop8(float8 a, float thr) { return thr > 0.0f ? select(a, (float8)0.0f, a >= thr) : a; }
+
 #if !Q8_CPU
-__kernel void dq_col_quant(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols,
-                           __global const float *m, float thr, __global char *q, ulong qoff, ulong ldq,
-                           __global float *cstats, ulong csoff) {
-    ulong ng = (cols + 7) / 8;
-    for (ulong g = get_global_id(0); g < ng; g += get_global_size(0)) {
-        ulong c = g * 8;
-        if (c + 8 <= cols) {
-            float mv[8];
-            vstore8(vload8(0, m + c), 0, mv);
-            if (get_global_id(1) == 0)
-                for (int k = 0; k < 8; k++) cstats[csoff + c + k] = mv[k];
-            for (ulong r = get_global_id(1); r < rows; r += get_global_size(1)) {
-                ulong xb = xoff + r * ldx;
-                float xv[8];
-                char cv[8];
-                vstore8(load_x8v(x, xb + c, X_ALIGNED16(xb)), 0, xv);
-                for (int k = 0; k < 8; k++) cv[k] = dq_col_code(xv[k], mv[k], thr);
-                store_q8(q, qoff + r * ldq + c, vload8(0, cv));
-            }
-        } else {
-            for (; c < cols; c++) {
-                float mc = m[c];
-                if (get_global_id(1) == 0) cstats[csoff + c] = mc;
-                for (ulong r = get_global_id(1); r < rows; r += get_global_size(1))
-                    q[qoff + r * ldq + c] = dq_col_code(LOADX(xoff + r * ldx + c), mc, thr);
-            }
+// 8 elements of one row from column c (a multiple of 8): both codes, 8-byte stores where aligned.
+inline void dq_store8(float8 v, ulong c, float f, float thr, __global const uint *flags, __global const float *m,
+                      __global char *q, ulong qi, __global char *qc, ulong qci) {
+    char8 rc = CODE8(v * f);
+    if (thr > 0.0f) rc = select(rc, (char8)0, convert_char8(vload8(0, flags + c) != 0u));
+    store_q8(q, qi, rc);
+    float xv[8], mv[8];
+    char cv[8];
+    vstore8(v, 0, xv);
+    vstore8(vload8(0, m + c), 0, mv);
+    for (int k = 0; k < 8; k++) cv[k] = dq_col_code(xv[k], mv[k], thr);
+    store_q8(qc, qci, vload8(0, cv));
+}
+
+// GENERIC: the shape of rowwise_wg (tpr work-items per row, RPT groups of 8 per work-item held in
+// registers from the max pass to the code pass). Work-group 0 writes col_stats.
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void dq_fused_wg(
+    __global const uchar *x, ulong xoff, ulong ldx, __global char *q, ulong qoff, ulong ldq, __global float *rstats,
+    ulong soff, ulong rows, ulong cols, float thr, __global const uint *flags, uint tpr, __global const float *m,
+    __global char *qc, ulong qcoff, ulong ldqc, __global float *cstats, ulong csoff) {
+    __local float red[WG];
+    const uint lid = get_local_id(0), t = lid & (tpr - 1);
+    if (get_group_id(0) == 0)
+        for (ulong c = lid; c < cols; c += WG) cstats[csoff + c] = m[c];
+    const ulong r = get_group_id(0) * (ulong)(WG / tpr) + lid / tpr;
+    const bool active = r < rows;
+    const ulong xb = xoff + r * ldx, qb = qoff + r * ldq, qcb = qcoff + r * ldqc;
+    const ulong ng = active ? cols / 8 : 0; // full groups
+    const bool vec = X_ALIGNED16(xb);
+    xraw8 v[RPT];
+    float8 m8 = 0.0f;
+    for (uint k = 0; k < RPT; k++) {
+        const ulong g = t + (ulong)k * tpr;
+        v[k] = g < ng ? load_raw8(x, xb + g * 8, vec) : (xraw8)(0);
+    }
+    for (uint k = 0; k < RPT; k++) {
+        const ulong g = t + (ulong)k * tpr;
+        if (g < ng) m8 = fmax(m8, outlier_drop8(fabs(raw_f8(v[k])), thr));
+    }
+    for (ulong g = t + (ulong)RPT * tpr; g < ng; g += tpr)
+        m8 = fmax(m8, outlier_drop8(fabs(load_x8v(x, xb + g * 8, vec)), thr));
+    float mr = hmax8(m8);
+    if (active)
+        for (ulong c = ng * 8 + t; c < cols; c += tpr) {
+            const float a = fabs(LOADX(xb + c));
+            if (!is_outlier(a, thr)) mr = fmax(mr, a);
         }
+    mr = wg_max(mr, red, tpr);
+    if (!active) return;
+    if (t == 0) rstats[soff + r] = mr;
+    const float f = row_factor(mr, MODE_LLM);
+    for (uint k = 0; k < RPT; k++) {
+        const ulong g = t + (ulong)k * tpr;
+        if (g < ng) dq_store8(raw_f8(v[k]), g * 8, f, thr, flags, m, q, qb + g * 8, qc, qcb + g * 8);
+    }
+    for (ulong g = t + (ulong)RPT * tpr; g < ng; g += tpr)
+        dq_store8(load_x8v(x, xb + g * 8, vec), g * 8, f, thr, flags, m, q, qb + g * 8, qc, qcb + g * 8);
+    for (ulong c = ng * 8 + t; c < cols; c += tpr) {
+        const float val = LOADX(xb + c);
+        q[qb + c] = thr > 0.0f && flags[c] != 0u ? (char)0 : row_code(val, f, 0.0f, MODE_LLM);
+        qc[qcb + c] = dq_col_code(val, m[c], thr);
     }
 }
 #endif
 
 #if Q8_CPU
-// CPU: one work-item per block of rps rows, all columns, 8-wide along the row. Work-item 0
-// writes col_stats.
-__kernel void dq_col_quant_cpu(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols,
-                               __global const float *m, float thr, __global char *q, ulong qoff, ulong ldq,
-                               __global float *cstats, ulong csoff, ulong rps) {
-    ulong seg = get_global_id(0);
-    ulong r0 = seg * rps, r1 = min(r0 + rps, rows);
+// CPU: one work-item per block of rps rows; each row twice (the max pass, then both codes, 8 lanes
+// at a time; the row is in cache the second time). Work-item 0 writes col_stats.
+__kernel void dq_fused_cpu(__global const uchar *x, ulong xoff, ulong ldx, __global char *q, ulong qoff, ulong ldq,
+                           __global float *rstats, ulong soff, ulong rows, ulong cols, float thr,
+                           __global const uint *flags, ulong rps, __global const float *m, __global char *qc,
+                           ulong qcoff, ulong ldqc, __global float *cstats, ulong csoff) {
+    const ulong seg = get_global_id(0);
+    const ulong r0 = seg * rps, r1 = min(r0 + rps, rows);
     if (r0 >= rows) return;
     if (seg == 0)
         for (ulong c = 0; c < cols; c++) cstats[csoff + c] = m[c];
-    ulong c8 = cols & ~(ulong)7;
+    const ulong c8 = cols & ~(ulong)7;
+    const bool outl = thr > 0.0f;
     for (ulong r = r0; r < r1; r++) {
-        ulong xb = xoff + r * ldx, qb = qoff + r * ldq;
-        for (ulong c = 0; c < c8; c += 8) {
-            float8 v = LOADX8(xb + c);
-            char8 code = q_code8(div8(round_in_dtype8(v * 127.0f), vload8(0, m + c)));
-            if (thr > 0.0f) code = select(code, (char8)0, convert_char8(fabs(v) >= thr));
-            vstore8(code, 0, q + qb + c);
+        const ulong xb = xoff + r * ldx, qb = qoff + r * ldq, qcb = qcoff + r * ldqc;
+        float mr;
+        if (outl) {
+            float8 m8 = 0.0f;
+            for (ulong c = 0; c < c8; c += 8) m8 = fmax(m8, outlier_drop8(fabs(LOADX8(xb + c)), thr));
+            mr = hmax8(m8);
+        } else {
+            uint8 k8 = 0u;
+            for (ulong c = 0; c < c8; c += 8) k8 = max(k8, abs_key8(x, xb + c));
+            mr = key_float(hmax_u8(k8));
         }
-        for (ulong c = c8; c < cols; c++) q[qb + c] = dq_col_code(LOADX(xb + c), m[c], thr);
+        for (ulong c = c8; c < cols; c++) {
+            const float a = fabs(LOADX(xb + c));
+            if (!is_outlier(a, thr)) mr = fmax(mr, a);
+        }
+        rstats[soff + r] = mr;
+        const float f = row_factor(mr, MODE_LLM);
+        for (ulong c = 0; c < c8; c += 8) {
+            const float8 v = LOADX8(xb + c);
+            char8 rc = CODE8(v * f);
+            char8 cc = q_code8(div8(round_in_dtype8(v * 127.0f), vload8(0, m + c)));
+            if (outl) {
+                rc = select(rc, (char8)0, convert_char8(vload8(0, flags + c) != 0u));
+                cc = select(cc, (char8)0, convert_char8(fabs(v) >= thr));
+            }
+            vstore8(rc, 0, q + qb + c);
+            vstore8(cc, 0, qc + qcb + c);
+        }
+        for (ulong c = c8; c < cols; c++) {
+            const float val = LOADX(xb + c);
+            q[qb + c] = outl && flags[c] != 0u ? (char)0 : row_code(val, f, 0.0f, MODE_LLM);
+            qc[qcb + c] = dq_col_code(val, m[c], thr);
+        }
     }
 }
 #endif

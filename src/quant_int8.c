@@ -161,6 +161,21 @@ static void release_flags(clbnb_context *ctx, cl_command_queue queue, cl_mem fla
         clbnb_scratch_release(ctx, queue, flags);
 }
 
+/* The ordered list of the flagged columns into ocols / ocount; clears the flags. */
+static clbnb_status enqueue_compact(clbnb_context *ctx, cl_command_queue queue, const char *opts, cl_mem flags,
+                                    size_t ncols, const clbnb_vector *ocols, const clbnb_vector *ocount, chain *ch,
+                                    int last) {
+    const int cpu = use_cpu(ctx);
+    cl_kernel k;
+    CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "outlier_compact_cpu" : "outlier_compact_wg", &k));
+    cl_ulong cols = ncols, ooff = elem_off(ocols->offset, CLBNB_DTYPE_I32),
+             coff = elem_off(ocount->offset, CLBNB_DTYPE_I32);
+    CLBNB_TRY(clbnb_set_args(k, 6, CLBNB_ARG(flags), CLBNB_ARG(cols), CLBNB_ARG(ocols->mem), CLBNB_ARG(ooff),
+                             CLBNB_ARG(ocount->mem), CLBNB_ARG(coff)));
+    size_t l1 = cpu ? 1 : WG_GENERIC;
+    return chain_kernel(ch, queue, k, 1, &l1, &l1, last);
+}
+
 /* flags_zeroed: the caller vouches that `flags` is all zero (a workspace the previous call's
  * compaction cleared), so no fill is needed. */
 static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
@@ -200,13 +215,8 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
     CLBNB_TRY(chain_kernel(ch, queue, k, 1, &global, &local, last && !more));
 
     if (outliers) {
-        if (!compact_here) {
-            CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "outlier_compact_cpu" : "outlier_compact_wg", &k));
-            CLBNB_TRY(clbnb_set_args(k, 6, CLBNB_ARG(flags), CLBNB_ARG(cols), CLBNB_ARG(ocols->mem), CLBNB_ARG(ooff),
-                                     CLBNB_ARG(ocount->mem), CLBNB_ARG(coff)));
-            size_t l1 = cpu ? 1 : WG_GENERIC;
-            CLBNB_TRY(chain_kernel(ch, queue, k, 1, &l1, &l1, last && !zero_cols));
-        }
+        if (!compact_here)
+            CLBNB_TRY(enqueue_compact(ctx, queue, opts, flags, x->cols, ocols, ocount, ch, last && !zero_cols));
         if (zero_cols) {
             CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, "zero_outlier_cols", &k));
             cl_ulong qoff = q->offset, ldq = q->ld;
@@ -507,17 +517,17 @@ static size_t col_segments(const clbnb_context *ctx, size_t rows, size_t cols) {
     return ceil_div(rows, rps);
 }
 
-static clbnb_status enqueue_colmax(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x, float thr,
-                                   cl_mem partials, size_t nseg, chain *ch) {
+/* thr > 0: outliers left out of the maxima and their columns flagged in `flags` (zeroed). opts:
+ * the program's build options (the caller's, so that its kernels share one program). */
+static clbnb_status enqueue_colmax(clbnb_context *ctx, cl_command_queue queue, const char *opts, const clbnb_matrix *x,
+                                   float thr, cl_mem flags, cl_mem partials, size_t nseg, chain *ch) {
     int cpu = use_cpu(ctx);
-    char opts[64];
-    prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
     cl_kernel k;
     CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "colmax_cpu" : "colmax_wg", &k));
     cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, rows = x->rows, cols = x->cols;
     cl_ulong rps = ceil_div(x->rows, nseg);
-    CLBNB_TRY(clbnb_set_args(k, 8, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(rows), CLBNB_ARG(cols),
-                             CLBNB_ARG(rps), CLBNB_ARG(thr), CLBNB_ARG(partials)));
+    CLBNB_TRY(clbnb_set_args(k, 9, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(rows), CLBNB_ARG(cols),
+                             CLBNB_ARG(rps), CLBNB_ARG(thr), CLBNB_ARG(partials), CLBNB_ARG(flags)));
     size_t local[2], global[2];
     if (cpu) {
         local[0] = 1;
@@ -556,7 +566,9 @@ clbnb_status clbnb_quantize_columnwise_transpose(clbnb_context *ctx, cl_command_
     CLBNB_TRY(clbnb_scratch_acquire(ctx, bytes, &partials));
     chain ch = chain_start(num_events, wait_list, event);
     pthread_mutex_lock(&ctx->lock);
-    clbnb_status s = enqueue_colmax(ctx, queue, x, 0.0f, partials, nseg, &ch);
+    char opts[64];
+    prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, use_cpu(ctx));
+    clbnb_status s = enqueue_colmax(ctx, queue, opts, x, 0.0f, NULL, partials, nseg, &ch);
     if (s == CLBNB_SUCCESS) s = enqueue_transpose_quant(ctx, queue, x, qT, col_stats, 1, partials, 1, &ch, 1);
     pthread_mutex_unlock(&ctx->lock);
     chain_end(&ch);
@@ -589,44 +601,54 @@ clbnb_status clbnb_int8_double_quant(clbnb_context *ctx, cl_command_queue queue,
     if (clbnb_mul_overflows(nseg * sizeof(float), x->cols, &bytes)) return CLBNB_ERROR_SIZE_OVERFLOW;
     cl_mem partials = NULL, flags = NULL;
     int flags_zeroed = 0;
+    const int outliers = threshold > 0.0f;
     const size_t flag_bytes = x->cols * sizeof(cl_uint);
     CLBNB_TRY(clbnb_scratch_acquire(ctx, bytes, &partials));
-    if (threshold > 0.0f) {
+    if (outliers) {
         clbnb_status s = clbnb_scratch_acquire_zeroed(ctx, flag_bytes, &flags, &flags_zeroed);
         if (s != CLBNB_SUCCESS) {
             clbnb_scratch_release(ctx, queue, partials);
             return s;
         }
     }
+    /* the column pass (maxima without the outliers, outlier columns flagged), then both parts from
+     * one more read of x (cl/quant_int8.cl, dq_fused_*), then the outlier list */
+    char opts[64];
+    rowwise_opts(opts, sizeof opts, x->dtype, x->cols, cpu);
     chain ch = chain_start(num_events, wait_list, event);
     pthread_mutex_lock(&ctx->lock);
-    clbnb_status s = enqueue_rowwise(ctx, queue, x, out_row, row_stats, CLBNB_ROWWISE_LLM_INT8, threshold, outlier_cols,
-                                     outlier_count, flags, flags_zeroed, &ch, 0);
-    if (s == CLBNB_SUCCESS) s = enqueue_colmax(ctx, queue, x, threshold, partials, nseg, &ch);
+    clbnb_status s = CLBNB_SUCCESS;
+    if (outliers && !flags_zeroed) s = chain_fill_zero(&ch, queue, flags, 0, flag_bytes, 0);
+    if (s == CLBNB_SUCCESS) s = enqueue_colmax(ctx, queue, opts, x, threshold, flags, partials, nseg, &ch);
+    cl_kernel k = NULL;
+    if (s == CLBNB_SUCCESS) s = clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "dq_fused_cpu" : "dq_fused_wg", &k);
     if (s == CLBNB_SUCCESS) {
-        char opts[64];
-        prog_opts(opts, sizeof opts, x->dtype, CLBNB_DTYPE_F32, cpu);
-        cl_kernel k;
-        s = clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "dq_col_quant_cpu" : "dq_col_quant", &k);
-        cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, rows = x->rows, cols = x->cols;
-        cl_ulong qoff = out_col->offset, ldq = out_col->ld, csoff = elem_off(col_stats->offset, CLBNB_DTYPE_F32);
-        if (s == CLBNB_SUCCESS)
-            s = clbnb_set_args(k, 12, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(rows),
-                               CLBNB_ARG(cols), CLBNB_ARG(partials), CLBNB_ARG(threshold), CLBNB_ARG(out_col->mem),
-                               CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(col_stats->mem), CLBNB_ARG(csoff));
-        /* GENERIC: (8 columns, row) per work-item, grid-stride */
-        size_t local[2] = {cpu ? 1 : 64, cpu ? 1 : WG_GENERIC / 64};
-        size_t global[2] = {clbnb_round_up(min_sz(ceil_div(x->cols, 8), 8192), 64),
-                            clbnb_round_up(min_sz(x->rows, 256), WG_GENERIC / 64)};
-        if (cpu) { /* block of rps rows, all columns, per work-item */
+        const size_t tpr = rowwise_tpr(x->cols);
+        size_t local = cpu ? 1 : WG_GENERIC, global = ceil_div(x->rows, WG_GENERIC / tpr) * WG_GENERIC;
+        cl_ulong part = tpr; /* GENERIC: work-items per row; CPU: rows per work-item */
+        if (cpu) {
             size_t segs = min_sz(x->rows, cus(ctx) * 4);
-            cl_ulong rps = ceil_div(x->rows, segs);
-            global[0] = ceil_div(x->rows, (size_t)rps);
-            global[1] = 1;
-            if (s == CLBNB_SUCCESS) s = (clbnb_status)clSetKernelArg(k, 12, sizeof rps, &rps);
+            part = ceil_div(x->rows, segs);
+            global = ceil_div(x->rows, (size_t)part);
         }
-        if (s == CLBNB_SUCCESS) s = chain_kernel(&ch, queue, k, 2, global, local, 1);
+        cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, rows = x->rows, cols = x->cols;
+        cl_ulong qoff = out_row->offset, ldq = out_row->ld, soff = elem_off(row_stats->offset, CLBNB_DTYPE_F32);
+        cl_ulong qcoff = out_col->offset, ldqc = out_col->ld, csoff = elem_off(col_stats->offset, CLBNB_DTYPE_F32);
+        cl_uint tpru = (cl_uint)part;
+        s = clbnb_set_args(k, 12, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(out_row->mem),
+                           CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(row_stats->mem), CLBNB_ARG(soff), CLBNB_ARG(rows),
+                           CLBNB_ARG(cols), CLBNB_ARG(threshold), CLBNB_ARG(flags));
+        if (s == CLBNB_SUCCESS)
+            s = cpu ? clbnb_set_args_from(k, 12, 1, CLBNB_ARG(part)) : clbnb_set_args_from(k, 12, 1, CLBNB_ARG(tpru));
+        if (s == CLBNB_SUCCESS)
+            s = clbnb_set_args_from(k, 13, 6, CLBNB_ARG(partials), CLBNB_ARG(out_col->mem), CLBNB_ARG(qcoff),
+                                    CLBNB_ARG(ldqc), CLBNB_ARG(col_stats->mem), CLBNB_ARG(csoff));
+        if (s == CLBNB_SUCCESS) s = chain_kernel(&ch, queue, k, 1, &global, &local, !outliers && !outlier_count);
     }
+    if (s == CLBNB_SUCCESS && outliers)
+        s = enqueue_compact(ctx, queue, opts, flags, x->cols, outlier_cols, outlier_count, &ch, 1);
+    else if (s == CLBNB_SUCCESS && outlier_count)
+        s = chain_fill_zero(&ch, queue, outlier_count->mem, outlier_count->offset, sizeof(cl_int), 1);
     pthread_mutex_unlock(&ctx->lock);
     chain_end(&ch);
     clbnb_scratch_release(ctx, queue, partials);

@@ -227,7 +227,7 @@ static size_t rnd(size_t n) { return n ? (size_t)(test_rng_next(&rng) % n) : 0; 
  * x = (k + 1/2) * m / 127 (+-1 ulp), m the row's (or column's) maximum with a random mantissa:
  * a quotient x / m one ulp off flips such codes (a reciprocal-multiply shortcut for the
  * correctly rounded division would fail here). */
-typedef enum { DATA_NORMAL, DATA_TIES_ROW, DATA_TIES_COL } data_kind;
+typedef enum { DATA_NORMAL, DATA_TIES_ROW, DATA_TIES_COL, DATA_WIDE } data_kind;
 static data_kind data_mode = DATA_NORMAL;
 
 static float tie_value(float m) {
@@ -257,12 +257,25 @@ static float *make_tie_data(size_t rows, size_t cols, int by_column) {
 }
 
 /* randn * scale rounded to dtype; with `outliers`, a few random columns get |x| in [8, 20] in
- * some rows; for rows >= 3 row 1 is all zero (absmax-0 row). data_mode != DATA_NORMAL: tie data. */
+ * some rows; for rows >= 3 row 1 is all zero (absmax-0 row). DATA_TIES_*: tie data; DATA_WIDE: see
+ * below. */
 static float *make_data(size_t rows, size_t cols, clbnb_dtype dt, int outliers, float scale) {
-    if (data_mode != DATA_NORMAL) return make_tie_data(rows, cols, data_mode == DATA_TIES_COL);
+    if (data_mode == DATA_TIES_ROW || data_mode == DATA_TIES_COL)
+        return make_tie_data(rows, cols, data_mode == DATA_TIES_COL);
     float *x = malloc(rows * cols * sizeof(float));
     for (size_t i = 0; i < rows * cols; i++)
         x[i] = test_round_to_dtype(test_rng_normal(&rng) * scale, dt);
+    if (data_mode == DATA_WIDE) {
+        /* every 5th column 2^-100 times smaller (below the range of the reciprocal shortcut, or
+         * zero in 16-bit dtypes), and elements in [600, 60000] whose x * 127 overflows fp16 */
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = 0; c < cols; c += 5)
+                x[r * cols + c] = test_round_to_dtype(ldexpf(x[r * cols + c], -100), dt);
+        for (size_t k = 0; k < rows * cols / 7 + 1; k++) {
+            float v = 600.0f + 59400.0f * test_rng_uniform(&rng);
+            x[rnd(rows * cols)] = test_round_to_dtype(rnd(2) ? v : -v, dt);
+        }
+    }
     if (outliers) {
         size_t ncol = 1 + rnd(4);
         for (size_t k = 0; k < ncol; k++) {
@@ -980,6 +993,13 @@ int main(void) {
         data_mode = DATA_TIES_COL;
         test_columnwise_case(ctx, q, path, 1000, 192, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 1);
         test_double_quant_case(ctx, q, path, 777, 130, CLBNB_DTYPE_F32, 0.0f, 1);
+        /* the column parts (double quant, column-wise) where their reciprocal shortcut does not apply */
+        data_mode = DATA_WIDE;
+        test_double_quant_case(ctx, q, path, 45, 203, CLBNB_DTYPE_F16, 0.0f, 1);
+        test_double_quant_case(ctx, q, path, 30, 77, CLBNB_DTYPE_F32, 0.0f, 0);
+        test_double_quant_case(ctx, q, path, 19, 64, CLBNB_DTYPE_BF16, 0.0f, 1);
+        test_columnwise_case(ctx, q, path, 70, 45, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 1);
+        test_columnwise_case(ctx, q, path, 64, 128, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 1);
         data_mode = DATA_NORMAL;
         test_global_pipelined(ctx, q, path);
         test_accuracy_bars(ctx, q);
