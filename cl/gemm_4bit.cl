@@ -139,6 +139,14 @@ inline float g4_dot8(__local const float *tab, uint u, float8 xv, float s) {
 }
 
 __kernel __attribute__((reqd_work_group_size(G4_WG, 1, 1))) void g4_gemv(CLBNB_G4_KERNEL_PARAMS) {
+#ifdef G4V_PLAIN
+    // built for plain (f32) absmax (the host's -DG4V_PLAIN, on GPUs): `nested` is 0 in this body and
+    // the branches on it fold. H100, 8192 x 28672: 64.8-65.0 -> 63.0 us, 4096 x 14336: 22.3 ->
+    // 21.8-22.0 (session 15). A build with nested 1 made the nested GEMV slower (68.1-68.4 ->
+    // 81.9-82.2 us), also with the code lookups in a loop of their own before the products: the
+    // nested one keeps the runtime argument.
+#define nested 0
+#endif
     __local float tab[16];
 #if CLBNB_NV_CC >= 70
     __local float red[G4_WARPS * G4V_RN];
@@ -222,6 +230,7 @@ __kernel __attribute__((reqd_work_group_size(G4_WG, 1, 1))) void g4_gemv(CLBNB_G
         const ulong n = n0 + lid;
         if (n < N) clbnb_store_float(out + outoff, m * ldo + n, OUT_DTYPE, s + clbnb_g4_bias(bias, boff, bias_dtype, n));
     }
+#undef nested
 }
 
 // Small batch (g4_gt_mb{2,4,8,16}, fast shape): a work-group computes 32 * G4T_RN weight rows for

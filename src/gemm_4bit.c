@@ -166,6 +166,15 @@ static void gemv_shape(int *warps, int *rows, int *unroll) {
         *warps = w, *rows = r, *unroll = u;
 }
 
+/* g4_gemv built for plain absmax (-DG4V_PLAIN: the branches on the absmax kind fold; see
+ * cl/gemm_4bit.cl) on GPUs; CPU devices keep one build for both kinds. The development knob
+ * CLBNB_G4_GEMV_SPECIALIZE=0|1 turns it off / on on any device (read per call: A/B runs, tests). */
+static int gemv_specialize(int cpu_dev) {
+    const char *env = getenv("CLBNB_G4_GEMV_SPECIALIZE");
+    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0)) return env[0] == '1';
+    return !cpu_dev;
+}
+
 /* Shape of g4_mma (cl/gemm_4bit_mma.cl): warps per work-group (they split K), m16 tiles of weight
  * rows per warp, n8 tiles of x rows per work-group. Local memory: warps * nt * 2 KiB (<= 32 KiB).
  * H100, M = 16: 8192 x 28672 fastest with 64 rows per work-group and 2 warps
@@ -201,7 +210,7 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
     const int fast = (k % w->blocksize == 0) && (w->poff % 16 == 0);
     char options[160], kname[32];
     const char *program = NULL; /* "gemm_4bit" unless a branch names another (options set there) */
-    int warps = 8, rn = 1, unroll = 4, xvec = 0;
+    int warps = 8, rn = 1, unroll = 4, xvec = 0, gemv_plain = 0; /* g4_gemv built for plain absmax */
     cl_uint param;
     size_t global[2], local[2];
 
@@ -234,6 +243,7 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
             /* x rows 16-byte aligned: wide loads of x */
             xvec = x->offset % 16 == 0 && (x->ld * clbnb_dtype_size(x->dtype)) % 16 == 0;
             snprintf(kname, sizeof kname, "g4_gemv");
+            gemv_plain = !w->nested && gemv_specialize(cpu_dev);
             param = 0;
             global[0] = (n + (size_t)rn - 1) / (size_t)rn * 32 * (size_t)warps;
             local[0] = 32 * (size_t)warps;
@@ -274,6 +284,7 @@ static clbnb_status run_fused(clbnb_context *ctx, cl_command_queue queue, const 
         snprintf(options, sizeof options,
                  "-DX_DTYPE=%d -DOUT_DTYPE=%d -DG4_WARPS=%d -DG4T_RN=%d -DG4V_RN=%d -DG4V_U=%d -DG4_XVEC=%d",
                  (int)x->dtype, (int)out->dtype, warps, rn, rn, unroll, xvec);
+    if (gemv_plain) clbnb_options_append(options, sizeof options, " -DG4V_PLAIN");
     cl_kernel kern = NULL;
     clbnb_status s = clbnb_kernel_get_locked(ctx, program ? program : "gemm_4bit", options, kname, &kern);
     if (s == CLBNB_SUCCESS) {

@@ -671,6 +671,11 @@ int main(void) {
     double t0 = g4_now();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(ctx, q, &rng, &cases[i]);
+    /* the GEMV built for plain absmax (the default on GPUs, see src/gemm_4bit.c) */
+    setenv("CLBNB_G4_GEMV_SPECIALIZE", "1", 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (cases[i].m == 1) run_case(ctx, q, &rng, &cases[i]);
+    unsetenv("CLBNB_G4_GEMV_SPECIALIZE");
     const g4case grads[] = {
         {1, 64, 128, 64, 0, 0, 0, 0, F32, F32, F32, 0, 256},
         {7, 33, 65, 32, 1, 1, 0, 0, F16, F16, F16, 0, 256},
