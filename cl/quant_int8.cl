@@ -249,6 +249,9 @@ inline float8 outlier_zero8(float8 a, float thr, __global uint *flags, ulong c) 
     return a;
 }
 
+// |x| of 8 elements with outliers replaced by 0 (not flagged).
+inline float8 outlier_drop8(float8 a, float thr) { return thr > 0.0f ? select(a, (float8)0.0f, a >= thr) : a; }
+
 // 8 row codes (outliers 0).
 inline char8 row_code8(float8 v, float f, float rf, float thr, const int mode) {
     char8 c = mode == MODE_LLM ? CODE8(v * f) : CODE8(127.0f * div_rcp8(v, (float8)f, (float8)rf));
@@ -315,17 +318,17 @@ inline void rowwise_wg(__global const uchar *x, ulong xoff, ulong ldx, __global 
 
 // CPU: one work-item per row, two sequential passes, 8 elements at a time; without outliers the
 // max pass runs on integer keys (no conversion).
-inline void rowwise_cpu(__global const uchar *x, ulong xoff, ulong ldx, __global char *q, ulong qoff, ulong ldq,
-                        __global uchar *stats, ulong soff, int sdt, ulong rows, ulong cols, float thr,
-                        __global uint *flags, const int mode) {
-    ulong r = get_global_id(0);
-    if (r >= rows) return;
-    ulong xb = xoff + r * ldx, c8 = cols & ~(ulong)7;
-    bool outl = thr > 0.0f;
+// CPU: the maximum of |x| over the row at xb, outliers (|x| >= thr > 0) left out and, where flags
+// is not NULL, their columns flagged; without a threshold on integer keys (no conversion).
+inline float row_absmax_cpu(__global const uchar *x, ulong xb, ulong cols, float thr, __global uint *flags) {
+    const ulong c8 = cols & ~(ulong)7;
     float m;
-    if (outl) {
+    if (thr > 0.0f) {
         float8 m8 = 0.0f;
-        for (ulong c = 0; c < c8; c += 8) m8 = fmax(m8, outlier_zero8(fabs(LOADX8(xb + c)), thr, flags, c));
+        for (ulong c = 0; c < c8; c += 8) {
+            const float8 a = fabs(LOADX8(xb + c));
+            m8 = fmax(m8, flags ? outlier_zero8(a, thr, flags, c) : outlier_drop8(a, thr));
+        }
         m = hmax8(m8);
     } else {
         uint8 k8 = 0u;
@@ -333,12 +336,22 @@ inline void rowwise_cpu(__global const uchar *x, ulong xoff, ulong ldx, __global
         m = key_float(hmax_u8(k8));
     }
     for (ulong c = c8; c < cols; c++) {
-        float a = fabs(LOADX(xb + c));
-        if (is_outlier(a, thr))
-            flag_col(flags, c);
-        else
+        const float a = fabs(LOADX(xb + c));
+        if (!is_outlier(a, thr))
             m = fmax(m, a);
+        else if (flags)
+            flag_col(flags, c);
     }
+    return m;
+}
+
+inline void rowwise_cpu(__global const uchar *x, ulong xoff, ulong ldx, __global char *q, ulong qoff, ulong ldq,
+                        __global uchar *stats, ulong soff, int sdt, ulong rows, ulong cols, float thr,
+                        __global uint *flags, const int mode) {
+    ulong r = get_global_id(0);
+    if (r >= rows) return;
+    ulong xb = xoff + r * ldx, c8 = cols & ~(ulong)7;
+    const float m = row_absmax_cpu(x, xb, cols, thr, flags);
     clbnb_store_float(stats, soff + r, sdt, m);
     float f = row_factor(m, mode), rf = row_rcp(m, mode);
     ulong qb = qoff + r * ldq;
@@ -733,37 +746,38 @@ __kernel void global_quant_cpu(__global const uchar *x, ulong xoff, ulong ldx, u
 // each work-item keeps 8 column maxima (16-byte loads along the row), then a local reduction.
 #define CG 32
 #define CH (WG / CG)
+#define COLMAX_ARGS                                                                                                  \
+    __global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong rps, float thr,                    \
+        __global float *partials
+#define COLMAX_PASS x, xoff, ldx, rows, cols, rps, thr, partials
 #if !Q8_CPU
-__kernel __attribute__((reqd_work_group_size(CG, CH, 1))) void colmax_wg(
-    __global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong rps, float thr,
-    __global float *partials, __global uint *flags) {
-    __local float8 red[CH][CG];
+// flag_outliers (a constant): also flag the outlier columns (colmax_flag_*, int8_double_quant with a
+// threshold); the plain kernels have no flag stores at all. H100, column-wise quantize 8192 x 8192:
+// one kernel for both, its loop split on thr (no stores in the thr = 0 one), 173.6-173.8 us against
+// 165.4-165.6 like this (session 15).
+inline void colmax_body(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong rps, float thr,
+                        __global float *partials, __global uint *flags, const int flag_outliers,
+                        __local float8 (*red)[CG]) {
     uint tx = get_local_id(0), ty = get_local_id(1);
     ulong c = (get_group_id(0) * CG + tx) * 8, seg = get_group_id(1);
     ulong r0 = seg * rps, r1 = min(r0 + rps, rows);
     float8 m = 0.0f;
     if (c + 8 <= cols) {
-        // without a threshold, a loop with no flag stores (a store to flags may alias x for the
-        // compiler, which then cannot issue the next rows' loads ahead of it)
-        if (thr > 0.0f)
-            for (ulong r = r0 + ty; r < r1; r += CH) {
-                ulong xb = xoff + r * ldx;
-                m = fmax(m, outlier_zero8(fabs(load_x8v(x, xb + c, X_ALIGNED16(xb))), thr, flags, c));
-            }
-        else
-            for (ulong r = r0 + ty; r < r1; r += CH) {
-                ulong xb = xoff + r * ldx;
-                m = fmax(m, fabs(load_x8v(x, xb + c, X_ALIGNED16(xb))));
-            }
+        for (ulong r = r0 + ty; r < r1; r += CH) {
+            ulong xb = xoff + r * ldx;
+            float8 a = fabs(load_x8v(x, xb + c, X_ALIGNED16(xb)));
+            if (thr > 0.0f) a = flag_outliers ? outlier_zero8(a, thr, flags, c) : outlier_drop8(a, thr);
+            m = fmax(m, a);
+        }
     } else if (c < cols) {
         float mv[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
         for (ulong r = r0 + ty; r < r1; r += CH)
             for (uint k = 0; c + k < cols; k++) {
                 float a = fabs(LOADX(xoff + r * ldx + c + k));
-                if (is_outlier(a, thr))
-                    flag_col(flags, c + k);
-                else
+                if (!is_outlier(a, thr))
                     mv[k] = fmax(mv[k], a);
+                else if (flag_outliers)
+                    flag_col(flags, c + k);
             }
         m = vload8(0, mv);
     }
@@ -779,13 +793,22 @@ __kernel __attribute__((reqd_work_group_size(CG, CH, 1))) void colmax_wg(
         for (uint k = 0; k < 8 && c + k < cols; k++) partials[seg * cols + c + k] = mv[k];
     }
 }
+
+__kernel __attribute__((reqd_work_group_size(CG, CH, 1))) void colmax_wg(COLMAX_ARGS) {
+    __local float8 red[CH][CG];
+    colmax_body(COLMAX_PASS, NULL, 0, red);
+}
+__kernel __attribute__((reqd_work_group_size(CG, CH, 1))) void colmax_flag_wg(COLMAX_ARGS, __global uint *flags) {
+    __local float8 red[CH][CG];
+    colmax_body(COLMAX_PASS, flags, 1, red);
+}
 #endif
 
 #if Q8_CPU
 // CPU: one work-item per row segment, all columns: streams its rows, keeping the running maxima
 // in its (cache-resident) partials row.
-__kernel void colmax_cpu(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong rps,
-                         float thr, __global float *partials, __global uint *flags) {
+inline void colmax_cpu_body(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols, ulong rps,
+                            float thr, __global float *partials, __global uint *flags, const int flag_outliers) {
     ulong seg = get_global_id(0);
     ulong r0 = seg * rps, r1 = min(r0 + rps, rows);
     if (r0 >= rows) return;
@@ -794,17 +817,23 @@ __kernel void colmax_cpu(__global const uchar *x, ulong xoff, ulong ldx, ulong r
     for (ulong c = 0; c < cols; c++) p[c] = 0.0f;
     for (ulong r = r0; r < r1; r++) {
         ulong xb = xoff + r * ldx;
-        for (ulong c = 0; c < c8; c += 8)
-            vstore8(fmax(vload8(0, p + c), outlier_zero8(fabs(LOADX8(xb + c)), thr, flags, c)), 0, p + c);
+        for (ulong c = 0; c < c8; c += 8) {
+            float8 a = fabs(LOADX8(xb + c));
+            if (thr > 0.0f) a = flag_outliers ? outlier_zero8(a, thr, flags, c) : outlier_drop8(a, thr);
+            vstore8(fmax(vload8(0, p + c), a), 0, p + c);
+        }
         for (ulong c = c8; c < cols; c++) {
             float a = fabs(LOADX(xb + c));
-            if (is_outlier(a, thr))
-                flag_col(flags, c);
-            else
+            if (!is_outlier(a, thr))
                 p[c] = fmax(p[c], a);
+            else if (flag_outliers)
+                flag_col(flags, c);
         }
     }
 }
+
+__kernel void colmax_cpu(COLMAX_ARGS) { colmax_cpu_body(COLMAX_PASS, NULL, 0); }
+__kernel void colmax_flag_cpu(COLMAX_ARGS, __global uint *flags) { colmax_cpu_body(COLMAX_PASS, flags, 1); }
 #endif
 
 inline float col_reduce(__global const float *partials, ulong nseg, ulong cols, ulong c) {
@@ -826,7 +855,7 @@ __kernel void colmax_reduce(__global float *partials, ulong nseg, ulong cols) {
 // in private memory (IEEE conversions: overflow -> +-Inf, NaN stays NaN). H100, int8_double_quant
 // 8192 x 8192 f16 (session 15): 283.4 -> 271.5 us against rint at the fp16 quantum of v's binade
 // (A/B on a version dividing through column reciprocals, since dropped); the rounding left out
-// altogether, as a diagnostic, 220.7-221.2 against 222.2-222.5 us now.
+// altogether, as a diagnostic, 220.7-221.2 against 222.2-222.5 us.
 inline float round_to_f16(float v) {
     ushort h;
     vstore_half_rte(v, 0, (__private half *)&h);
@@ -866,9 +895,9 @@ inline float8 round_in_dtype8(float8 v) {
 #endif
 
 // Code of the column part (outliers 0) of one element, m its column's maximum.
-// (A division by a reciprocal per column, clbnb_div_rcp, made int8_double_quant slower on the
-// H100, 238.5 -> 283.4 us at 8192 x 8192 f16, and on PoCL, 3650 -> 4507 us at 2048 x 2048;
-// the column-wise transpose too, 166.0 -> 178.2 us on the H100: session 15.)
+// (A division through a reciprocal per column, clbnb_div_rcp, made int8_double_quant slower on the
+// H100, 238.5 -> 283.4 us at 8192 x 8192 f16, and the column-wise transpose too, 173.6 -> 178.2
+// us: session 15.)
 inline char dq_col_code(float v, float m, float thr) {
     return is_outlier(fabs(v), thr) ? (char)0 : q_code(clbnb_div(round_in_dtype(v * 127.0f), m));
 }
@@ -879,12 +908,12 @@ inline char dq_col_code(float v, float m, float thr) {
 // rowwise_cpu in LLM.int8 mode (f32 row stats, outliers left out of the maximum) with every element
 // of a flagged column coded 0 (what zero_outlier_cols does after the row-wise kernels), and the
 // column part against m. The outlier compaction runs after this pass: it clears the flags it reads.
-// H100, 8192 x 8192 f16 without threshold: 222.2-222.5 us (column pass 56, fold 7, this pass 156),
+// H100, 8192 x 8192 f16 without threshold: 213.8-214.3 us (column pass 49, fold 6, this pass 156),
 // against 269 us for the row-wise kernel, the column pass and a third pass for the column part
-// (session 14). The column part's code costs 66 us of it: this pass writing the row codes to both
-// outputs instead took 156.5-156.8 us in all (a diagnostic), and neither a plain division nor the
-// fp16 rounding left out changed it.
-inline float8 outlier_drop8(float8 a, float thr) { return thr > 0.0f ? select(a, (float8)0.0f, a >= thr) : a; }
+// (session 14). The column part's code costs ~66 us of it: this pass writing the row codes to both
+// outputs instead cut the whole from 222.2-222.5 to 156.5-156.8 us (a diagnostic), and neither a
+// plain division nor the fp16 rounding left out changed it; its column maxima loaded before the
+// row reduction (registers) made it slower, 266-284 us.
 
 #if !Q8_CPU
 // 8 elements of one row from column c (a multiple of 8): both codes, 8-byte stores where aligned.
@@ -968,20 +997,7 @@ __kernel void dq_fused_cpu(__global const uchar *x, ulong xoff, ulong ldx, __glo
     const bool outl = thr > 0.0f;
     for (ulong r = r0; r < r1; r++) {
         const ulong xb = xoff + r * ldx, qb = qoff + r * ldq, qcb = qcoff + r * ldqc;
-        float mr;
-        if (outl) {
-            float8 m8 = 0.0f;
-            for (ulong c = 0; c < c8; c += 8) m8 = fmax(m8, outlier_drop8(fabs(LOADX8(xb + c)), thr));
-            mr = hmax8(m8);
-        } else {
-            uint8 k8 = 0u;
-            for (ulong c = 0; c < c8; c += 8) k8 = max(k8, abs_key8(x, xb + c));
-            mr = key_float(hmax_u8(k8));
-        }
-        for (ulong c = c8; c < cols; c++) {
-            const float a = fabs(LOADX(xb + c));
-            if (!is_outlier(a, thr)) mr = fmax(mr, a);
-        }
+        const float mr = row_absmax_cpu(x, xb, cols, thr, NULL); // the column pass flagged the outliers
         rstats[soff + r] = mr;
         const float f = row_factor(mr, MODE_LLM);
         for (ulong c = 0; c < c8; c += 8) {

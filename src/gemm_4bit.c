@@ -155,6 +155,9 @@ clbnb_gemm_4bit_variant clbnb_gemm_4bit_auto_variant(const clbnb_context *ctx, s
  * elsewhere; one base pointer and strides instead of a pointer per row (96 registers instead of
  * 124) 66.0 - 66.6 / 66.8 - 68.5 us; the next step's chunks loaded before the current ones are
  * used 66.3 - 81.7 us (66.3 with 4 warps and one chunk per row in flight, nested 71.2). None kept.
+ * Session 15, plain absmax built as a constant (gemv_specialize), 12 shapes: default 11.0 / 22.0 /
+ * 63.0 us; 1 warp 11.5 / 22.8 / 63.5; 4 warps 11.0 / 23.6 / 64.0; 4 warps x 1 chunk 10.5 / 23.4 /
+ * 69.4-69.6; 3 chunks 11.0 / 22.3 / 65.8-66.1; 8 rows 11.0-11.3 / 23.8-24.1 / 65.3; others slower.
  * The development knob CLBNB_G4_GEMV_CONFIG="warps,rows,unroll" overrides it (read per call:
  * benchmarks sweep it). */
 static void gemv_shape(int *warps, int *rows, int *unroll) {

@@ -517,17 +517,19 @@ static size_t col_segments(const clbnb_context *ctx, size_t rows, size_t cols) {
     return ceil_div(rows, rps);
 }
 
-/* thr > 0: outliers left out of the maxima and their columns flagged in `flags` (zeroed). opts:
- * the program's build options (the caller's, so that its kernels share one program). */
+/* thr > 0: outliers left out of the maxima, and with `flags` (zeroed) their columns flagged
+ * (colmax_flag_*). opts: the program's build options (the caller's: its kernels share one program). */
 static clbnb_status enqueue_colmax(clbnb_context *ctx, cl_command_queue queue, const char *opts, const clbnb_matrix *x,
                                    float thr, cl_mem flags, cl_mem partials, size_t nseg, chain *ch) {
     int cpu = use_cpu(ctx);
     cl_kernel k;
-    CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, cpu ? "colmax_cpu" : "colmax_wg", &k));
+    static const char *names[2][2] = {{"colmax_wg", "colmax_flag_wg"}, {"colmax_cpu", "colmax_flag_cpu"}};
+    CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, names[cpu][flags != NULL], &k));
     cl_ulong xoff = elem_off(x->offset, x->dtype), ldx = x->ld, rows = x->rows, cols = x->cols;
     cl_ulong rps = ceil_div(x->rows, nseg);
-    CLBNB_TRY(clbnb_set_args(k, 9, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(rows), CLBNB_ARG(cols),
-                             CLBNB_ARG(rps), CLBNB_ARG(thr), CLBNB_ARG(partials), CLBNB_ARG(flags)));
+    CLBNB_TRY(clbnb_set_args(k, 8, CLBNB_ARG(x->mem), CLBNB_ARG(xoff), CLBNB_ARG(ldx), CLBNB_ARG(rows), CLBNB_ARG(cols),
+                             CLBNB_ARG(rps), CLBNB_ARG(thr), CLBNB_ARG(partials)));
+    if (flags) CLBNB_TRY(clbnb_set_args_from(k, 8, 1, CLBNB_ARG(flags)));
     size_t local[2], global[2];
     if (cpu) {
         local[0] = 1;
