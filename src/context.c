@@ -117,14 +117,19 @@ static clbnb_status select_device(const char *selector, cl_platform_id *plat, cl
     }
 }
 
+int clbnb_env_switch(const char *name, int default_on) {
+    const char *env = getenv(name);
+    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0)) return env[0] == '1';
+    return default_on;
+}
+
 /* ---- context lifetime ------------------------------------------------------------------------ */
 static clbnb_status context_setup(clbnb_context *ctx) {
     if (pthread_mutex_init(&ctx->lock, NULL) != 0) return CLBNB_ERROR_OUT_OF_HOST_MEMORY;
     if (pthread_mutex_init(&ctx->scratch_lock, NULL) != 0) return CLBNB_ERROR_OUT_OF_HOST_MEMORY;
     ctx->scratch_lock_ready = 1;
     clbnb_cache_dir_resolve(ctx->cache_dir, sizeof ctx->cache_dir);
-    const char *emulate = getenv("CLBNB_EMULATE_PTX");
-    ctx->emulate_ptx = emulate && strcmp(emulate, "1") == 0;
+    ctx->emulate_ptx = clbnb_env_switch("CLBNB_EMULATE_PTX", 0);
     const char *split = getenv("CLBNB_INT8_SPLIT_K");
     ctx->int8_split_k = split ? atoi(split) : 0;
     CLBNB_TRY(clbnb_probe_device(ctx));

@@ -172,11 +172,7 @@ static void gemv_shape(int *warps, int *rows, int *unroll) {
 /* g4_gemv built for plain absmax (-DG4V_PLAIN: the branches on the absmax kind fold; see
  * cl/gemm_4bit.cl) on GPUs; CPU devices keep one build for both kinds. The development knob
  * CLBNB_G4_GEMV_SPECIALIZE=0|1 turns it off / on on any device (read per call: A/B runs, tests). */
-static int gemv_specialize(int cpu_dev) {
-    const char *env = getenv("CLBNB_G4_GEMV_SPECIALIZE");
-    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0)) return env[0] == '1';
-    return !cpu_dev;
-}
+static int gemv_specialize(int cpu_dev) { return clbnb_env_switch("CLBNB_G4_GEMV_SPECIALIZE", !cpu_dev); }
 
 /* Shape of g4_mma (cl/gemm_4bit_mma.cl): warps per work-group (they split K), m16 tiles of weight
  * rows per warp, n8 tiles of x rows per work-group. Local memory: warps * nt * 2 KiB (<= 32 KiB).

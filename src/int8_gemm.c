@@ -3,7 +3,6 @@
  * compile-time option of the same kernels, so every path produces the same bits. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "internal.h"
 
@@ -101,9 +100,7 @@ static int mma_outlier_columns(const struct mma_config *m, clbnb_dtype out) {
  * each of the test suite's eight combinations would cost a ~30 s PoCL build for the same bits.
  * CLBNB_INT8_MMA_SPECIALIZE=0|1 overrides (development knob, read per call). */
 static int mma_specialize(const clbnb_context *ctx) {
-    const char *env = getenv("CLBNB_INT8_MMA_SPECIALIZE");
-    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0)) return env[0] == '1';
-    return ctx->info.nv_ptx_mma != 0;
+    return clbnb_env_switch("CLBNB_INT8_MMA_SPECIALIZE", ctx->info.nv_ptx_mma != 0);
 }
 
 /* Work-items per output column of the skinny kernel (SK_TL in cl/int8_gemm.cl) for M rows of A.
@@ -197,9 +194,9 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
     /* the tensor-core kernel fuses the LLM.int8 outlier product into its epilogue (a variant built
      * with OUTLIERS=1 and six more arguments) unless K is split: the slices' sums are only complete
      * in int8_gemm_epilogue */
-    const char *fuse_env = getenv("CLBNB_INT8_FUSE_OUTLIERS"); /* development knob: "0" for the separate add */
+    /* development knob CLBNB_INT8_FUSE_OUTLIERS=0: the separate add */
     const int mma_outliers = mma_jc > 0 && splits == 1 && c->outliers && c->epilogue == EPI_LLM_INT8 &&
-                             !(fuse_env && strcmp(fuse_env, "0") == 0);
+                             clbnb_env_switch("CLBNB_INT8_FUSE_OUTLIERS", 1);
     if (mma_outliers) {
         clbnb_options_append(options, sizeof options, " -DOUTLIERS=1 -DOL_JC=%d", mma_jc);
         if (specialize) clbnb_options_append(options, sizeof options, " -DOL_XDT=%d", (int)c->outliers->xdt);

@@ -98,6 +98,9 @@ CLBNB_INTERNAL clbnb_status clbnb_program_build_locked(clbnb_context *ctx, const
 /* Appends printf-formatted text to the build options in buf (size bytes, NUL-terminated). */
 CLBNB_INTERNAL void clbnb_options_append(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A 0/1 environment switch: 1 or 0 where the variable `name` is "1" or "0", `default_on` otherwise
+ * (unset or any other value). Read where it is called: the development knobs are read per call. */
+CLBNB_INTERNAL int clbnb_env_switch(const char *name, int default_on);
 /* Compile-test: 1 when `source` builds with `options` on the device (served from cache too). */
 CLBNB_INTERNAL int clbnb_compile_test(clbnb_context *ctx, const char *source, const char *options);
 
