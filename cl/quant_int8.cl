@@ -68,9 +68,19 @@ inline float8 div8(float8 a, float8 b) {
 #endif
 }
 
-// clbnb_div_rcp for 8 lanes; any lane with rb == 0 divides them all.
-inline float8 div_rcp8(float8 a, float8 b, float8 rb) {
-    if (any(rb == 0.0f)) return div8(a, b);
+// clbnb_div_rcp for 8 lanes. DIV_SCALED 0: fp16 inputs, whose maxima are 0, infinite or in
+// [2^-24, 65504], where clbnb_div_scale is 1: no scaling (every instruction per element shows in
+// these passes on the H100; products by a constant 1 were not folded away).
+#if IN_DTYPE == CLBNB_DTYPE_F16
+#define DIV_SCALED 0
+#else
+#define DIV_SCALED 1
+#endif
+inline float8 div_rcp8(float8 a, float8 b, float8 rb, float8 s) {
+#if DIV_SCALED
+    a *= s;
+    b *= s;
+#endif
     float8 q = a * rb;
     return fma(fma(-q, b, a), rb, q);
 }
@@ -98,11 +108,16 @@ inline char q_code(float v) { return convert_char_sat_rte(rint(v)); }
 #define MODE_LLM 0
 #define MODE_SB 1
 // LLM: f = 127 / absmax, code = rint(v * f); SwitchBack: f = absmax, code = rint(127 * (v / f)),
-// the division through rf = clbnb_rcp_for_div(f) (row_rcp).
+// the division through rf = (clbnb_rcp_for_div(f), clbnb_div_scale(f)) (row_rcp). Without the
+// fallback branch per 8 elements that div_rcp8 had before, the H100's SwitchBack row-wise
+// quantization went 92.4-92.7 -> 89.6-89.7 us at 8192 x 8192 f16, 26.9 -> 25.9-26.1 at 4096^2
+// (session 16).
 inline float row_factor(float m, const int mode) { return mode == MODE_LLM ? clbnb_div(127.0f, m) : m; }
-inline float row_rcp(float m, const int mode) { return mode == MODE_LLM ? 0.0f : clbnb_rcp_for_div(m); }
-inline char row_code(float v, float f, float rf, const int mode) {
-    return mode == MODE_LLM ? q_code(v * f) : q_code(127.0f * clbnb_div_rcp(v, f, rf));
+inline float2 row_rcp(float m, const int mode) {
+    return mode == MODE_LLM ? (float2)(0.0f) : (float2)(clbnb_rcp_for_div(m), clbnb_div_scale(m));
+}
+inline char row_code(float v, float f, float2 rf, const int mode) {
+    return mode == MODE_LLM ? q_code(v * f) : q_code(127.0f * clbnb_div_rcp(v, f, rf.x, rf.y));
 }
 
 inline bool is_outlier(float a, float thr) { return thr > 0.0f && a >= thr; }
@@ -253,8 +268,8 @@ inline float8 outlier_zero8(float8 a, float thr, __global uint *flags, ulong c) 
 inline float8 outlier_drop8(float8 a, float thr) { return thr > 0.0f ? select(a, (float8)0.0f, a >= thr) : a; }
 
 // 8 row codes (outliers 0).
-inline char8 row_code8(float8 v, float f, float rf, float thr, const int mode) {
-    char8 c = mode == MODE_LLM ? CODE8(v * f) : CODE8(127.0f * div_rcp8(v, (float8)f, (float8)rf));
+inline char8 row_code8(float8 v, float f, float2 rf, float thr, const int mode) {
+    char8 c = mode == MODE_LLM ? CODE8(v * f) : CODE8(127.0f * div_rcp8(v, (float8)f, (float8)rf.x, (float8)rf.y));
     if (thr > 0.0f) c = select(c, (char8)0, convert_char8(fabs(v) >= thr));
     return c;
 }
@@ -303,7 +318,8 @@ inline void rowwise_wg(__global const uchar *x, ulong xoff, ulong ldx, __global 
     m = wg_max(m, red, tpr);
     if (!active) return;
     if (t == 0) clbnb_store_float(stats, soff + r, sdt, m);
-    float f = row_factor(m, mode), rf = row_rcp(m, mode);
+    const float f = row_factor(m, mode);
+    const float2 rf = row_rcp(m, mode);
     for (uint k = 0; k < RPT; k++) {
         ulong g = t + (ulong)k * tpr;
         if (g < ng) store_q8(q, qb + g * 8, row_code8(raw_f8(v[k]), f, rf, thr, mode));
@@ -353,7 +369,8 @@ inline void rowwise_cpu(__global const uchar *x, ulong xoff, ulong ldx, __global
     ulong xb = xoff + r * ldx, c8 = cols & ~(ulong)7;
     const float m = row_absmax_cpu(x, xb, cols, thr, flags);
     clbnb_store_float(stats, soff + r, sdt, m);
-    float f = row_factor(m, mode), rf = row_rcp(m, mode);
+    const float f = row_factor(m, mode);
+    const float2 rf = row_rcp(m, mode);
     ulong qb = qoff + r * ldq;
     for (ulong c = 0; c < c8; c += 8) vstore8(row_code8(LOADX8(xb + c), f, rf, thr, mode), 0, q + qb + c);
     for (ulong c = c8; c < cols; c++) {
@@ -872,11 +889,16 @@ inline float round_in_dtype(float v) {
 #endif
 }
 
-#if Q8_CPU
-// round_in_dtype on 8 lanes (fp16: the same binade-quantum rint, by the 1.5 * 2^23 trick, which is
-// exact here since |v * scale| <= 2048).
+// round_in_dtype on 8 lanes. fp16, GPUs: a half8 round trip (H100, int8_double_quant 8192 x 8192
+// f16, its column code on 8 lanes with this: 206.9-207.4 us; with the rint below: 220.9-221.3;
+// the scalar loop before: 213.6-214.3; session 16). fp16, CPUs: the same binade-quantum rint by
+// the 1.5 * 2^23 trick, exact here since |v * scale| <= 2048.
 inline float8 round_in_dtype8(float8 v) {
-#if IN_DTYPE == CLBNB_DTYPE_F16
+#if IN_DTYPE == CLBNB_DTYPE_F16 && !Q8_CPU
+    ushort8 h;
+    vstore_half8_rte(v, 0, (__private half *)&h);
+    return vload_half8(0, (__private const half *)&h);
+#elif IN_DTYPE == CLBNB_DTYPE_F16
     float8 a = fabs(v);
     uint8 e = max(as_uint8(a) >> 23, (uint8)113u);
     float8 t = v * as_float8((264u - e) << 23);
@@ -892,14 +914,19 @@ inline float8 round_in_dtype8(float8 v) {
 #endif
 }
 
-#endif
-
 // Code of the column part (outliers 0) of one element, m its column's maximum.
-// (A division through a reciprocal per column, clbnb_div_rcp, made int8_double_quant slower on the
-// H100, 238.5 -> 283.4 us at 8192 x 8192 f16, and the column-wise transpose too, 173.6 -> 178.2
-// us: session 15.)
 inline char dq_col_code(float v, float m, float thr) {
     return is_outlier(fabs(v), thr) ? (char)0 : q_code(clbnb_div(round_in_dtype(v * 127.0f), m));
+}
+
+// The same for 8 elements of one row (m8: their columns' maxima). The IEEE division per element
+// stays: through column reciprocals (clbnb_div_rcp, the reciprocals and scales written by the
+// fold, loaded per element like m) this pass was slower on the H100, 214 -> 234.5-246.8 us at
+// 8192 x 8192 f16 (session 16; 283 us in session 15 with a fallback branch per element).
+inline char8 dq_col_code8(float8 v, float8 m8, float thr) {
+    char8 c = CODE8(div8(round_in_dtype8(v * 127.0f), m8));
+    if (thr > 0.0f) c = select(c, (char8)0, convert_char8(fabs(v) >= thr));
+    return c;
 }
 
 // ---- int8_double_quant, second pass: both parts from one read of x -----------------------------
@@ -908,12 +935,14 @@ inline char dq_col_code(float v, float m, float thr) {
 // rowwise_cpu in LLM.int8 mode (f32 row stats, outliers left out of the maximum) with every element
 // of a flagged column coded 0 (what zero_outlier_cols does after the row-wise kernels), and the
 // column part against m. The outlier compaction runs after this pass: it clears the flags it reads.
-// H100, 8192 x 8192 f16 without threshold: 213.8-214.3 us (column pass 49, fold 6, this pass 156),
-// against 269 us for the row-wise kernel, the column pass and a third pass for the column part
-// (session 14). The column part's code costs ~66 us of it: this pass writing the row codes to both
-// outputs instead cut the whole from 222.2-222.5 to 156.5-156.8 us (a diagnostic), and neither a
-// plain division nor the fp16 rounding left out changed it; its column maxima loaded before the
-// row reduction (registers) made it slower, 266-284 us.
+// H100, 8192 x 8192 f16 without threshold: 208.4-208.6 us with the column code on 8 lanes
+// (dq_col_code8; 213.5-214.0 with a scalar loop per element), against 269 us for the row-wise
+// kernel, the column pass and a third pass for the column part (session 14). Session 15: the
+// column part's code cost ~66 us: this pass writing the row codes to both outputs instead cut the
+// whole from 222.2-222.5 to 156.5-156.8 us (a diagnostic); its column maxima loaded before the row
+// reduction (registers) made it slower, 266-284 us. Session 16: the division is the largest part
+// (a product in its place, as a diagnostic: 195 against 221 us on a version with the rint
+// rounding), but reciprocals per column loaded from memory cost more than it saves (dq_col_code8).
 
 #if !Q8_CPU
 // 8 elements of one row from column c (a multiple of 8): both codes, 8-byte stores where aligned.
@@ -922,12 +951,7 @@ inline void dq_store8(float8 v, ulong c, float f, float thr, __global const uint
     char8 rc = CODE8(v * f);
     if (thr > 0.0f) rc = select(rc, (char8)0, convert_char8(vload8(0, flags + c) != 0u));
     store_q8(q, qi, rc);
-    float xv[8], mv[8];
-    char cv[8];
-    vstore8(v, 0, xv);
-    vstore8(vload8(0, m + c), 0, mv);
-    for (int k = 0; k < 8; k++) cv[k] = dq_col_code(xv[k], mv[k], thr);
-    store_q8(qc, qci, vload8(0, cv));
+    store_q8(qc, qci, dq_col_code8(v, vload8(0, m + c), thr));
 }
 
 // GENERIC: the shape of rowwise_wg (tpr work-items per row, RPT groups of 8 per work-item held in
@@ -975,7 +999,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void dq_fused_wg(
         dq_store8(load_x8v(x, xb + g * 8, vec), g * 8, f, thr, flags, m, q, qb + g * 8, qc, qcb + g * 8);
     for (ulong c = ng * 8 + t; c < cols; c += tpr) {
         const float val = LOADX(xb + c);
-        q[qb + c] = thr > 0.0f && flags[c] != 0u ? (char)0 : row_code(val, f, 0.0f, MODE_LLM);
+        q[qb + c] = thr > 0.0f && flags[c] != 0u ? (char)0 : row_code(val, f, (float2)(0.0f), MODE_LLM);
         qc[qcb + c] = dq_col_code(val, m[c], thr);
     }
 }
@@ -1013,7 +1037,7 @@ __kernel void dq_fused_cpu(__global const uchar *x, ulong xoff, ulong ldx, __glo
         }
         for (ulong c = c8; c < cols; c++) {
             const float val = LOADX(xb + c);
-            q[qb + c] = outl && flags[c] != 0u ? (char)0 : row_code(val, f, 0.0f, MODE_LLM);
+            q[qb + c] = outl && flags[c] != 0u ? (char)0 : row_code(val, f, (float2)(0.0f), MODE_LLM);
             qc[qcb + c] = dq_col_code(val, m[c], thr);
         }
     }
@@ -1044,10 +1068,14 @@ inline void transpose_tile_load(__global const uchar *x, ulong xoff, ulong ldx, 
 // GENERIC: TILE x TILE tiles (TILE = 64, WG = 256). Loads: 8 work-items per x row, 8 elements
 // each (16-byte loads where aligned); the codes go transposed into local memory; stores: 4
 // work-items per qT row, 16 bytes each (one 16-byte store where aligned). Grid-stride over tiles.
+// The column kind divides through the tile columns' reciprocals (clbnb_div_rcp, in local memory
+// with the maxima): H100, 8192 x 8192 f16, 165.1-165.6 -> 151.6-151.8 us against the IEEE division
+// per element (4096 x 4096: 56.8-57.1 -> 53.5-53.8; session 16). The CPU kernel keeps the division
+// (div8): the reciprocals measured no faster on PoCL.
 inline void transpose_wg(__global const uchar *x, ulong xoff, ulong ldx, ulong rows, ulong cols,
                          __global const float *partials, ulong np, __global char *q, ulong qoff, ulong ldq,
                          __global uchar *stats, ulong soff, int sdt, __local uchar *tile, __local float *fac,
-                         __local float *red, const int kind) {
+                         __local float *rfac, __local float *sfac, __local float *red, const int kind) {
     uint lid = get_local_id(0);
     uint lc = (lid % 8) * 8, lr = lid / 8;  // load: tile column group, first tile row
     uint oc = lid / 4, orr = (lid % 4) * 16; // store: tile column (= qT row), first tile row
@@ -1078,6 +1106,8 @@ inline void transpose_wg(__global const uchar *x, ulong xoff, ulong ldx, ulong r
                 if (tr == 0) clbnb_store_float(stats, soff + c, sdt, f);
             }
             fac[lid] = f;
+            rfac[lid] = clbnb_rcp_for_div(f);
+            sfac[lid] = clbnb_div_scale(f);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (uint i = 0; i < TR_K; i++) {
@@ -1085,17 +1115,26 @@ inline void transpose_wg(__global const uchar *x, ulong xoff, ulong ldx, ulong r
             ulong r = r0 + k, c = c0 + lc;
             if (r >= rows) break;
             ulong xb = xoff + r * ldx;
-            float xv[8];
+            uchar codes[8];
             if (c + 8 <= cols) {
-                vstore8(raw_f8(raw[i]), 0, xv);
+                float8 v = raw_f8(raw[i]);
+#if DIV_SCALED
+                const float8 s8 = vload8(0, sfac + lc);
+#else
+                const float8 s8 = 1.0f;
+#endif
+                char8 k8 = kind == 0 ? global_code8(v, inv)
+                                     : CODE8(127.0f * div_rcp8(v, vload8(0, fac + lc), vload8(0, rfac + lc), s8));
+                vstore8(as_uchar8(k8), 0, codes);
             } else {
-                for (uint j = 0; j < 8; j++) xv[j] = c + j < cols ? LOADX(xb + c + j) : 0.0f;
+                for (uint j = 0; j < 8; j++) {
+                    float v = c + j < cols ? LOADX(xb + c + j) : 0.0f;
+                    codes[j] = (uchar)(kind == 0 ? global_code(v, inv)
+                                                 : q_code(127.0f * clbnb_div_rcp(v, fac[lc + j], rfac[lc + j],
+                                                                                 sfac[lc + j])));
+                }
             }
-            for (uint j = 0; j < 8; j++) {
-                float v = xv[j];
-                char code = kind == 0 ? global_code(v, inv) : q_code(127.0f * clbnb_div(v, fac[lc + j]));
-                tile[(lc + j) * TP + k] = (uchar)code;
-            }
+            for (uint j = 0; j < 8; j++) tile[(lc + j) * TP + k] = codes[j];
         }
         const ulong un = u + get_num_groups(0);
         if (un < ntr * ntc) transpose_tile_load(x, xoff, ldx, rows, cols, un / ntc, un % ntc, lr, lc, raw);
@@ -1179,13 +1218,13 @@ inline void transpose_cpu(__global const uchar *x, ulong xoff, ulong ldx, ulong 
 #if !Q8_CPU
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void transpose_global_wg(TRANSPOSE_ARGS, ulong rps) {
     __local uint tile[TILE * TP / 4];
-    __local float fac[TILE], red[WG];
-    transpose_wg(TRANSPOSE_PASS, (__local uchar *)tile, fac, red, 0);
+    __local float fac[TILE], rfac[TILE], sfac[TILE], red[WG];
+    transpose_wg(TRANSPOSE_PASS, (__local uchar *)tile, fac, rfac, sfac, red, 0);
 }
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void transpose_col_wg(TRANSPOSE_ARGS, ulong rps) {
     __local uint tile[TILE * TP / 4];
-    __local float fac[TILE], red[WG];
-    transpose_wg(TRANSPOSE_PASS, (__local uchar *)tile, fac, red, 1);
+    __local float fac[TILE], rfac[TILE], sfac[TILE], red[WG];
+    transpose_wg(TRANSPOSE_PASS, (__local uchar *)tile, fac, rfac, sfac, red, 1);
 }
 #endif
 #if Q8_CPU

@@ -237,8 +237,12 @@ static float tie_value(float m) {
     return nudge ? nextafterf(v, nudge > 0 ? INFINITY : -INFINITY) : v;
 }
 
+/* mostly within 2^+-20; one in four at the ends of the f32 range (2^-130 .. 2^-124, subnormal
+ * included, and 2^122 .. 2^126), where the reciprocal shortcut has to scale */
 static float tie_max(void) {
-    float m = (1.0f + test_rng_uniform(&rng)) * ldexpf(1.0f, (int)rnd(40) - 20);
+    int e = (int)rnd(40) - 20;
+    if (rnd(4) == 0) e = rnd(2) ? -130 + (int)rnd(7) : 122 + (int)rnd(5);
+    float m = (1.0f + test_rng_uniform(&rng)) * ldexpf(1.0f, e);
     return rnd(2) ? m : -m;
 }
 
@@ -266,11 +270,16 @@ static float *make_data(size_t rows, size_t cols, clbnb_dtype dt, int outliers, 
     for (size_t i = 0; i < rows * cols; i++)
         x[i] = test_round_to_dtype(test_rng_normal(&rng) * scale, dt);
     if (data_mode == DATA_WIDE) {
-        /* every 5th column 2^-100 times smaller (below the range of the reciprocal shortcut, or
-         * zero in 16-bit dtypes), and elements in [600, 60000] whose x * 127 overflows fp16 */
+        /* every 5th column 2^-128 times smaller (below the range of the reciprocal shortcut, where
+         * it scales; zero in fp16), with f32 / bf16 every 5th from the third 2^124 times larger
+         * (above that range; x * 127 past the f32 range), and elements in [600, 60000] whose
+         * x * 127 overflows fp16 */
         for (size_t r = 0; r < rows; r++)
-            for (size_t c = 0; c < cols; c += 5)
-                x[r * cols + c] = test_round_to_dtype(ldexpf(x[r * cols + c], -100), dt);
+            for (size_t c = 0; c < cols; c += 5) {
+                x[r * cols + c] = test_round_to_dtype(ldexpf(x[r * cols + c], -128), dt);
+                if (dt != CLBNB_DTYPE_F16 && c + 2 < cols)
+                    x[r * cols + c + 2] = test_round_to_dtype(ldexpf(x[r * cols + c + 2], 124), dt);
+            }
         for (size_t k = 0; k < rows * cols / 7 + 1; k++) {
             float v = 600.0f + 59400.0f * test_rng_uniform(&rng);
             x[rnd(rows * cols)] = test_round_to_dtype(rnd(2) ? v : -v, dt);
