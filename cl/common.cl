@@ -55,9 +55,10 @@ inline float clbnb_div(float a, float b) {
 // divide only by the maximum of |a| over a row or column (outliers aside, coded 0), where every
 // quotient's code is 0 then (0 / 0, finite / inf, inf / inf). An infinite a over a finite b gives
 // NaN too: not for int8_double_quant's column code, whose x * 127 may overflow (it divides).
-// No branch per element: a fallback to the division for b outside the range made the H100 pass
-// that used it slower than the division alone (int8_double_quant 214 -> 267 us at 8192 x 8192,
-// session 16).
+// No branch: the former fallback to the division for b outside the range (a branch per 8 lanes in
+// div_rcp8) cost more than the division saves on the H100 (session 16, 8192 x 8192 f16: SwitchBack
+// row-wise 92.5 us with it, 88.1 without; int8_double_quant's column code through reciprocals 267
+// with it, 234.5 without, 214 with the IEEE division, which it keeps).
 inline float clbnb_div_scale(float b) {
     float m = fabs(b);
     return m < 0x1p-90f && m > 0.0f ? 0x1p100f : (m > 0x1p100f && m < INFINITY ? 0x1p-100f : 1.0f);
