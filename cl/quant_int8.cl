@@ -930,6 +930,14 @@ inline char8 dq_col_code8(float8 v, float8 m8, float thr) {
     return c;
 }
 
+// Both codes of one element v of a row at column c (the rows' tails past the last group of 8); f:
+// the row factor, m: the column maxima; elements of flagged columns get row code 0.
+inline void dq_store1(float v, ulong c, float f, float thr, __global const uint *flags, __global const float *m,
+                      __global char *q, ulong qi, __global char *qc, ulong qci) {
+    q[qi] = thr > 0.0f && flags[c] != 0u ? (char)0 : row_code(v, f, (float2)(0.0f), MODE_LLM);
+    qc[qci] = dq_col_code(v, m[c], thr);
+}
+
 // ---- int8_double_quant, second pass: both parts from one read of x -----------------------------
 // After the column pass (colmax_* with the threshold: column maxima without the outliers, the
 // outlier columns flagged, the segments folded into m), each row: the row part as rowwise_wg /
@@ -998,11 +1006,8 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void dq_fused_wg(
     }
     for (ulong g = t + (ulong)RPT * tpr; g < ng; g += tpr)
         dq_store8(load_x8v(x, xb + g * 8, vec), g * 8, f, thr, flags, m, q, qb + g * 8, qc, qcb + g * 8);
-    for (ulong c = ng * 8 + t; c < cols; c += tpr) {
-        const float val = LOADX(xb + c);
-        q[qb + c] = thr > 0.0f && flags[c] != 0u ? (char)0 : row_code(val, f, (float2)(0.0f), MODE_LLM);
-        qc[qcb + c] = dq_col_code(val, m[c], thr);
-    }
+    for (ulong c = ng * 8 + t; c < cols; c += tpr)
+        dq_store1(LOADX(xb + c), c, f, thr, flags, m, q, qb + c, qc, qcb + c);
 }
 #endif
 
@@ -1028,19 +1033,11 @@ __kernel void dq_fused_cpu(__global const uchar *x, ulong xoff, ulong ldx, __glo
         for (ulong c = 0; c < c8; c += 8) {
             const float8 v = LOADX8(xb + c);
             char8 rc = CODE8(v * f);
-            char8 cc = q_code8(div8(round_in_dtype8(v * 127.0f), vload8(0, m + c)));
-            if (outl) {
-                rc = select(rc, (char8)0, convert_char8(vload8(0, flags + c) != 0u));
-                cc = select(cc, (char8)0, convert_char8(fabs(v) >= thr));
-            }
+            if (outl) rc = select(rc, (char8)0, convert_char8(vload8(0, flags + c) != 0u));
             vstore8(rc, 0, q + qb + c);
-            vstore8(cc, 0, qc + qcb + c);
+            vstore8(dq_col_code8(v, vload8(0, m + c), thr), 0, qc + qcb + c);
         }
-        for (ulong c = c8; c < cols; c++) {
-            const float val = LOADX(xb + c);
-            q[qb + c] = outl && flags[c] != 0u ? (char)0 : row_code(val, f, (float2)(0.0f), MODE_LLM);
-            qc[qcb + c] = dq_col_code(val, m[c], thr);
-        }
+        for (ulong c = c8; c < cols; c++) dq_store1(LOADX(xb + c), c, f, thr, flags, m, q, qb + c, qc, qcb + c);
     }
 }
 #endif

@@ -1002,7 +1002,8 @@ int main(void) {
         data_mode = DATA_TIES_COL;
         test_columnwise_case(ctx, q, path, 1000, 192, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 1);
         test_double_quant_case(ctx, q, path, 777, 130, CLBNB_DTYPE_F32, 0.0f, 1);
-        /* the column parts (double quant, column-wise) where their reciprocal shortcut does not apply */
+        /* the column parts (double quant, column-wise) at the ends of the f32 range, where the
+         * reciprocal shortcut scales, and with x * 127 past the fp16 / f32 range */
         data_mode = DATA_WIDE;
         test_double_quant_case(ctx, q, path, 45, 203, CLBNB_DTYPE_F16, 0.0f, 1);
         test_double_quant_case(ctx, q, path, 30, 77, CLBNB_DTYPE_F32, 0.0f, 0);
