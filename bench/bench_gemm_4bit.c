@@ -93,12 +93,15 @@ void bench_gemm_4bit(bench_session *s) {
     for (size_t i = 0; i < nshapes; i += 2)
         run_one(s, "gemm_4bit_nf4_m128", 128, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);
     /* GPUs: the fused small-batch kernel forced at M = 128 (tensor cores on the nv_mma path), against
-     * which AUTO's choice is checked */
+     * which AUTO's choice (the GEMM variant) is checked */
     for (size_t i = 0; !cpu && i < nshapes; i += 2)
         run_one(s, "gemm_4bit_nf4_m128_fused", 128, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_SMALL_BATCH);
-    /* GPUs: dequantize + GEMM at M = 128, the route AUTO leaves for larger M */
+    /* GPUs: the GEMM variant at M = 128 (what AUTO picks) and M = 512 (on the nv_mma path the largest
+     * M whose GEMM decodes W in its tiles, src/gemm_4bit_mma.c) */
     for (size_t i = 0; !cpu && i < nshapes; i += 2)
         run_one(s, "dequant_gemm_4bit_m128", 128, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
+    for (size_t i = 0; !cpu && i < nshapes; i += 2)
+        run_one(s, "dequant_gemm_4bit_m512", 512, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
     for (size_t i = 0; !cpu && i < nshapes; i += 2)
         run_one(s, "gemm_4bit_nf4_m4", 4, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);
     for (size_t i = 0; !cpu && i < nshapes; i += 2)

@@ -26,6 +26,7 @@
 // =================================================================================================
 //! include inc_gemm_4bit
 //! include inc_mma_ptx
+//! include inc_g4_mma
 
 #ifndef OUT_DTYPE
 #define OUT_DTYPE 1
@@ -50,26 +51,9 @@
 
 #if CLBNB_PTX_EMULATE
 #define G4M_WARP_SYNC() barrier(CLK_LOCAL_MEM_FENCE)
-// two f32 -> f16x2, round to nearest even (lo in the low half)
-inline uint g4m_pack_f16x2(float lo, float hi) {
-    ushort h[2];
-    vstore_half_rte(lo, 0, (__private half *)h);
-    vstore_half_rte(hi, 1, (__private half *)h);
-    return (uint)h[0] | ((uint)h[1] << 16);
-}
 #else
 #define G4M_WARP_SYNC() asm volatile("bar.warp.sync 0xffffffff;" ::: "memory")
-inline uint g4m_pack_f16x2(float lo, float hi) {
-    uint r;
-    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
 #endif
-
-// The f16x2 of weights (hi nibble, lo nibble) of byte b: RN_f16(fl32(table * scale)) each.
-inline uint g4m_pair(__local const float *tab, uint b, float s) {
-    return g4m_pack_f16x2(tab[(b >> 4) & 15u] * s, tab[b & 15u] * s);
-}
 
 // 4 consecutive x elements (one uint2 of f16) of row m at element k, zeros outside [M, K).
 inline uint2 g4m_x4(__global const uchar *xb, ulong ldx, ulong m, ulong k, ulong M, ulong K) {

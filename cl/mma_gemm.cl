@@ -3,6 +3,10 @@
 //   int8_gemm_mma  A [M, K] i8,  B [N, K] i8,  mma.sync m16n8k32 s8 -> s32 (exact)
 //   f16_gemm_mma   A [M, K] f16, B [N, K] f16, mma.sync m16n8k16 f16 -> f32 (MMA_F16=1; the 4-bit
 //                  large-batch path multiplies f16 activations by dequantized f16 weights)
+//   g4_gemm_mma    A [M, K] f16, B a bitsandbytes NF4 / FP4 weight [N, K] (MMA_F16=1, G4_B=1):
+//                  f16_gemm_mma with the B stage decoded from the packed weights by the work-group
+//                  (w = RN_f16(fl32(table * scale)), as the dequantize kernel writes it) instead of
+//                  copied, so the f16 weights never reach global memory; same sums, same bits
 // Both consume 16 x 32-byte A tiles and 8 x 32-byte B tiles with identical fragment layouts, so one
 // kernel body serves both: rows are handled as bytes (K counts bytes: 2 per f16 element).
 // ldmatrix loads the fragments, cp.async copies global -> local (STAGES-deep pipeline).
@@ -22,6 +26,8 @@
 // =================================================================================================
 //! include inc_int8_epilogue
 //! include inc_mma_ptx
+//! include inc_gemm_4bit
+//! include inc_g4_mma
 
 #ifndef WARPS_M
 #define WARPS_M 2 // warps along M
@@ -57,6 +63,12 @@
 #endif
 #ifndef MMA_F16
 #define MMA_F16 0 // 1: f16 x f16 -> f32 (f16_gemm_mma); 0: i8 x i8 -> i32 (int8_gemm_mma)
+#endif
+#ifndef G4_B
+#define G4_B 0 // 1 (with MMA_F16): B is a 4-bit weight decoded into the B stages (g4_gemm_mma)
+#endif
+#if G4_B && !MMA_F16
+#error "G4_B=1 needs MMA_F16=1"
 #endif
 
 #define THREADS (32 * WARPS_M * WARPS_N)
@@ -125,7 +137,11 @@ inline void copy_chunk(__local uchar *tile, struct chunk_plan p, uint k0, uint K
 #if MMA_F16
 typedef float acc_t;
 #define MMA_OP MMA_F16_OP
+#if G4_B
+#define GEMM_MMA_KERNEL g4_gemm_mma
+#else
 #define GEMM_MMA_KERNEL f16_gemm_mma
+#endif
 // f32 accumulator out: out[m, n] = RN_T(acc + bias[n]) (cfg as in inc_int8_epilogue.cl)
 inline void store_f32_acc(__global uchar *out, ulong ldc, __global const uchar *bias, uint cfg, uint m, uint n,
                           float acc) {
@@ -154,6 +170,57 @@ inline float2 mma_out_pair(uint cfg, acc_t a0, acc_t a1, float rowf, float2 col0
 #define STAGE_FITS (BM * STAGE_ROW <= SMEM_BYTES)
 #define PIECES (BM * BN / 8)                           // 16-byte pieces of rows in the staged tile
 #define PIECE_ITERS ((PIECES + THREADS - 1) / THREADS) // pieces per work-item
+
+// ---- B as a 4-bit weight (G4_B) ------------------------------------------------------------------
+// A stage's B tile is BN rows x BK / 2 weights, cut in pieces of 16 weights of one row (8 packed
+// bytes in, two 16-byte chunks of f16 out). Piece c is row c / (BK / 32), weights
+// [16 (c % (BK / 32)), +16) of the stage; work-item tid decodes pieces tid + q * THREADS, so the
+// pieces of a row's stage go to adjacent lanes and one warp load reads whole 16-byte runs of 16
+// rows. H100, M = 128 at 8192 x 28672: 423 -> 353 us against one piece per row and warp (32 rows x
+// 8 bytes per load, the other 8 bytes of each run loaded by another warp). The packed bytes and
+// raw scale of the next stage are loaded before the current stage's mma and decoded into its
+// buffer after them (register prefetch: cp.async cannot transform what it copies); the raw scale
+// only where a piece starts a new block (331 against 347 us loading it for every piece).
+// Measured at that shape and dropped: pieces two stages ahead in two register slots (the loop
+// unrolled by two) 455 against 421 us (before the lane pairs); slots shifted by moves, 2 to 4
+// stages ahead, 480-597 against 480; 3 stages of 128 x 64 tiles 560-607; the swizzled layout 350
+// against 331. Diagnostics (wrong results, before the lane pairs, 421 us): the decode replaced by
+// stores of the raw bits 364 us, the loads by constants 273, both 225 (so this tile's mma loop
+// runs at ~270 TFLOPS f16 here, and the weight loads cost more than the decode).
+// The host passes K (in weights) a multiple of 16, blocksize >= 16 and a packed offset that keeps
+// each piece 8-byte aligned, so a piece never straddles a block or the end of a row; pieces past K
+// (the last stage when BK / 2 does not divide K) are stored as zeros, as A's chunks are.
+#if G4_B
+#define G4_PARAMS , CLBNB_G4_WEIGHT_PARAMS
+#define G4_PIECES (BN * BK / 32)                        // pieces per stage
+#define G4_PPT ((G4_PIECES + THREADS - 1) / THREADS)    // pieces per work-item and stage
+struct g4_piece {
+    ulong flat; // flat weight index of the piece at K position 0
+    uint kofs;  // its first weight's position in a stage
+    uint dst0;  // byte offsets of its two f16 chunks in a stage's B tile
+    uint dst1;
+    uint ok;    // the piece exists (THREADS need not divide G4_PIECES)
+};
+
+inline struct g4_piece g4_plan_piece(uint c, uint n0, uint N, ulong kw) {
+    struct g4_piece p;
+    const uint r = min(c / (BK / 32), (uint)BN - 1u), sub = c % (BK / 32);
+    p.ok = c < G4_PIECES;
+    p.kofs = 16u * sub;
+    p.flat = (ulong)min(n0 + r, N - 1u) * kw + p.kofs; // rows past N repeat row N - 1 (not stored)
+    p.dst0 = swz(r, 2u * sub);
+    p.dst1 = swz(r, 2u * sub + 1u);
+    return p;
+}
+
+// The 8 f16 of packed word w (bytes: element pairs in order) at scale s, as one 16-byte chunk.
+inline uint4 g4_chunk(__local const float *tab, uint w, float s) {
+    return (uint4)(g4m_pair(tab, w & 255u, s), g4m_pair(tab, (w >> 8) & 255u, s), g4m_pair(tab, (w >> 16) & 255u, s),
+                   g4m_pair(tab, w >> 24, s));
+}
+#else
+#define G4_PARAMS
+#endif
 
 // ---- the LLM.int8 outlier product, fused (OUTLIERS=1: int8, epilogue 1, f16 / bf16 out) ----------
 // out[m, n] = RN_out(RN_out(v) + sum_j x[m, c_j] * w(n, c_j)) over the ocount[0] outlier columns
@@ -200,7 +267,8 @@ inline float2 mma_out_pair(uint cfg, acc_t a0, acc_t a1, float rowf, float2 col0
 // f16_gemm_splitk_reduce sums the slices in order (deterministic) and applies bias and dtype.
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void
 GEMM_MMA_KERNEL(__global const uchar *a_base, ulong a_off, ulong lda, __global const uchar *b_base, ulong b_off,
-                ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial, EPILOGUE_PARAMS OUTLIER_PARAMS) {
+                ulong ldb, uint M, uint N, uint K, uint k_chunk, __global int *partial,
+                EPILOGUE_PARAMS OUTLIER_PARAMS G4_PARAMS) {
 #ifdef EPI_CFG_LOW
 // The epilogue's kind and output dtype (the low 8 bits of cfg) are constants of this build
 // (src/int8_gemm.c passes the argument's bits; a macro is not expanded inside its own expansion, so
@@ -240,22 +308,72 @@ PRAGMA_UNROLL
 PRAGMA_UNROLL
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0;
 
-    struct chunk_plan pa[A_CPT], pb[B_CPT];
+    struct chunk_plan pa[A_CPT];
     for (uint q = 0; q < A_CPT; q++) pa[q] = plan_chunk(tid + q * THREADS, BM, m0, M, A, lda);
+#if G4_B
+    // the table and nested code in local memory, the pieces' plans, and their registers in flight
+    __local float g4_tab[16], g4_c2[256];
+    if (tid < 16) g4_tab[tid] = clbnb_g4_table(qtype, tid);
+    if (nested)
+        for (uint i = tid; i < 256u; i += THREADS) g4_c2[i] = code2[c2off + i];
+    const float g4_off = nested ? offs[ooff] : 0.0f;
+    struct g4_piece gp[G4_PPT];
+    for (uint q = 0; q < G4_PPT; q++) gp[q] = g4_plan_piece(tid + q * THREADS, n0, N, K / 2);
+    // the pieces in flight (loaded before a step's mma, decoded after them)
+    uint2 g4_bits[G4_PPT];
+    uint g4_q[G4_PPT], g4_in[G4_PPT]; // g4_in: the piece lies inside K
+    float g4_a2[G4_PPT];
+    for (uint q = 0; q < G4_PPT; q++) g4_q[q] = 0u, g4_a2[q] = 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE); // the table before the prologue's decodes
+    // loads the packed bytes and raw scales of K tile t's pieces (none past the range)
+#define G4_FETCH(t)                                                                                                    \
+    PRAGMA_UNROLL for (uint q = 0; q < G4_PPT; q++) {                                                                  \
+        const uint kw_ = (k_begin + (t)*BK) / 2;                                                                       \
+        const ulong f_ = gp[q].flat + kw_;                                                                             \
+        g4_in[q] = (t) < ktiles && gp[q].ok && kw_ + gp[q].kofs < K / 2;                                               \
+        g4_bits[q] = (uint2)(0u);                                                                                      \
+        if (g4_in[q]) {                                                                                                \
+            g4_bits[q] = *(__global const uint2 *)(packed + poff + (f_ >> 1));                                         \
+            /* the raw scale only where the piece starts a block its previous one (BK / 2 back) is not in */          \
+            if ((t) == 0 || ((f_ ^ (f_ - BK / 2)) >> log2bs) != 0) G4_RAW_SCALE(f_ >> log2bs, g4_q[q], g4_a2[q])       \
+        }                                                                                                              \
+    }
+    // decodes them into stage buffer t % STAGES
+#define G4_STORE(t)                                                                                                    \
+    PRAGMA_UNROLL for (uint q = 0; q < G4_PPT; q++) {                                                                  \
+        __local uchar *bt_ = smem + ((t) % STAGES) * (A_STAGE_BYTES + B_STAGE_BYTES) + A_STAGE_BYTES;                 \
+        const float s_ = g4_scale_of(g4_c2, nested, g4_q[q], g4_a2[q], g4_off);                                        \
+        if (gp[q].ok) {                                                                                                \
+            *(__local uint4 *)(bt_ + gp[q].dst0) = g4_in[q] ? g4_chunk(g4_tab, g4_bits[q].x, s_) : (uint4)(0u);        \
+            *(__local uint4 *)(bt_ + gp[q].dst1) = g4_in[q] ? g4_chunk(g4_tab, g4_bits[q].y, s_) : (uint4)(0u);        \
+        }                                                                                                              \
+    }
+#define LOAD_B(t)
+#else
+    struct chunk_plan pb[B_CPT];
     for (uint q = 0; q < B_CPT; q++) pb[q] = plan_chunk(tid + q * THREADS, BN, n0, N, B, ldb);
-    // copies K tile t of this work-group's range into stage buffer t % STAGES
+#define LOAD_B(t)                                                                                                      \
+    for (uint q = 0; q < B_CPT; q++) copy_chunk(st_ + A_STAGE_BYTES, pb[q], k0_, K, full_);
+#define G4_FETCH(t)
+#define G4_STORE(t)
+#endif
+    // copies K tile t of this work-group's range into stage buffer t % STAGES (A only with G4_B)
 #define LOAD_TILE(t)                                                                                                   \
     do {                                                                                                               \
         __local uchar *st_ = smem + ((t) % STAGES) * (A_STAGE_BYTES + B_STAGE_BYTES);                                 \
         uint k0_ = k_begin + (t)*BK;                                                                                   \
         int full_ = k0_ + BK <= K;                                                                                     \
         for (uint q = 0; q < A_CPT; q++) copy_chunk(st_, pa[q], k0_, K, full_);                                        \
-        for (uint q = 0; q < B_CPT; q++) copy_chunk(st_ + A_STAGE_BYTES, pb[q], k0_, K, full_);                        \
+        LOAD_B(t)                                                                                                      \
     } while (0)
 
     // prologue: fill STAGES-1 stages
     for (uint s = 0; s < STAGES - 1; s++) {
-        if (s < ktiles) LOAD_TILE(s);
+        if (s < ktiles) {
+            LOAD_TILE(s);
+            G4_FETCH(s)
+            G4_STORE(s)
+        }
         async_commit();
     }
 
@@ -266,6 +384,9 @@ PRAGMA_UNROLL
         uint next = kt + STAGES - 1;
         if (next < ktiles) LOAD_TILE(next);
         async_commit();
+#if G4_B
+        G4_FETCH(next)
+#endif
 
         __local uchar *As = smem + (kt % STAGES) * (A_STAGE_BYTES + B_STAGE_BYTES);
         __local uchar *Bs = As + A_STAGE_BYTES;
@@ -289,6 +410,10 @@ PRAGMA_UNROLL
 PRAGMA_UNROLL
                 for (int j = 0; j < NT; j++) MMA_OP(acc[i][j], a[i][0], a[i][1], a[i][2], a[i][3], b[j][0], b[j][1], scratch);
         }
+#if G4_B
+        // buffer next % STAGES was last read in iteration kt - 1, before this iteration's barrier
+        if (next < ktiles) G4_STORE(next)
+#endif
     }
     ASYNC_WAIT(0);
 

@@ -123,13 +123,12 @@ static clbnb_gemm_4bit_variant auto_variant_for(const clbnb_context *ctx, size_t
     if (m <= 1) return CLBNB_GEMM_4BIT_GEMV;
     /* CPU devices: CLBlast SGEMM on PoCL runs at a few GFLOP/s, slower than decoding the weight
      * once per 8 rows of x for any M measured (M = 128: ~6x), so the fused kernel serves every M */
+    /* GPUs above M = 64: the GEMM variant, which on the nv_mma path with f16 x decodes W inside the
+     * tensor-core GEMM (src/gemm_4bit_mma.c). H100, M = 128, 4096 x 4096 / 8192 x 28672: 58.2-58.6 /
+     * 330.5-332.9 us against 69.1-69.4 / 732-733 us for the fused small-batch kernel (which decodes W
+     * once per 64 rows of x, 2 warps x 64 rows x 64 columns of mma per work-group); M = 64: 48.3 /
+     * 304 against 45.8 / 351 (mixed: the small-batch kernel keeps M <= 64). */
     if (m <= 64 || (ctx && (ctx->info.type & CL_DEVICE_TYPE_CPU))) return CLBNB_GEMM_4BIT_SMALL_BATCH;
-    /* nv_mma with f16 x: the fused tensor-core kernel up to M = 128 (H100, M = 128: 69.6-70.4 / 731-733
-     * us at 4096 x 4096 / 8192 x 28672 against 73.0-73.2 / 616-769 us for dequantize + GEMM after the
-     * GEMM's staged epilogue: the dequantize route's time varies between runs; M = 96: 54.4 / 675
-     * against 64.3 / 735 us) */
-    if (m <= 128 && ctx && ctx->info.path[CLBNB_FAMILY_GEMM_4BIT] == CLBNB_PATH_NV_MMA && xdt == CLBNB_DTYPE_F16)
-        return CLBNB_GEMM_4BIT_SMALL_BATCH;
     return CLBNB_GEMM_4BIT_DEQUANT_SGEMM;
 }
 
@@ -332,8 +331,8 @@ clbnb_status clbnb_gemm_4bit_ex(clbnb_context *ctx, cl_command_queue queue, cons
     if (variant == CLBNB_GEMM_4BIT_DEQUANT_SGEMM) {
         /* tensor cores for f16 activations on the nv_mma path, CLBlast SGEMM otherwise */
         if (ctx->info.path[CLBNB_FAMILY_GEMM_4BIT] == CLBNB_PATH_NV_MMA && x->dtype == CLBNB_DTYPE_F16)
-            return clbnb_g4_dequant_mma(ctx, queue, x, packed, absmax, type, blocksize, bias, out, num_events,
-                                        wait_list, event);
+            return clbnb_g4_dequant_mma(ctx, queue, x, &w, packed, absmax, type, bias, out, num_events, wait_list,
+                                        event);
         return clbnb_g4_dequant_sgemm(ctx, queue, x, &w, bias, out, num_events, wait_list, event);
     }
     return run_fused(ctx, queue, x, &w, bias, out, variant, num_events, wait_list, event);

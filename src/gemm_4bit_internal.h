@@ -31,12 +31,12 @@ CLBNB_INTERNAL clbnb_status clbnb_g4_dequant_sgemm(clbnb_context *ctx, cl_comman
                                                    const clbnb_matrix *out, cl_uint num_events,
                                                    const cl_event *wait_list, cl_event *event);
 
-/* The DEQUANT_SGEMM variant on the nv_mma path with f16 activations: dequantize to f16 + tensor-core
- * GEMM (gemm_4bit_mma.c; validated arguments). */
+/* The DEQUANT_SGEMM variant on the nv_mma path with f16 activations: W decoded to f16 inside the
+ * tensor-core GEMM, or dequantized to f16 first where the shape needs it (gemm_4bit_mma.c; validated
+ * arguments: w describes packed / absmax / type). */
 CLBNB_INTERNAL clbnb_status clbnb_g4_dequant_mma(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
-                                                 const clbnb_vector *packed, const clbnb_absmax *absmax,
-                                                 clbnb_quant_type type, size_t blocksize, const clbnb_vector *bias,
-                                                 const clbnb_matrix *out, cl_uint num_events, const cl_event *wait_list,
-                                                 cl_event *event);
-
+                                                 const clbnb_g4_weight *w, const clbnb_vector *packed,
+                                                 const clbnb_absmax *absmax, clbnb_quant_type type,
+                                                 const clbnb_vector *bias, const clbnb_matrix *out, cl_uint num_events,
+                                                 const cl_event *wait_list, cl_event *event);
 #endif

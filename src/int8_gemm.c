@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "gemm_4bit_internal.h"
 
 enum epilogue { EPI_INT32 = 0, EPI_LLM_INT8 = 1, EPI_MIXED = 2, EPI_ROWWISE = 3 };
 
@@ -52,8 +52,9 @@ struct mma_config {
     int warps_m, warps_n, mt, nt, bk, stages, swizzle, unroll, asm_volatile;
 };
 
-/* `int8_rows`: M of an int8 GEMM (0 for the f16 GEMM, which keeps the large tile). */
-static struct mma_config mma_config(const clbnb_context *ctx, size_t int8_rows) {
+/* `int8_rows`: M of an int8 GEMM; `g4_rows`: M of a GEMM with a 4-bit B (0 for the f16 GEMM, which
+ * keeps the large tile). */
+static struct mma_config mma_config(const clbnb_context *ctx, size_t int8_rows, size_t g4_rows) {
     /* 128 x 128 x 64, 8 warps of 64 x 32, 2 stages, padded rows (40 KiB), fragment loops unrolled
      * and non-volatile asm so the compiler interleaves ldmatrix and mma: the fastest of the sweeps on
      * the H100 (418 TOPS at 4096^3; 376 with volatile asm, 314 with 4 warps of 64 x 64; the swizzled
@@ -66,6 +67,9 @@ static struct mma_config mma_config(const clbnb_context *ctx, size_t int8_rows) 
      * 256 x 64: 28.2 / 148.6; 16 x 128 x 64 with 3 stages: 26.4 / 148.1; 16 x 128 x 128 with 2
      * warps of 16 x 64 and 3 stages: 26.6 / 139.0. */
     if (int8_rows > 0 && int8_rows <= 16) c = (struct mma_config){1, 4, 1, 4, 128, 2, 0, 1, 0};
+    /* 4-bit B with M <= 64: 64 x 128 tiles, 4 warps of 64 x 32, so no work-group decodes its weights
+     * for 64 rows of padding. H100, M = 64, 8192 x 28672: 320 us against 337 with the large tile. */
+    if (g4_rows > 0 && g4_rows <= 64) c = (struct mma_config){1, 4, 4, 4, 64, 2, 0, 1, 0};
     const char *env = getenv("CLBNB_INT8_MMA_CONFIG");
     struct mma_config e;
     if (env &&
@@ -118,11 +122,11 @@ static int skinny_lanes(size_t m) {
     return lanes;
 }
 
-/* How many K slices: enough work-groups to give every compute unit two, when the output tiles
+/* How many K slices: enough work-groups to give every compute unit `per_cu`, when the output tiles
  * alone cannot (small M: token generation, small batches). */
-static cl_uint choose_splits(const clbnb_context *ctx, size_t tiles, size_t K, size_t bk) {
+static cl_uint choose_splits(const clbnb_context *ctx, size_t tiles, size_t K, size_t bk, size_t per_cu) {
     if (ctx->int8_split_k > 0) return (cl_uint)ctx->int8_split_k;
-    size_t target = 2 * (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
+    size_t target = per_cu * (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
     if (tiles >= target || K < 4 * bk) return 1;
     size_t splits = (target + tiles - 1) / tiles;
     size_t max_splits = K / (2 * bk); /* each slice keeps at least two K stages */
@@ -160,7 +164,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
         global[0] = (N + tile_n - 1) / tile_n * 256, global[1] = 1;
     } else if (path == CLBNB_PATH_NV_MMA) {
         int aligned = a->offset % 16 == 0 && a->ld % 16 == 0 && b->offset % 16 == 0 && b->ld % 16 == 0;
-        struct mma_config m = mma_config(ctx, M);
+        struct mma_config m = mma_config(ctx, M, 0);
         snprintf(options, sizeof options,
                  "-DALIGNED16=%d -DCLBNB_PTX_EMULATE=%d -DWARPS_M=%d -DWARPS_N=%d -DMT=%d -DNT=%d -DBK=%d -DSTAGES=%d "
                  "-DSWIZZLE=%d -DUNROLL=%d -DASM_VOLATILE=%d",
@@ -187,7 +191,7 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
         global[0] = (N + 63) / 64 * 16, global[1] = (M + 63) / 64 * 16;
     }
     size_t tiles = ((M + tile_m - 1) / tile_m) * ((N + tile_n - 1) / tile_n);
-    cl_uint splits = splittable ? choose_splits(ctx, tiles, K, bk) : 1;
+    cl_uint splits = splittable ? choose_splits(ctx, tiles, K, bk, 2) : 1;
     cl_uint k_chunk = (cl_uint)(((K + splits - 1) / splits + bk - 1) / bk * bk);
     splits = (K + k_chunk - 1) / k_chunk;
     global[2] = splits;
@@ -258,24 +262,28 @@ static clbnb_status launch(clbnb_context *ctx, cl_command_queue queue, const str
 }
 
 /* f16 tensor-core GEMM for the 4-bit large-batch path (see internal.h). Split-K when the output
- * tiles cannot fill the device: slices write f32 partial tiles, a reduce kernel sums them. */
+ * tiles cannot fill the device: slices write f32 partial tiles, a reduce kernel sums them. With w4,
+ * B is that 4-bit weight, decoded stage by stage in local memory (g4_gemm_mma; b, b_off, ldb unused). */
 clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_mem a, size_t a_off, size_t lda,
-                                cl_mem b, size_t b_off, size_t ldb, size_t M, size_t N, size_t K,
-                                const clbnb_matrix *out, const clbnb_vector *bias, cl_uint num_events,
-                                const cl_event *wait_list, cl_event *event) {
+                                cl_mem b, size_t b_off, size_t ldb, const struct clbnb_g4_weight *w4, size_t M,
+                                size_t N, size_t K, const clbnb_matrix *out, const clbnb_vector *bias,
+                                cl_uint num_events, const cl_event *wait_list, cl_event *event) {
     if (M > UINT32_MAX / 2 || N > UINT32_MAX / 2 || K > UINT32_MAX / 4) return CLBNB_ERROR_INVALID_SHAPE;
-    struct mma_config m = mma_config(ctx, 0);
+    struct mma_config m = mma_config(ctx, 0, w4 ? M : 0);
+    /* the decode's pieces: 16 weights of one row in one 8-byte word, never across a block */
+    if (w4 && (K % 16 != 0 || w4->blocksize < 16 || w4->poff % 8 != 0)) return CLBNB_ERROR_INVALID_SHAPE;
     /* rows are byte rows to the kernel: 2 bytes per f16 element */
-    int aligned = a_off % 16 == 0 && (lda * 2) % 16 == 0 && b_off % 16 == 0 && (ldb * 2) % 16 == 0;
+    int aligned = a_off % 16 == 0 && (lda * 2) % 16 == 0 && (w4 || (b_off % 16 == 0 && (ldb * 2) % 16 == 0));
     char options[320];
     snprintf(options, sizeof options,
-             "-DMMA_F16=1 -DALIGNED16=%d -DCLBNB_PTX_EMULATE=%d -DWARPS_M=%d -DWARPS_N=%d -DMT=%d -DNT=%d -DBK=%d "
-             "-DSTAGES=%d -DSWIZZLE=%d -DUNROLL=%d -DASM_VOLATILE=%d",
-             aligned, !ctx->info.nv_ptx_mma, m.warps_m, m.warps_n, m.mt, m.nt, m.bk, m.stages, m.swizzle, m.unroll,
-             m.asm_volatile);
+             "-DMMA_F16=1 -DG4_B=%d -DALIGNED16=%d -DCLBNB_PTX_EMULATE=%d -DWARPS_M=%d -DWARPS_N=%d -DMT=%d -DNT=%d "
+             "-DBK=%d -DSTAGES=%d -DSWIZZLE=%d -DUNROLL=%d -DASM_VOLATILE=%d",
+             w4 != NULL, aligned, !ctx->info.nv_ptx_mma, m.warps_m, m.warps_n, m.mt, m.nt, m.bk, m.stages, m.swizzle,
+             m.unroll, m.asm_volatile);
+    const char *kname = w4 ? "g4_gemm_mma" : "f16_gemm_mma";
     size_t tile_m = (size_t)16 * m.mt * m.warps_m, tile_n = (size_t)8 * m.nt * m.warps_n, bk = (size_t)m.bk;
     size_t tiles = ((M + tile_m - 1) / tile_m) * ((N + tile_n - 1) / tile_n);
-    cl_uint splits = choose_splits(ctx, tiles, 2 * K, bk);
+    cl_uint splits = choose_splits(ctx, tiles, 2 * K, bk, w4 ? 1 : 2);
     cl_uint kb = (cl_uint)(2 * K), k_chunk = (cl_uint)(((kb + splits - 1) / splits + bk - 1) / bk * bk);
     splits = (kb + k_chunk - 1) / k_chunk;
     size_t local[3] = {(size_t)32 * m.warps_m * m.warps_n, 1, 1};
@@ -292,13 +300,14 @@ clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_m
     cl_event sliced = NULL;
     pthread_mutex_lock(&ctx->lock);
     cl_kernel k = NULL;
-    clbnb_status s = clbnb_kernel_get_locked(ctx, "mma_gemm", options, "f16_gemm_mma", &k);
+    clbnb_status s = clbnb_kernel_get_locked(ctx, "mma_gemm", options, kname, &k);
     if (s == CLBNB_SUCCESS)
         s = clbnb_set_args(k, 21, CLBNB_ARG(a), CLBNB_ARG(ca_off), CLBNB_ARG(clda), CLBNB_ARG(b), CLBNB_ARG(cb_off),
                            CLBNB_ARG(cldb), CLBNB_ARG(cm), CLBNB_ARG(cn), CLBNB_ARG(kb), CLBNB_ARG(k_chunk),
                            CLBNB_ARG(partial), CLBNB_ARG(out->mem), CLBNB_ARG(out_off), CLBNB_ARG(ldc), CLBNB_ARG(none),
                            CLBNB_ARG(zero), CLBNB_ARG(none), CLBNB_ARG(zero), CLBNB_ARG(bias_mem), CLBNB_ARG(bias_off),
                            CLBNB_ARG(cfg));
+    if (s == CLBNB_SUCCESS && w4) s = clbnb_g4_set_weight_args(k, 21, w4);
     if (s == CLBNB_SUCCESS)
         s = clbnb_enqueue(queue, k, 3, global, local, num_events, wait_list, partial ? &sliced : event);
     if (s == CLBNB_SUCCESS && partial) {

@@ -138,11 +138,16 @@ CLBNB_INTERNAL size_t clbnb_round_up(size_t v, size_t multiple);
 
 /* f16 tensor-core GEMM (cl/mma_gemm.cl, nv_mma path; emulated with CLBNB_EMULATE_PTX):
  * out[M, N] = RN_T(A[M, K] * B[N, K]^T + bias) with A, B f16 (byte offsets, leading dims in
- * elements), f32 accumulation; out f32/f16/bf16, bias optional. Arguments must be validated. */
+ * elements), f32 accumulation; out f32/f16/bf16, bias optional. Arguments must be validated.
+ * w4 non-NULL: B is that 4-bit weight (src/gemm_4bit_internal.h), decoded to f16 in local memory
+ * with the bits of clbnb_dequantize_4bit; K a multiple of 16, blocksize >= 16, packed offset
+ * 8-byte aligned, else CLBNB_ERROR_INVALID_SHAPE. */
+struct clbnb_g4_weight;
 CLBNB_INTERNAL clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_mem a, size_t a_off,
-                                               size_t lda, cl_mem b, size_t b_off, size_t ldb, size_t M, size_t N,
-                                               size_t K, const clbnb_matrix *out, const clbnb_vector *bias,
-                                               cl_uint num_events, const cl_event *wait_list, cl_event *event);
+                                               size_t lda, cl_mem b, size_t b_off, size_t ldb,
+                                               const struct clbnb_g4_weight *w4, size_t M, size_t N, size_t K,
+                                               const clbnb_matrix *out, const clbnb_vector *bias, cl_uint num_events,
+                                               const cl_event *wait_list, cl_event *event);
 
 /* clbnb_int8_scaled_matmul with the LLM.int8 outlier product of cl/common.cl's
  * clbnb_lin8_outlier_sum fused where the chosen kernel supports it (the small-M kernel of the GPU

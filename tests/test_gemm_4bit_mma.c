@@ -1,5 +1,6 @@
-/* test_gemm_4bit_mma.c: the large-batch 4-bit GEMM on the nv_mma path (dequantize to f16 + f16
- * tensor-core GEMM with f32 accumulation; the PTX is emulated where the device has no tensor cores)
+/* test_gemm_4bit_mma.c: the large-batch 4-bit GEMM on the nv_mma path (W decoded to f16 inside the
+ * f16 tensor-core GEMM, or dequantized to f16 first, with f32 accumulation; the PTX is emulated
+ * where the device has no tensor cores) and the fused small-batch tensor-core kernel,
  * against a host reference of the spec's formulas: w = RN_f16(fl32(table[q] * absmax)) (nested:
  * absmax = fl32(fl32(code2[q8] * absmax2) + offset)), out = RN_T(sum x*w + bias), on random packed
  * weights, plain and nested absmax, NF4 and FP4, awkward shapes, poisoned outputs, every element
@@ -16,6 +17,7 @@ struct mma_case {
     int nested, bias;
     clbnb_dtype x_dt, out_dt;
     int misalign_x; /* x rows not 8-byte aligned (the fused kernel's narrow-load path) */
+    size_t poff;    /* byte offset of the packed weights in their buffer */
 };
 
 static float table_value(clbnb_quant_type type, unsigned q) {
@@ -58,13 +60,16 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_ca
         test_floats_to_dtype(x + m * K, xb + x_off + m * ldx * xs, K, c->x_dt);
     test_floats_to_dtype(bias, bb, N, CLBNB_DTYPE_F16);
 
-    cl_mem pm = test_buffer_from(ctx, packed, pbytes), xm = test_buffer_from(ctx, xb, x_off + M * ldx * xs);
+    unsigned char *pstore = malloc(c->poff + pbytes);
+    memset(pstore, 0xA5, c->poff);
+    memcpy(pstore + c->poff, packed, pbytes);
+    cl_mem pm = test_buffer_from(ctx, pstore, c->poff + pbytes), xm = test_buffer_from(ctx, xb, x_off + M * ldx * xs);
     cl_mem am = c->nested ? test_buffer_from(ctx, qabs, nblocks) : test_buffer_from(ctx, absmax, nblocks * 4);
     cl_mem a2m = test_buffer_from(ctx, absmax2, nb2 * 4), offm = test_buffer_from(ctx, &offset, 4);
     cl_mem bm = test_buffer_from(ctx, bb, N * 2);
     size_t out_bytes = o_off + M * ldo * os;
     cl_mem om = test_buffer(ctx, out_bytes);
-    clbnb_vector pv = clbnb_vector_make(pm, 0, pbytes, CLBNB_DTYPE_U8);
+    clbnb_vector pv = clbnb_vector_make(pm, c->poff, pbytes, CLBNB_DTYPE_U8);
     clbnb_absmax ab;
     memset(&ab, 0, sizeof ab);
     if (c->nested) {
@@ -116,16 +121,19 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_ca
         }
     }
     TEST_CHECK(bad == 0 && untouched_bad == 0,
-               "%s %zux%zux%zu bs%zu %s nested=%d bias=%d x=%s%s out=%s: %zu outputs wrong (worst %.2f x "
+               "%s%s %zux%zux%zu bs%zu %s nested=%d bias=%d x=%s%s out=%s: %zu outputs wrong (worst %.2f x "
                "tolerance), %zu bytes outside the output changed",
-               variant == CLBNB_GEMM_4BIT_SMALL_BATCH ? "fused" : "dequant+gemm", M, N, K, c->bs,
-               clbnb_quant_type_name(c->type), c->nested, c->bias, clbnb_dtype_name(c->x_dt),
+               variant == CLBNB_GEMM_4BIT_SMALL_BATCH ? "fused" : "dequant+gemm",
+               getenv("CLBNB_G4_DEQUANT_FUSE")
+                   ? (atoi(getenv("CLBNB_G4_DEQUANT_FUSE")) ? " (decode in the GEMM)" : " (dequantize first)")
+                   : "",
+               M, N, K, c->bs, clbnb_quant_type_name(c->type), c->nested, c->bias, clbnb_dtype_name(c->x_dt),
                c->misalign_x ? " (misaligned rows)" : "", clbnb_dtype_name(c->out_dt), bad, worst, untouched_bad);
     cl_mem all[] = {pm, xm, am, a2m, offm, bm, om};
     for (size_t i = 0; i < 7; i++)
         clReleaseMemObject(all[i]);
     free(packed), free(qabs), free(absmax), free(absmax2), free(eff), free(x), free(bias), free(xb), free(bb),
-        free(got);
+        free(got), free(pstore);
 }
 
 int main(void) {
@@ -135,32 +143,49 @@ int main(void) {
     test_rng rng = test_rng_seeded(0);
     TEST_STATUS(clbnb_context_set_path(ctx, CLBNB_FAMILY_GEMM_4BIT, CLBNB_PATH_NV_MMA), CLBNB_SUCCESS);
     static const struct mma_case cases[] = {
-        {65, 33, 128, 64, CLBNB_QUANT_NF4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0},
-        {70, 7, 250, 32, CLBNB_QUANT_FP4, 1, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, 0},
-        {130, 129, 96, 32, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16, 0},
-        {1, 5, 1, 32, CLBNB_QUANT_FP4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0},
-        {17, 300, 77, 128, CLBNB_QUANT_NF4, 0, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0},
-        {66, 20, 64, 64, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 0}, /* SGEMM route */
+        {65, 33, 128, 64, CLBNB_QUANT_NF4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0, 0},
+        {70, 7, 250, 32, CLBNB_QUANT_FP4, 1, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, 0, 0},
+        {130, 129, 96, 32, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16, 0, 0},
+        {1, 5, 1, 32, CLBNB_QUANT_FP4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0, 0},
+        {17, 300, 77, 128, CLBNB_QUANT_NF4, 0, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0, 0},
+        {66, 20, 64, 64, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F32, CLBNB_DTYPE_F32, 0, 0}, /* SGEMM route */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(ctx, q, &cases[i], &rng, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
+    /* DEQUANT_SGEMM with W decoded inside the f16 GEMM (g4_gemm_mma: K a multiple of 16, packed
+     * offset 8-byte aligned) and, for the same cases, dequantized first (CLBNB_G4_DEQUANT_FUSE=0):
+     * one piece of K (16), a last stage half past K (48, 272), rows straddling absmax blocks (K not a
+     * multiple of the blocksize), M = 1, N = 1, x rows not 16-byte aligned (A gathered bytewise),
+     * a packed offset of 8 bytes, nested absmax, every output dtype */
+    static const struct mma_case decode_fused[] = {
+        {1, 1, 16, 32, CLBNB_QUANT_NF4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0, 0},
+        {33, 70, 48, 32, CLBNB_QUANT_FP4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16, 0, 8},
+        {129, 131, 272, 64, CLBNB_QUANT_NF4, 0, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, 1, 24},
+        {7, 200, 1040, 128, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0, 0},
+    };
+    for (int fuse = 1; fuse >= 0; fuse--) {
+        setenv("CLBNB_G4_DEQUANT_FUSE", fuse ? "1" : "0", 1);
+        for (size_t i = 0; i < sizeof decode_fused / sizeof decode_fused[0]; i++)
+            run_case(ctx, q, &decode_fused[i], &rng, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
+    }
+    unsetenv("CLBNB_G4_DEQUANT_FUSE");
     /* the fused tensor-core kernel (small batch, f16 x, K a multiple of the blocksize): every tile
      * width (M <= 8, 16, 32, 64 and two row slices), row and K tails, partial K segments */
     static const struct mma_case fused[] = {
-        {2, 40, 256, 64, CLBNB_QUANT_NF4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0},
-        {16, 33, 512, 128, CLBNB_QUANT_FP4, 1, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, 0},
-        {17, 70, 96, 32, CLBNB_QUANT_FP4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, 1},
-        {64, 129, 320, 64, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16, 0},
-        {100, 19, 128, 128, CLBNB_QUANT_NF4, 0, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 1},
-        {5, 300, 640, 128, CLBNB_QUANT_FP4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0},
+        {2, 40, 256, 64, CLBNB_QUANT_NF4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0, 0},
+        {16, 33, 512, 128, CLBNB_QUANT_FP4, 1, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, 0, 0},
+        {17, 70, 96, 32, CLBNB_QUANT_FP4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, 1, 0},
+        {64, 129, 320, 64, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_BF16, 0, 0},
+        {100, 19, 128, 128, CLBNB_QUANT_NF4, 0, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 1, 0},
+        {5, 300, 640, 128, CLBNB_QUANT_FP4, 0, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0, 0},
     };
     for (size_t i = 0; i < sizeof fused / sizeof fused[0]; i++)
         run_case(ctx, q, &fused[i], &rng, CLBNB_GEMM_4BIT_SMALL_BATCH);
-    /* AUTO on the nv_mma path: the fused kernel up to M = 128 for f16 x, dequantize + GEMM above */
+    /* AUTO on GPUs: the fused small-batch kernel up to M = 64, the GEMM variant above */
     if (!(clbnb_context_device_info(ctx)->type & CL_DEVICE_TYPE_CPU)) {
-        TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 128) == CLBNB_GEMM_4BIT_SMALL_BATCH, "AUTO fused at M = 128");
-        TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 129) == CLBNB_GEMM_4BIT_DEQUANT_SGEMM,
-                   "AUTO uses the dequantize + GEMM variant for M > 128 on GPUs");
+        TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 64) == CLBNB_GEMM_4BIT_SMALL_BATCH, "AUTO fused at M = 64");
+        TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 65) == CLBNB_GEMM_4BIT_DEQUANT_SGEMM,
+                   "AUTO uses the GEMM variant for M > 64 on GPUs");
     }
     clbnb_context_free(ctx);
 
