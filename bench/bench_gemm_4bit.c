@@ -105,6 +105,10 @@ void bench_gemm_4bit(bench_session *s) {
     for (size_t i = 0; !cpu && i < nshapes; i += 2)
         run_one(s, "gemm_4bit_nf4_m4", 4, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);
     for (size_t i = 0; !cpu && i < nshapes; i += 2)
+        run_one(s, "gemm_4bit_nf4_m32", 32, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);
+    for (size_t i = 0; !cpu && i < nshapes; i += 2)
+        run_one(s, "dequant_gemm_4bit_m32", 32, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
+    for (size_t i = 0; !cpu && i < nshapes; i += 2)
         run_one(s, "gemm_4bit_nf4_m64", 64, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_AUTO);
     for (size_t i = 0; !cpu && i < nshapes; i += 2)
         run_one(s, "dequant_gemm_4bit_m64", 64, gpu_shapes[i][0], gpu_shapes[i][1], 0, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);

@@ -178,10 +178,12 @@ inline float2 mma_out_pair(uint cfg, acc_t a0, acc_t a1, float rowf, float2 col0
 // pieces of a row's stage go to adjacent lanes and one warp load reads whole 16-byte runs of 16
 // rows. H100, M = 128 at 8192 x 28672: 423 -> 353 us against one piece per row and warp (32 rows x
 // 8 bytes per load, the other 8 bytes of each run loaded by another warp). The packed bytes and
-// raw scale of the next stage are loaded before the current stage's mma and decoded into its
-// buffer after them (register prefetch: cp.async cannot transform what it copies); the raw scale
-// only where a piece starts a new block (331 against 347 us loading it for every piece).
-// Measured at that shape and dropped: pieces two stages ahead in two register slots (the loop
+// raw scale of the next stage are loaded right after the previous stage's decode (so they are in
+// flight across the barrier and a stage of mma) and decoded into its buffer after that stage's mma
+// (register prefetch: cp.async cannot transform what it copies): 315 us against 333 with the loads
+// issued after the barrier. The raw scale only where a piece starts a new block (331 against 347
+// us loading it for every piece). Measured at that shape and dropped: each chunk decoded between
+// the k16 steps' mma 331 against 315; pieces two stages ahead in two register slots (the loop
 // unrolled by two) 455 against 421 us (before the lane pairs); slots shifted by moves, 2 to 4
 // stages ahead, 480-597 against 480; 3 stages of 128 x 64 tiles 560-607; the swizzled layout 350
 // against 331. Diagnostics (wrong results, before the lane pairs, 421 us): the decode replaced by
@@ -376,6 +378,9 @@ PRAGMA_UNROLL
         }
         async_commit();
     }
+#if G4_B
+    G4_FETCH(STAGES - 1)
+#endif
 
     for (uint kt = 0; kt < ktiles; kt++) {
         ASYNC_WAIT(STAGES - 2);
@@ -384,9 +389,6 @@ PRAGMA_UNROLL
         uint next = kt + STAGES - 1;
         if (next < ktiles) LOAD_TILE(next);
         async_commit();
-#if G4_B
-        G4_FETCH(next)
-#endif
 
         __local uchar *As = smem + (kt % STAGES) * (A_STAGE_BYTES + B_STAGE_BYTES);
         __local uchar *Bs = As + A_STAGE_BYTES;
@@ -411,8 +413,11 @@ PRAGMA_UNROLL
                 for (int j = 0; j < NT; j++) MMA_OP(acc[i][j], a[i][0], a[i][1], a[i][2], a[i][3], b[j][0], b[j][1], scratch);
         }
 #if G4_B
-        // buffer next % STAGES was last read in iteration kt - 1, before this iteration's barrier
+        // buffer next % STAGES was last read in iteration kt - 1, before this iteration's barrier;
+        // the next tile's loads go out right after, so they are in flight across the barrier and
+        // the next step's mma
         if (next < ktiles) G4_STORE(next)
+        G4_FETCH(next + 1)
 #endif
     }
     ASYNC_WAIT(0);

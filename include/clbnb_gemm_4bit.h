@@ -40,8 +40,9 @@
  *                 clbnb_dequantize_4bit) and multiplied on tensor cores with f32 sums; where K is a
  *                 multiple of 16 and the packed offset 8-byte aligned, the GEMM decodes W tile by
  *                 tile in local memory (no scratch), otherwise into a scratch buffer first.
- *   AUTO picks GEMV for M = 1, SMALL_BATCH for M <= 64 and DEQUANT_SGEMM above (on CPU devices
- *   SMALL_BATCH for every M > 1: CLBlast SGEMM is slower there).
+ *   AUTO picks GEMV for M = 1, SMALL_BATCH for M <= 64 (M <= 32 on the nv_mma path with f16 x)
+ *   and DEQUANT_SGEMM above (on CPU devices SMALL_BATCH for every M > 1: CLBlast SGEMM is slower
+ *   there).
  * The fused variants have a fast kernel for K a multiple of the blocksize and a 16-byte aligned
  * packed offset; any other K (odd, 1, rows straddling bytes and blocks) runs a general kernel.
  * DEQUANT_SGEMM and grad_input need an in-order queue (CLBlast calls take no wait list) and

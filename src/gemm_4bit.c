@@ -121,13 +121,18 @@ clbnb_status clbnb_g4_set_weight_args(cl_kernel k, cl_uint first, const clbnb_g4
 /* AUTO for M rows of x of dtype xdt. */
 static clbnb_gemm_4bit_variant auto_variant_for(const clbnb_context *ctx, size_t m, clbnb_dtype xdt) {
     if (m <= 1) return CLBNB_GEMM_4BIT_GEMV;
+    /* GPUs above M = 64, and above M = 32 on the nv_mma path with f16 x: the GEMM variant, which
+     * there decodes W inside the tensor-core GEMM (src/gemm_4bit_mma.c). H100, 4096 x 4096 / 8192 x
+     * 28672, GEMM variant against the fused small-batch kernel (which decodes W once per 64 rows of
+     * x in registers, 2 warps of 64 x 64 per work-group): M = 128 52.9 / 311.8 against 69.1-70.1 /
+     * 732-733 us; M = 64 37.9 / 262.4 against 46.1 / 352.1; M = 32 29.4 / 227.8 against 44.5 /
+     * 208.6 (mixed: the small-batch kernel keeps M <= 32); M = 16 (64-row tiles) 32.3 / 281 against
+     * 19.2 / 137. */
+    if (m > 32 && ctx && ctx->info.path[CLBNB_FAMILY_GEMM_4BIT] == CLBNB_PATH_NV_MMA && xdt == CLBNB_DTYPE_F16 &&
+        !(ctx->info.type & CL_DEVICE_TYPE_CPU))
+        return CLBNB_GEMM_4BIT_DEQUANT_SGEMM;
     /* CPU devices: CLBlast SGEMM on PoCL runs at a few GFLOP/s, slower than decoding the weight
      * once per 8 rows of x for any M measured (M = 128: ~6x), so the fused kernel serves every M */
-    /* GPUs above M = 64: the GEMM variant, which on the nv_mma path with f16 x decodes W inside the
-     * tensor-core GEMM (src/gemm_4bit_mma.c). H100, M = 128, 4096 x 4096 / 8192 x 28672: 58.2-58.6 /
-     * 330.5-332.9 us against 69.1-69.4 / 732-733 us for the fused small-batch kernel (which decodes W
-     * once per 64 rows of x, 2 warps x 64 rows x 64 columns of mma per work-group); M = 64: 48.3 /
-     * 304 against 45.8 / 351 (mixed: the small-batch kernel keeps M <= 64). */
     if (m <= 64 || (ctx && (ctx->info.type & CL_DEVICE_TYPE_CPU))) return CLBNB_GEMM_4BIT_SMALL_BATCH;
     return CLBNB_GEMM_4BIT_DEQUANT_SGEMM;
 }

@@ -13,9 +13,10 @@
 /* The decode fused into the GEMM where the shape allows it and M is small enough: each work-group
  * row of 128 rows of x decodes all of W again, where dequantizing first writes and reads W once
  * (2.5 bytes per weight). H100, 4096 x 4096 / 8192 x 28672, fused against dequantize first:
- * M = 128 58.6 / 331 us against 72.5 / 614; M = 512 126.7-127.2 / 1170-1181 against 145.5-145.7 /
- * 1377-1418; M = 2048 (4096 x 4096, the Linear4bit forward) 330.5 against 272-278 us. CLBNB_G4_DEQUANT_FUSE=0|1 turns it off / on for any M (development knob, read per
- * call: A/B runs and tests of both routes). */
+ * M = 128 52.9 / 311.8 us against 72.5 / 614; M = 512 121.9-122.1 / 1131-1133 against
+ * 145.5-145.7 / 1377-1418; M = 2048 (4096 x 4096, the Linear4bit forward) 330.5 against 272-278 us
+ * (before the loads moved after the decode, 8 % off at M = 128). CLBNB_G4_DEQUANT_FUSE=0|1 turns it
+ * off / on for any M (development knob, read per call: A/B runs and tests of both routes). */
 static int fuse_decode(const clbnb_g4_weight *w, size_t m, size_t k) {
     return k % 16 == 0 && w->poff % 8 == 0 && clbnb_env_switch("CLBNB_G4_DEQUANT_FUSE", m <= 512);
 }

@@ -181,11 +181,11 @@ int main(void) {
     };
     for (size_t i = 0; i < sizeof fused / sizeof fused[0]; i++)
         run_case(ctx, q, &fused[i], &rng, CLBNB_GEMM_4BIT_SMALL_BATCH);
-    /* AUTO on GPUs: the fused small-batch kernel up to M = 64, the GEMM variant above */
+    /* AUTO on the nv_mma path (GPUs): the fused small-batch kernel up to M = 32, the GEMM variant above */
     if (!(clbnb_context_device_info(ctx)->type & CL_DEVICE_TYPE_CPU)) {
-        TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 64) == CLBNB_GEMM_4BIT_SMALL_BATCH, "AUTO fused at M = 64");
-        TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 65) == CLBNB_GEMM_4BIT_DEQUANT_SGEMM,
-                   "AUTO uses the GEMM variant for M > 64 on GPUs");
+        TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 32) == CLBNB_GEMM_4BIT_SMALL_BATCH, "AUTO fused at M = 32");
+        TEST_CHECK(clbnb_gemm_4bit_auto_variant(ctx, 33) == CLBNB_GEMM_4BIT_DEQUANT_SGEMM,
+                   "AUTO uses the GEMM variant for M > 32 on the nv_mma path");
     }
     clbnb_context_free(ctx);
 
