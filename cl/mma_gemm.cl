@@ -6,7 +6,9 @@
 //   g4_gemm_mma    A [M, K] f16, B a bitsandbytes NF4 / FP4 weight [N, K] (MMA_F16=1, G4_B=1):
 //                  f16_gemm_mma with the B stage decoded from the packed weights by the work-group
 //                  (w = RN_f16(fl32(table * scale)), as the dequantize kernel writes it) instead of
-//                  copied, so the f16 weights never reach global memory; same sums, same bits
+//                  copied, so the f16 weights never reach global memory; the same weights summed in
+//                  the same order as f16_gemm_mma over the dequantized weights (same bits, with the
+//                  same K split: the tile's M x N shape does not change an output's sum)
 // Both consume 16 x 32-byte A tiles and 8 x 32-byte B tiles with identical fragment layouts, so one
 // kernel body serves both: rows are handled as bytes (K counts bytes: 2 per f16 element).
 // ldmatrix loads the fragments, cp.async copies global -> local (STAGES-deep pipeline).
@@ -337,7 +339,9 @@ PRAGMA_UNROLL
         if (g4_in[q]) {                                                                                                \
             g4_bits[q] = *(__global const uint2 *)(packed + poff + (f_ >> 1));                                         \
             /* the raw scale only where the piece starts a block its previous one (BK / 2 back) is not in */          \
-            if ((t) == 0 || ((f_ ^ (f_ - BK / 2)) >> log2bs) != 0) G4_RAW_SCALE(f_ >> log2bs, g4_q[q], g4_a2[q])       \
+            if ((t) == 0 || ((f_ ^ (f_ - BK / 2)) >> log2bs) != 0) {                                                   \
+                G4_RAW_SCALE(f_ >> log2bs, g4_q[q], g4_a2[q])                                                          \
+            }                                                                                                          \
         }                                                                                                              \
     }
     // decodes them into stage buffer t % STAGES

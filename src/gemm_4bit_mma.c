@@ -6,8 +6,8 @@
  * Where K is a multiple of 16 and the packed offset 8-byte aligned (every bitsandbytes checkpoint),
  * the GEMM decodes W itself, stage by stage into local memory (g4_gemm_mma in cl/mma_gemm.cl): the
  * f16 weights (2 bytes each, written then read back) never reach global memory, and the sums are
- * those of the f16 GEMM over the dequantized weights, bit for bit. Other shapes dequantize into a
- * scratch buffer first. */
+ * those of the f16 GEMM over the dequantized weights, bit for bit (tests/test_gemm_4bit_mma.c
+ * compares the two routes' bytes). Other shapes dequantize into a scratch buffer first. */
 #include "gemm_4bit_internal.h"
 
 /* The decode fused into the GEMM where the shape allows it and M is small enough: each work-group

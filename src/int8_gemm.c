@@ -69,10 +69,11 @@ static struct mma_config mma_config(const clbnb_context *ctx, size_t int8_rows, 
     if (int8_rows > 0 && int8_rows <= 16) c = (struct mma_config){1, 4, 1, 4, 128, 2, 0, 1, 0};
     /* 4-bit B with M <= 64: tiles of 64 (32) rows, 8 warps, so no work-group decodes its weights for
      * rows of padding. H100, 4096 x 4096 / 8192 x 28672, M = 64: 2 x 4 warps of 32 x 32 37.9 / 262.4
-     * us; 1 x 8 of 64 x 16 37.4 / 268.8; 1 x 4 of 64 x 32 42.0 / 292.0; 16 warps 39.2-39.7 /
-     * 294-297; the large tile 48.3 / 304. M = 32: 1 x 8 warps of 32 x 16 29.4 / 227.8; 2 x 4 of
-     * 16 x 32 30.2 / 228.4; 1 x 4 of 32 x 32 34.8 / 269.1; 16 warps 32.3-32.8 / 231-259. M = 128
-     * keeps the large tile (52.9 / 311.8; 16 warps 62.5 / 470-489, 4 x 2 of 32 x 64 60.4 / 433). */
+     * us; 1 x 8 of 64 x 16 37.4 / 268.8; 1 x 4 of 64 x 32 42.0 / 292.0; 16 warps 39.2-39.7 / 294-297;
+     * the large tile 48.3 / 304 (measured before the loads moved after the decode). M = 32: 1 x 8
+     * warps of 32 x 16 29.4 / 227.8; 2 x 4 of 16 x 32 30.2 / 228.4; 1 x 4 of 32 x 32 34.8 / 269.1;
+     * 16 warps 32.3-32.8 / 231-259. M = 128 keeps the large tile (52.9 / 311.8; 16 warps 62.5 /
+     * 470-489, 4 x 2 of 32 x 64 60.4 / 433). */
     if (g4_rows > 0 && g4_rows <= 32)
         c = (struct mma_config){1, 8, 2, 2, 64, 2, 0, 1, 0};
     else if (g4_rows > 0 && g4_rows <= 64)
@@ -131,9 +132,10 @@ static int skinny_lanes(size_t m) {
 
 /* How many K slices: enough work-groups to give every compute unit two, when the output tiles
  * alone cannot (small M: token generation, small batches). `at_most`: no more work-groups than
- * that (rounded down), for the 4-bit GEMM, where a partly filled last wave cost more than the
- * slices gained. H100, M = 128, 4096 x 4096 (32 tiles): 9 slices 63.7 us, 8 52.6, 6 55.0, 5 58.6,
- * 4 54.8; M = 64 (64 x 128 tiles, 32 of them): 8 slices 42.2, 6 45.8, 5 48.1, 4 50.6. */
+ * that (rounded down), for the f16 GEMM, where with the 4-bit decode a partly filled last wave cost
+ * more than the slices gained (the dequantize-first route cuts K alike, so both sum in one order).
+ * H100, M = 128, 4096 x 4096 (32 tiles): 9 slices 63.7 us, 8 52.6, 6 55.0, 5 58.6, 4 54.8; M = 64
+ * (64 x 128 tiles, 32 of them): 8 slices 42.2, 6 45.8, 5 48.1, 4 50.6. */
 static cl_uint choose_splits(const clbnb_context *ctx, size_t tiles, size_t K, size_t bk, int at_most) {
     if (ctx->int8_split_k > 0) return (cl_uint)ctx->int8_split_k;
     size_t target = 2 * (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
@@ -293,7 +295,7 @@ clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_m
     const char *kname = w4 ? "g4_gemm_mma" : "f16_gemm_mma";
     size_t tile_m = (size_t)16 * m.mt * m.warps_m, tile_n = (size_t)8 * m.nt * m.warps_n, bk = (size_t)m.bk;
     size_t tiles = ((M + tile_m - 1) / tile_m) * ((N + tile_n - 1) / tile_n);
-    cl_uint splits = choose_splits(ctx, tiles, 2 * K, bk, w4 != NULL);
+    cl_uint splits = choose_splits(ctx, tiles, 2 * K, bk, 1);
     cl_uint kb = (cl_uint)(2 * K), k_chunk = (cl_uint)(((kb + splits - 1) / splits + bk - 1) / bk * bk);
     splits = (kb + k_chunk - 1) / k_chunk;
     size_t local[3] = {(size_t)32 * m.warps_m * m.warps_n, 1, 1};

@@ -26,8 +26,10 @@ static float table_value(clbnb_quant_type type, unsigned q) {
     return (q & 8) ? -v : v;
 }
 
-static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_case *c, test_rng *rng,
-                     clbnb_gemm_4bit_variant variant) {
+/* Runs case c on fresh data from rng and checks every output; *keep (if not NULL) receives the
+ * downloaded output region (caller frees). */
+static void run_case_keep(clbnb_context *ctx, cl_command_queue q, const struct mma_case *c, test_rng *rng,
+                          clbnb_gemm_4bit_variant variant, unsigned char **keep) {
     size_t M = c->M, N = c->N, K = c->K, nk = N * K, nblocks = (nk + c->bs - 1) / c->bs;
     size_t pbytes = (nk + 1) / 2, nb2 = (nblocks + 255) / 256;
     unsigned char *packed = malloc(pbytes), *qabs = malloc(nblocks);
@@ -133,7 +135,16 @@ static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_ca
     for (size_t i = 0; i < 7; i++)
         clReleaseMemObject(all[i]);
     free(packed), free(qabs), free(absmax), free(absmax2), free(eff), free(x), free(bias), free(xb), free(bb),
-        free(got), free(pstore);
+        free(pstore);
+    if (keep)
+        *keep = got;
+    else
+        free(got);
+}
+
+static void run_case(clbnb_context *ctx, cl_command_queue q, const struct mma_case *c, test_rng *rng,
+                     clbnb_gemm_4bit_variant variant) {
+    run_case_keep(ctx, q, c, rng, variant, NULL);
 }
 
 int main(void) {
@@ -163,10 +174,21 @@ int main(void) {
         {129, 131, 272, 64, CLBNB_QUANT_NF4, 0, 0, CLBNB_DTYPE_F16, CLBNB_DTYPE_F32, 1, 24},
         {7, 200, 1040, 128, CLBNB_QUANT_NF4, 1, 1, CLBNB_DTYPE_F16, CLBNB_DTYPE_F16, 0, 0},
     };
-    for (int fuse = 1; fuse >= 0; fuse--) {
-        setenv("CLBNB_G4_DEQUANT_FUSE", fuse ? "1" : "0", 1);
-        for (size_t i = 0; i < sizeof decode_fused / sizeof decode_fused[0]; i++)
-            run_case(ctx, q, &decode_fused[i], &rng, CLBNB_GEMM_4BIT_DEQUANT_SGEMM);
+    /* the two routes on the same data: the same weights summed in the same order (same tiles along
+     * K, same split), so the same bytes */
+    for (size_t i = 0; i < sizeof decode_fused / sizeof decode_fused[0]; i++) {
+        const struct mma_case *c = &decode_fused[i];
+        unsigned char *out[2] = {NULL, NULL};
+        test_rng start = rng;
+        for (int fuse = 1; fuse >= 0; fuse--) {
+            setenv("CLBNB_G4_DEQUANT_FUSE", fuse ? "1" : "0", 1);
+            rng = start;
+            run_case_keep(ctx, q, c, &rng, CLBNB_GEMM_4BIT_DEQUANT_SGEMM, &out[fuse]);
+        }
+        const size_t bytes = 2 * clbnb_dtype_size(c->out_dt) + c->M * (c->N + 1) * clbnb_dtype_size(c->out_dt);
+        TEST_CHECK(out[0] && out[1] && memcmp(out[0], out[1], bytes) == 0,
+                   "%zux%zux%zu: the decode in the GEMM and dequantize first give different bytes", c->M, c->N, c->K);
+        free(out[0]), free(out[1]);
     }
     unsetenv("CLBNB_G4_DEQUANT_FUSE");
     /* the fused tensor-core kernel (small batch, f16 x, K a multiple of the blocksize): every tile
