@@ -80,10 +80,7 @@ __kernel __attribute__((reqd_work_group_size(G4M_WG, 1, 1))) void g4_mma(CLBNB_G
     const uint lid = get_local_id(0), lane = lid & 31u, wp = lid >> 5, g = lane >> 2, t = lane & 3u;
     const ulong n0 = (ulong)get_group_id(0) * G4M_ROWS;
     const ulong m0 = (ulong)get_group_id(1) * G4M_MB;
-    if (lid < 16) tab[lid] = clbnb_g4_table(qtype, lid);
-    if (nested)
-        for (uint i = lid; i < 256u; i += G4M_WG) c2[i] = code2[c2off + i];
-    barrier(CLK_LOCAL_MEM_FENCE);
+    g4m_stage_tables(tab, c2, qtype, nested, code2, c2off, lid, G4M_WG);
     const float off = nested ? offs[ooff] : 0.0f;
     const uint chunks = (uint)(K >> 5), segs = (chunks + 3u) / 4u;
     const uint iters = (segs + G4M_WARPS - 1u) / G4M_WARPS;

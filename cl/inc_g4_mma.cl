@@ -1,7 +1,8 @@
 // =================================================================================================
 // inc_g4_mma.cl: the 4-bit weight decode of the tensor-core kernels (gemm_4bit_mma.cl's g4_mma,
-// mma_gemm.cl's g4_gemm_mma): a packed byte to the f16x2 of its two weights, as bitsandbytes
-// dequantizes for fp16, w = RN_f16(fl32(table[code] * scale)). Include after inc_mma_ptx.
+// mma_gemm.cl's g4_gemm_mma): the tables they stage in local memory, and a packed byte to the f16x2
+// of its two weights, as bitsandbytes dequantizes for fp16, w = RN_f16(fl32(table[code] * scale)).
+// Include after inc_gemm_4bit and inc_mma_ptx.
 // =================================================================================================
 #if CLBNB_NV_CC >= 80 || CLBNB_PTX_EMULATE
 #if CLBNB_PTX_EMULATE
@@ -19,6 +20,16 @@ inline uint g4m_pack_f16x2(float lo, float hi) {
     return r;
 }
 #endif
+
+// Stages the 16-entry table of qtype in tab and, with nested absmax, the 256-entry code in c2, the
+// nthreads work-items of the work-group sharing the loads; all of them must call it (barrier).
+inline void g4m_stage_tables(__local float *tab, __local float *c2, int qtype, int nested,
+                             __global const float *restrict code2, ulong c2off, uint lid, uint nthreads) {
+    if (lid < 16) tab[lid] = clbnb_g4_table(qtype, lid);
+    if (nested)
+        for (uint i = lid; i < 256u; i += nthreads) c2[i] = code2[c2off + i];
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
 
 // The f16x2 of weights (hi nibble, lo nibble) of byte b: RN_f16(fl32(table * scale)) each; the
 // high nibble is the earlier element (bnb-format-spec.md 2), so it goes to the low half.

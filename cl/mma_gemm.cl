@@ -317,9 +317,7 @@ PRAGMA_UNROLL
 #if G4_B
     // the table and nested code in local memory, the pieces' plans, and their registers in flight
     __local float g4_tab[16], g4_c2[256];
-    if (tid < 16) g4_tab[tid] = clbnb_g4_table(qtype, tid);
-    if (nested)
-        for (uint i = tid; i < 256u; i += THREADS) g4_c2[i] = code2[c2off + i];
+    g4m_stage_tables(g4_tab, g4_c2, qtype, nested, code2, c2off, tid, THREADS); // before the prologue's decodes
     const float g4_off = nested ? offs[ooff] : 0.0f;
     struct g4_piece gp[G4_PPT];
     for (uint q = 0; q < G4_PPT; q++) gp[q] = g4_plan_piece(tid + q * THREADS, n0, N, K / 2);
@@ -328,7 +326,6 @@ PRAGMA_UNROLL
     uint g4_q[G4_PPT], g4_in[G4_PPT]; // g4_in: the piece lies inside K
     float g4_a2[G4_PPT];
     for (uint q = 0; q < G4_PPT; q++) g4_q[q] = 0u, g4_a2[q] = 0.0f;
-    barrier(CLK_LOCAL_MEM_FENCE); // the table before the prologue's decodes
     // loads the packed bytes and raw scales of K tile t's pieces (none past the range)
 #define G4_FETCH(t)                                                                                                    \
     PRAGMA_UNROLL for (uint q = 0; q < G4_PPT; q++) {                                                                  \
@@ -382,9 +379,7 @@ PRAGMA_UNROLL
         }
         async_commit();
     }
-#if G4_B
-    G4_FETCH(STAGES - 1)
-#endif
+    G4_FETCH(STAGES - 1) // (empty without G4_B)
 
     for (uint kt = 0; kt < ktiles; kt++) {
         ASYNC_WAIT(STAGES - 2);

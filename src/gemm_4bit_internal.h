@@ -31,6 +31,10 @@ CLBNB_INTERNAL clbnb_status clbnb_g4_dequant_sgemm(clbnb_context *ctx, cl_comman
                                                    const clbnb_matrix *out, cl_uint num_events,
                                                    const cl_event *wait_list, cl_event *event);
 
+/* Whether the f16 tensor-core GEMM can decode w itself for K = k (g4_gemm_mma in cl/mma_gemm.cl):
+ * its pieces of 16 weights of one row lie in one 8-byte word and one absmax block when K is a
+ * multiple of 16, the blocksize >= 16 and the packed offset 8-byte aligned. */
+CLBNB_INTERNAL int clbnb_g4_decode_fits(const clbnb_g4_weight *w, size_t k);
 /* The DEQUANT_SGEMM variant on the nv_mma path with f16 activations: W decoded to f16 inside the
  * tensor-core GEMM, or dequantized to f16 first where the shape needs it (gemm_4bit_mma.c; validated
  * arguments: w describes packed / absmax / type). */

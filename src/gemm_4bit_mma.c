@@ -17,8 +17,12 @@
  * 145.5-145.7 / 1377-1418; M = 2048 (4096 x 4096, the Linear4bit forward) 330.5 against 272-278 us
  * (before the loads moved after the decode, 8 % off at M = 128). CLBNB_G4_DEQUANT_FUSE=0|1 turns it
  * off / on for any M (development knob, read per call: A/B runs and tests of both routes). */
+int clbnb_g4_decode_fits(const clbnb_g4_weight *w, size_t k) {
+    return k % 16 == 0 && w->blocksize >= 16 && w->poff % 8 == 0;
+}
+
 static int fuse_decode(const clbnb_g4_weight *w, size_t m, size_t k) {
-    return k % 16 == 0 && w->poff % 8 == 0 && clbnb_env_switch("CLBNB_G4_DEQUANT_FUSE", m <= 512);
+    return clbnb_g4_decode_fits(w, k) && clbnb_env_switch("CLBNB_G4_DEQUANT_FUSE", m <= 512);
 }
 
 clbnb_status clbnb_g4_dequant_mma(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,

@@ -282,8 +282,7 @@ clbnb_status clbnb_mma_gemm_f16(clbnb_context *ctx, cl_command_queue queue, cl_m
                                 cl_uint num_events, const cl_event *wait_list, cl_event *event) {
     if (M > UINT32_MAX / 2 || N > UINT32_MAX / 2 || K > UINT32_MAX / 4) return CLBNB_ERROR_INVALID_SHAPE;
     struct mma_config m = mma_config(ctx, 0, w4 ? M : 0);
-    /* the decode's pieces: 16 weights of one row in one 8-byte word, never across a block */
-    if (w4 && (K % 16 != 0 || w4->blocksize < 16 || w4->poff % 8 != 0)) return CLBNB_ERROR_INVALID_SHAPE;
+    if (w4 && !clbnb_g4_decode_fits(w4, K)) return CLBNB_ERROR_INVALID_SHAPE;
     /* rows are byte rows to the kernel: 2 bytes per f16 element */
     int aligned = a_off % 16 == 0 && (lda * 2) % 16 == 0 && (w4 || (b_off % 16 == 0 && (ldb * 2) % 16 == 0));
     char options[320];
