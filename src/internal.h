@@ -182,9 +182,13 @@ CLBNB_INTERNAL clbnb_status clbnb_quantize_switchback_inputs(clbnb_context *ctx,
                                                              cl_uint num_events, const cl_event *wait_list,
                                                              cl_event *event);
 
-/* clbnb_quantize_rowwise with a caller-owned outlier-flag workspace (>= cols * 4 bytes; used only
- * with threshold > 0; NULL: a pooled scratch buffer, zero-filled unless the pool hands back one
- * a previous call left zeroed).
+/* Bytes of the outlier-flag workspace of a row-wise quantization of `cols` columns: a flag per
+ * column and a work-group counter (cl/quant_int8.cl, outlier_finish_wg). */
+static inline size_t clbnb_outlier_flags_bytes(size_t cols) { return (cols + 1) * sizeof(cl_uint); }
+
+/* clbnb_quantize_rowwise with a caller-owned outlier-flag workspace (at least
+ * clbnb_outlier_flags_bytes(cols); used only with threshold > 0; NULL: a pooled scratch buffer,
+ * zero-filled unless the pool hands back one a previous call left zeroed).
  * The outlier compaction leaves the flags zeroed: flags_ws_zeroed = 1 says the workspace is all
  * zero (new and filled, or last used by a call whose every command was enqueued), saving a fill. */
 CLBNB_INTERNAL clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,

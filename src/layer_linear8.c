@@ -270,7 +270,7 @@ clbnb_status clbnb_linear8_forward(clbnb_linear8 *l, cl_command_queue queue, con
         CLBNB_TRY(lay_ws_ensure(ctx, &l->ocols, k * 4));
         CLBNB_TRY(lay_ws_ensure(ctx, &l->ocount, 4));
         const cl_mem before = l->oflags.mem;
-        CLBNB_TRY(lay_ws_ensure(ctx, &l->oflags, k * 4));
+        CLBNB_TRY(lay_ws_ensure(ctx, &l->oflags, clbnb_outlier_flags_bytes(k)));
         if (l->oflags.mem != before) l->oflags_zeroed = 0;
     }
 

@@ -176,6 +176,25 @@ static clbnb_status enqueue_compact(clbnb_context *ctx, cl_command_queue queue, 
     return chain_kernel(ch, queue, k, 1, &l1, &l1, last);
 }
 
+/* GENERIC, rows > 1: the flagged columns zeroed in every row, their ascending list and count, and
+ * the flags (and the work-group counter after them) cleared, in one launch (cl/quant_int8.cl,
+ * outlier_finish_wg). Work-groups of at least 4 rows, at most two per compute unit: each one
+ * reads all the flags (from L2), so more groups would only read them more often. */
+static clbnb_status enqueue_outlier_finish(clbnb_context *ctx, cl_command_queue queue, const char *opts, cl_mem flags,
+                                           const clbnb_matrix *q, const clbnb_vector *ocols, const clbnb_vector *ocount,
+                                           chain *ch, int last) {
+    cl_kernel k;
+    CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, "outlier_finish_wg", &k));
+    const size_t groups = min_sz(ceil_div(q->rows, 4), 2 * cus(ctx));
+    cl_ulong cols = q->cols, qoff = q->offset, ldq = q->ld, rows = q->rows, rpg = ceil_div(q->rows, groups);
+    cl_ulong ooff = elem_off(ocols->offset, CLBNB_DTYPE_I32), coff = elem_off(ocount->offset, CLBNB_DTYPE_I32);
+    CLBNB_TRY(clbnb_set_args(k, 11, CLBNB_ARG(flags), CLBNB_ARG(cols), CLBNB_ARG(q->mem), CLBNB_ARG(qoff),
+                             CLBNB_ARG(ldq), CLBNB_ARG(rows), CLBNB_ARG(rpg), CLBNB_ARG(ocols->mem), CLBNB_ARG(ooff),
+                             CLBNB_ARG(ocount->mem), CLBNB_ARG(coff)));
+    size_t local = WG_GENERIC, global = ceil_div(q->rows, (size_t)rpg) * local;
+    return chain_kernel(ch, queue, k, 1, &global, &local, last);
+}
+
 /* flags_zeroed: the caller vouches that `flags` is all zero (a workspace the previous call's
  * compaction cleared), so no fill is needed. */
 static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, const clbnb_matrix *x,
@@ -189,7 +208,8 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
     rowwise_opts(opts, sizeof opts, x->dtype, (size_t)cols, cpu);
     int outliers = thr > 0.0f;
     int zero_cols = outliers && rows > 1;
-    if (outliers && !flags_zeroed) CLBNB_TRY(chain_fill_zero(ch, queue, flags, 0, (size_t)cols * sizeof(cl_uint), 0));
+    if (outliers && !flags_zeroed)
+        CLBNB_TRY(chain_fill_zero(ch, queue, flags, 0, clbnb_outlier_flags_bytes((size_t)cols), 0));
 
     cl_kernel k;
     static const char *names[2][2] = {{"rowwise_llm_wg", "rowwise_sb_wg"}, {"rowwise_llm_cpu", "rowwise_sb_cpu"}};
@@ -205,7 +225,7 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
     } else {
         local = WG_GENERIC;
         global = ceil_div((size_t)rows, WG_GENERIC / tpr) * WG_GENERIC;
-        compact_here = outliers && global == local;
+        compact_here = outliers && global == local && !zero_cols; /* rows > 1: outlier_finish_wg compacts */
         cl_mem oc = outliers ? ocols->mem : NULL, on = outliers ? ocount->mem : NULL;
         cl_int ch_arg = compact_here;
         CLBNB_TRY(clbnb_set_args_from(k, 14, 5, CLBNB_ARG(oc), CLBNB_ARG(ooff), CLBNB_ARG(on), CLBNB_ARG(coff),
@@ -214,16 +234,18 @@ static clbnb_status enqueue_rowwise(clbnb_context *ctx, cl_command_queue queue, 
     int more = (outliers && (!compact_here || zero_cols)) || (!outliers && ocount);
     CLBNB_TRY(chain_kernel(ch, queue, k, 1, &global, &local, last && !more));
 
-    if (outliers) {
+    if (outliers && !cpu && zero_cols) {
+        CLBNB_TRY(enqueue_outlier_finish(ctx, queue, opts, flags, q, ocols, ocount, ch, last));
+    } else if (outliers) {
         if (!compact_here)
             CLBNB_TRY(enqueue_compact(ctx, queue, opts, flags, x->cols, ocols, ocount, ch, last && !zero_cols));
-        if (zero_cols) {
+        if (zero_cols) { /* CPU */
             CLBNB_TRY(clbnb_kernel_get_locked(ctx, PROG, opts, "zero_outlier_cols", &k));
             cl_ulong qoff = q->offset, ldq = q->ld;
             CLBNB_TRY(clbnb_set_args(k, 8, CLBNB_ARG(q->mem), CLBNB_ARG(qoff), CLBNB_ARG(ldq), CLBNB_ARG(rows),
                                      CLBNB_ARG(ocols->mem), CLBNB_ARG(ooff), CLBNB_ARG(ocount->mem), CLBNB_ARG(coff)));
-            size_t g2[2] = {min_sz((size_t)cols, 16), min_sz((size_t)rows, cpu ? 64 : 4096)};
-            size_t l2[2] = {1, cpu ? 16 : 256};
+            size_t g2[2] = {min_sz((size_t)cols, 16), min_sz((size_t)rows, 64)};
+            size_t l2[2] = {1, 16};
             g2[1] = clbnb_round_up(g2[1], l2[1]);
             CLBNB_TRY(chain_kernel(ch, queue, k, 2, g2, l2, last));
         }
@@ -265,7 +287,7 @@ clbnb_status clbnb_quantize_rowwise_ws(clbnb_context *ctx, cl_command_queue queu
 
     cl_mem flags = NULL;
     int flags_zeroed = 0;
-    const size_t flag_bytes = x->cols * sizeof(cl_uint);
+    const size_t flag_bytes = clbnb_outlier_flags_bytes(x->cols);
     if (threshold > 0.0f) {
         if (flags_ws)
             CLBNB_TRY(clbnb_check_region(flags_ws, 0, flag_bytes));
