@@ -891,14 +891,7 @@ __kernel void quantize_8bit_cpu(Q8_ARGS, __global const uint *tab) {
     const float inv = clbnb_div(1.0f, m);
     for (ulong e = start; e < end; e += 8) {
         uint8 q = q8t_quant8(load8_q8(x, e, n, x_al, use_offset, off) * inv, tab);
-        if (e + 8 <= n) {
-            vstore8(convert_uchar8(q), 0, codes + e);
-        } else {
-            uint t[8];
-            vstore8(q, 0, t);
-            for (uint j = 0; j < 8; j++)
-                if (e + j < n) codes[e + j] = (uchar)t[j];
-        }
+        store_codes8(codes, e, n, c_al, as_uint2(convert_uchar8(q))); // one 8-byte store where aligned
     }
 }
 
