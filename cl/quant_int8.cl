@@ -163,9 +163,10 @@ inline float8 raw_f8(xraw8 r) { return clbnb_f8_from_16bit(r, IN_DTYPE); }
 #endif
 
 // 8 codes to q[i]: one 8-byte store where aligned. PoCL compiles vstore8 of a char8 to eight byte
-// stores; this store to one 8-byte move: PoCL (2 cores), 2048^2 f16 row-wise LLM.int8 / threshold 6
-// / SwitchBack, 6 alternations of 20 runs: 1531-2180 / 2058-3066 / 1888-2520 us -> 1333-1536 /
-// 1872-2339 / 1452-1753 us.
+// stores and this one to a single 8-byte move: PoCL (2 cores), 2048^2 f16 row-wise LLM.int8 /
+// threshold 6 / SwitchBack, 6 alternations of 20 runs: 1531-2180 / 2058-3066 / 1888-2520 us ->
+// 1333-1536 / 1872-2339 / 1452-1753 us. The CPU transposes' 16 x 16 tile transposed in registers
+// by byte unpacks instead of a private array measured no faster (5 alternations, 2048^2).
 inline void store_q8(__global char *q, ulong i, char8 c) {
     if ((i & 7) == 0)
         *(__global uint2 *)(q + i) = as_uint2(c);
